@@ -1,0 +1,237 @@
+import { z } from 'zod';
+import { BackhaulError } from './errors.js';
+
+/**
+ * Wire protocol v1: every message that crosses the network, as a schema that validates it at
+ * runtime and a type inferred from it. docs/protocol.md is the normative text; section numbers
+ * below point into it.
+ */
+export const PROTOCOL_VERSION = 1 as const;
+
+/** 512 KiB: ten chunks make exactly one 5 MiB S3 part (docs/protocol.md §6). */
+export const DEFAULT_CHUNK_SIZE = 524_288;
+
+export const headers = {
+  codec: 'backhaul-codec',
+  checksum: 'backhaul-checksum',
+  rawLength: 'backhaul-raw-length',
+  lastEventId: 'last-event-id',
+} as const;
+
+export const sseEvents = {
+  hello: 'hello',
+  command: 'command',
+  state: 'state',
+  rows: 'rows',
+  progress: 'progress',
+  result: 'result',
+} as const;
+
+const identifier = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]*$/, 'letters, digits and . _ : - only');
+
+export const checksumSchema = z.string().regex(/^[0-9a-f]{16}$/, 'xxhash64 as 16 lower-case hex digits');
+
+export const columnTypeSchema = z.enum([
+  'boolean',
+  'int32',
+  'int64',
+  'float64',
+  'decimal',
+  'string',
+  'binary',
+  'json',
+  'date',
+  'timestamp',
+]);
+export type ColumnType = z.infer<typeof columnTypeSchema>;
+
+export const columnSchema = z.object({
+  name: z.string().min(1).max(1024),
+  type: columnTypeSchema,
+  nullable: z.boolean().default(true),
+  precision: z.number().int().min(1).max(76).optional(),
+  scale: z.number().int().min(0).max(76).optional(),
+});
+export type Column = z.infer<typeof columnSchema>;
+
+export const resultModeSchema = z.enum(['rows', 'file', 'auto']);
+export type ResultMode = z.infer<typeof resultModeSchema>;
+
+const sqlParameter = z.union([z.string(), z.number(), z.boolean(), z.null()]);
+
+/** §3.1 What the caller sends to run a query on a gateway. */
+export const submitQuerySchema = z.object({
+  gatewayId: identifier,
+  sql: z.string().min(1).max(1_000_000),
+  params: z.array(sqlParameter).max(10_000).default([]),
+  mode: resultModeSchema.default('auto'),
+  /** Upper bound on rows the gateway reads; the source enforces it. */
+  maxRows: z.number().int().positive().optional(),
+  /** How long the query may run on the database. */
+  timeoutMs: z.number().int().positive().max(86_400_000).optional(),
+});
+export type SubmitQuery = z.input<typeof submitQuerySchema>;
+
+/** §4.2 The `data` of an SSE `command` event. The event's `id:` is the command ID. */
+export const commandSchema = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  id: identifier,
+  type: z.literal('query'),
+  sql: z.string().min(1),
+  params: z.array(sqlParameter),
+  mode: resultModeSchema,
+  maxRows: z.number().int().positive().optional(),
+  timeoutMs: z.number().int().positive().optional(),
+  /** Rows mode switches to a file past this many bytes of row batches (auto mode only). */
+  rowsByteLimit: z.number().int().positive(),
+  issuedAt: z.number().int(),
+  /** 1 on first delivery, incremented by every redelivery after an ack timeout. */
+  delivery: z.number().int().positive(),
+});
+export type Command = z.infer<typeof commandSchema>;
+
+/** §4.1 The first event on every command stream: what this server accepts. */
+export const helloSchema = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  gatewayId: identifier,
+  codecs: z.array(z.string()).min(1),
+  chunkSize: z.number().int().positive(),
+  heartbeatMs: z.number().int().positive(),
+  /** How far ahead of the first missing chunk the server buffers (in chunks). */
+  chunkWindow: z.number().int().positive(),
+});
+export type Hello = z.infer<typeof helloSchema>;
+
+/** §5.2 Progress keeps the completion deadline alive. */
+export const progressSchema = z.object({
+  rows: z.number().int().nonnegative().optional(),
+  bytes: z.number().int().nonnegative().optional(),
+  stage: z.enum(['querying', 'encoding', 'uploading']).optional(),
+});
+export type Progress = z.infer<typeof progressSchema>;
+
+/** §5.3 A batch of rows, idempotent by `seq`. Batch 0 carries the columns. */
+export const rowBatchSchema = z.object({
+  seq: z.number().int().nonnegative(),
+  columns: z.array(columnSchema).optional(),
+  rows: z.array(z.array(z.unknown())),
+});
+export type RowBatch = z.infer<typeof rowBatchSchema>;
+
+/** §5.5 Completion: the gateway states what it produced so the server can check it. */
+export const completionSchema = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('rows'),
+    rowCount: z.number().int().nonnegative(),
+    batchCount: z.number().int().nonnegative(),
+  }),
+  z.object({
+    kind: z.literal('file'),
+    format: z.literal('parquet'),
+    size: z.number().int().nonnegative(),
+    checksum: checksumSchema,
+    rowCount: z.number().int().nonnegative(),
+    chunkCount: z.number().int().nonnegative(),
+  }),
+]);
+export type Completion = z.infer<typeof completionSchema>;
+
+/** §5.6 The gateway could not run the command. */
+export const failureSchema = z.object({
+  code: z.string().min(1).max(64),
+  message: z.string().max(4096),
+});
+export type Failure = z.infer<typeof failureSchema>;
+
+/** §6.1 Chunk headers, validated before the body is read. */
+export const chunkHeadersSchema = z.object({
+  codec: z.string().min(1).max(32),
+  checksum: checksumSchema,
+  rawLength: z.coerce.number().int().nonnegative(),
+});
+export type ChunkHeaders = z.infer<typeof chunkHeadersSchema>;
+
+export const chunkIndexSchema = z.coerce.number().int().nonnegative().max(1_000_000);
+
+/** §6.3 What the server already holds, so a restarted gateway sends only what is missing. */
+export const chunkReceiptSchema = z.object({
+  /** Chunks 0..contiguous-1 are stored. */
+  contiguous: z.number().int().nonnegative(),
+  /** Indices past `contiguous` held in the reorder window. */
+  buffered: z.array(z.number().int().nonnegative()),
+});
+export type ChunkReceipt = z.infer<typeof chunkReceiptSchema>;
+
+export const commandStateSchema = z.enum([
+  'pending',
+  'dispatched',
+  'acknowledged',
+  'running',
+  'completed',
+  'failed',
+  'expired',
+  'dead-lettered',
+]);
+export type CommandState = z.infer<typeof commandStateSchema>;
+
+export const terminalStates: readonly CommandState[] = ['completed', 'failed', 'expired', 'dead-lettered'];
+
+export type QueryResultView =
+  | { kind: 'rows'; rowCount: number; columns: Column[] }
+  | {
+      kind: 'file';
+      format: 'parquet';
+      url: string;
+      expiresAt: string;
+      size: number;
+      checksum: string;
+      rowCount: number;
+    };
+
+/** §3.2 What the caller reads back about a query. */
+export interface QueryView {
+  id: string;
+  gatewayId: string;
+  state: CommandState;
+  mode: ResultMode;
+  createdAt: string;
+  updatedAt: string;
+  deliveries: number;
+  progress?: Progress;
+  result?: QueryResultView;
+  error?: Failure;
+}
+
+export interface GatewayView {
+  id: string;
+  connected: boolean;
+  connectedAt?: string;
+  lastSeenAt?: string;
+}
+
+/**
+ * Validates an inbound message. A failure is an `invalid-message` error naming the first
+ * offending path, never a crash, so the HTTP layer answers 400 with a problem body.
+ */
+export function parseMessage<S extends z.ZodType>(schema: S, value: unknown, what: string): z.infer<S> {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const where = issue && issue.path.length > 0 ? ` at ${issue.path.join('.')}` : '';
+  throw new BackhaulError('invalid-message', `Invalid ${what}${where}: ${issue?.message ?? 'malformed'}`, {
+    details: { issues: parsed.error.issues.slice(0, 5).map((i) => ({ path: i.path.join('.'), message: i.message })) },
+  });
+}
+
+/** Parses JSON text, turning a syntax error into `invalid-message`. */
+export function parseJson(text: string, what: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new BackhaulError('invalid-message', `${what} is not valid JSON`);
+  }
+}
