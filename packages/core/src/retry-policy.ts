@@ -20,8 +20,9 @@ export function backoffDelay(
   retryAfterMs?: number,
   random: () => number = Math.random,
 ): number {
-  // A server's Retry-After is a floor it chose knowingly; jitter would only send us back early.
-  if (retryAfterMs !== undefined && retryAfterMs >= 0) return Math.min(retryAfterMs, policy.maxDelayMs * 6);
+  // A server's Retry-After is a floor it chose knowingly; jitter would only send us back early, and
+  // so would a cap: "clients MUST NOT retry before it" (docs/protocol.md §2).
+  if (retryAfterMs !== undefined && retryAfterMs >= 0) return retryAfterMs;
   const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** Math.max(0, attempt - 1));
   return Math.floor(random() * ceiling);
 }

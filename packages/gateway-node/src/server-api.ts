@@ -1,0 +1,194 @@
+import {
+  BackhaulError,
+  type ChunkReceipt,
+  type Completion,
+  type Failure,
+  fromProblem,
+  type Progress,
+  parseRetryAfter,
+  type RetryPolicy,
+  type RowBatch,
+  withRetry,
+} from '@backhaul/core';
+import { type Dispatcher, request } from 'undici';
+import type { Logger } from './logger.js';
+
+export interface ServerApiOptions {
+  serverUrl: string;
+  token: string;
+  dispatcher: Dispatcher;
+  retry: RetryPolicy;
+  logger: Logger;
+}
+
+export interface ChunkUpload {
+  index: number;
+  body: Uint8Array;
+  codec: string;
+  checksum: string;
+  rawLength: number;
+}
+
+/**
+ * The gateway's side of docs/protocol.md §5: small typed calls over one keep-alive dispatcher.
+ * Every non-2xx answer becomes a `BackhaulError` rebuilt from its problem+json body (§2), so
+ * `withRetry` decides on the server's own `retryable` flag and waits at least its Retry-After.
+ */
+export class ServerApi {
+  readonly #base: string;
+  readonly #authorization: string;
+  readonly #dispatcher: Dispatcher;
+  readonly #retry: RetryPolicy;
+  readonly #logger: Logger;
+
+  constructor(options: ServerApiOptions) {
+    const url = new URL(options.serverUrl);
+    this.#base = `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+    this.#authorization = `Bearer ${options.token}`;
+    this.#dispatcher = options.dispatcher;
+    this.#retry = options.retry;
+    this.#logger = options.logger;
+  }
+
+  get dispatcher(): Dispatcher {
+    return this.#dispatcher;
+  }
+
+  get authorization(): string {
+    return this.#authorization;
+  }
+
+  url(path: string): string {
+    return `${this.#base}${path}`;
+  }
+
+  /** §5.1 Idempotent on the server, so a duplicate delivery is simply acked again. */
+  ack(commandId: string, signal?: AbortSignal): Promise<unknown> {
+    return this.#withRetry(`ack ${commandId}`, () => this.#send('POST', commandPath(commandId, 'ack'), { signal }), signal);
+  }
+
+  /** §5.2 Not retried: the next tick sends a fresher one anyway. */
+  progress(commandId: string, progress: Progress, signal?: AbortSignal): Promise<unknown> {
+    return this.#send('POST', commandPath(commandId, 'progress'), { json: progress, signal });
+  }
+
+  /** §5.3 The same seq twice is accepted and ignored, so a retry after a lost answer is safe. */
+  rows(commandId: string, batch: RowBatch, signal?: AbortSignal): Promise<unknown> {
+    const body = JSON.stringify(batch);
+    return this.#withRetry(
+      `rows ${commandId}#${batch.seq}`,
+      () => this.#send('POST', commandPath(commandId, 'rows'), { body, contentType: 'application/json', signal }),
+      signal,
+    );
+  }
+
+  /** §5.4 One attempt; the uploader owns the retry loop so it can count and log per chunk. */
+  async putChunk(commandId: string, chunk: ChunkUpload, signal?: AbortSignal): Promise<number> {
+    const { status } = await this.#send('PUT', commandPath(commandId, `chunks/${chunk.index}`), {
+      body: chunk.body,
+      contentType: 'application/octet-stream',
+      headers: {
+        'backhaul-codec': chunk.codec,
+        'backhaul-checksum': chunk.checksum,
+        'backhaul-raw-length': String(chunk.rawLength),
+      },
+      signal,
+    });
+    return status;
+  }
+
+  /** §6.3 What the server already holds of this command's file. */
+  async chunkReceipt(commandId: string, signal?: AbortSignal): Promise<ChunkReceipt> {
+    const { json } = await this.#send('GET', commandPath(commandId, 'chunks'), { signal, readJson: true });
+    return json as ChunkReceipt;
+  }
+
+  complete(commandId: string, completion: Completion, signal?: AbortSignal): Promise<unknown> {
+    return this.#withRetry(
+      `complete ${commandId}`,
+      async () =>
+        (await this.#send('POST', commandPath(commandId, 'complete'), { json: completion, signal, readJson: true }))
+          .json,
+      signal,
+    );
+  }
+
+  fail(commandId: string, failure: Failure, signal?: AbortSignal): Promise<unknown> {
+    return this.#withRetry(
+      `fail ${commandId}`,
+      () => this.#send('POST', commandPath(commandId, 'fail'), { json: failure, signal }),
+      signal,
+    );
+  }
+
+  #withRetry<T>(what: string, operation: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return withRetry(this.#retry, operation, {
+      signal,
+      onRetry: (error, attempt, delayMs) =>
+        this.#logger.warn(`${what} failed, retrying`, { attempt, delayMs, error: describeError(error) }),
+    });
+  }
+
+  async #send(
+    method: 'GET' | 'POST' | 'PUT',
+    path: string,
+    options: {
+      json?: unknown;
+      body?: string | Uint8Array;
+      contentType?: string;
+      headers?: Record<string, string>;
+      signal?: AbortSignal | undefined;
+      readJson?: boolean;
+    },
+  ): Promise<{ status: number; json?: unknown }> {
+    const headers: Record<string, string> = { authorization: this.#authorization, ...options.headers };
+    let body = options.body;
+    if (options.json !== undefined) {
+      body = JSON.stringify(options.json);
+      headers['content-type'] = 'application/json';
+    } else if (options.contentType) {
+      headers['content-type'] = options.contentType;
+    }
+    const response = await request(this.url(path), {
+      method,
+      headers,
+      body,
+      signal: options.signal,
+      dispatcher: this.#dispatcher,
+    });
+    if (response.statusCode >= 200 && response.statusCode < 300) {
+      // Every body is consumed so the keep-alive connection goes back to the pool at once.
+      if (options.readJson && response.statusCode !== 204) {
+        const text = await response.body.text();
+        return { status: response.statusCode, json: text ? JSON.parse(text) : undefined };
+      }
+      await response.body.dump();
+      return { status: response.statusCode };
+    }
+    throw await problemFromResponse(response);
+  }
+}
+
+/** Turns a non-2xx undici response into the typed error its problem+json body describes (§2). */
+export async function problemFromResponse(response: Dispatcher.ResponseData): Promise<BackhaulError> {
+  let problem: unknown;
+  try {
+    const text = await response.body.text();
+    problem = text ? JSON.parse(text) : undefined;
+  } catch {
+    problem = undefined;
+  }
+  const retryAfterHeader = response.headers['retry-after'];
+  const retryAfter = parseRetryAfter(Array.isArray(retryAfterHeader) ? retryAfterHeader[0] : retryAfterHeader);
+  return fromProblem(response.statusCode, problem, retryAfter);
+}
+
+function commandPath(commandId: string, rest: string): string {
+  return `/v1/gateway/commands/${encodeURIComponent(commandId)}/${rest}`;
+}
+
+export function describeError(error: unknown): string {
+  if (BackhaulError.isInstance(error)) return `${error.code}: ${error.message}`;
+  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  return String(error);
+}

@@ -1,0 +1,4 @@
+export type { ParquetCodecName, ParquetCompression, ParquetPageCompressor } from './compression.js';
+export { encodeParquet } from './encode-parquet.js';
+export { ParquetWriter, type ParquetWriterOptions } from './parquet-writer.js';
+export { MAX_DECIMAL_PRECISION, type ParquetColumn, type ParquetColumnType } from './schema.js';

@@ -1,0 +1,135 @@
+import { ConvertedType, FieldRepetitionType, PhysicalType } from './format-constants.js';
+
+export type ParquetColumnType =
+  | 'boolean'
+  | 'int32'
+  | 'int64'
+  | 'float64'
+  | 'string'
+  | 'binary'
+  | 'json'
+  /** Days since 1970-01-01: a number of days, a JS Date, or an ISO 'YYYY-MM-DD' string. INT32 + DATE. */
+  | 'date'
+  /** A JS Date, milliseconds since the epoch, or an ISO string. INT64 + TIMESTAMP(isAdjustedToUTC, MICROS). */
+  | 'timestamp'
+  /** A decimal string, number or bigint. INT64 + DECIMAL(precision <= 18, scale). */
+  | 'decimal';
+
+export interface ParquetColumn {
+  name: string;
+  type: ParquetColumnType;
+  /** Default true. A required column has no definition levels and rejects NULL. */
+  nullable?: boolean;
+  /** Decimal only: total significant digits, 1..18 (default 18). */
+  precision?: number;
+  /** Decimal only: digits after the point, 0..precision (default 2). */
+  scale?: number;
+}
+
+/** The `LogicalType` union member written for a column, with its parameters. */
+export type LogicalTypeAnnotation =
+  | { kind: 'STRING' }
+  | { kind: 'JSON' }
+  | { kind: 'DATE' }
+  | { kind: 'TIMESTAMP_MICROS_UTC' }
+  | { kind: 'DECIMAL'; precision: number; scale: number };
+
+/** A validated column with everything the encoder and the footer need. */
+export interface ColumnSpec {
+  readonly name: string;
+  readonly type: ParquetColumnType;
+  readonly nullable: boolean;
+  readonly precision: number;
+  readonly scale: number;
+  readonly physicalType: PhysicalType;
+  readonly repetitionType: FieldRepetitionType;
+  readonly convertedType: ConvertedType | undefined;
+  readonly logicalType: LogicalTypeAnnotation | undefined;
+}
+
+const DEFAULT_DECIMAL_PRECISION = 18;
+const DEFAULT_DECIMAL_SCALE = 2;
+/** INT64 holds 18 full decimal digits (10^18 - 1 < 2^63 - 1); 19+ would need FIXED_LEN_BYTE_ARRAY. */
+export const MAX_DECIMAL_PRECISION = 18;
+
+const PHYSICAL: Record<ParquetColumnType, PhysicalType> = {
+  boolean: PhysicalType.BOOLEAN,
+  int32: PhysicalType.INT32,
+  int64: PhysicalType.INT64,
+  float64: PhysicalType.DOUBLE,
+  string: PhysicalType.BYTE_ARRAY,
+  binary: PhysicalType.BYTE_ARRAY,
+  json: PhysicalType.BYTE_ARRAY,
+  date: PhysicalType.INT32,
+  timestamp: PhysicalType.INT64,
+  decimal: PhysicalType.INT64,
+};
+
+export function normalizeColumns(columns: readonly ParquetColumn[]): ColumnSpec[] {
+  if (!Array.isArray(columns) || columns.length === 0) {
+    throw new TypeError('ParquetWriter needs at least one column');
+  }
+  const seen = new Set<string>();
+  return columns.map((column, index) => {
+    const { name, type } = column;
+    if (typeof name !== 'string' || name.length === 0) {
+      throw new TypeError(`Parquet column ${index} needs a non-empty name`);
+    }
+    if (seen.has(name)) throw new TypeError(`Parquet column name "${name}" is used twice`);
+    seen.add(name);
+    if (!Object.hasOwn(PHYSICAL, type)) {
+      throw new TypeError(`Parquet column "${name}" has unknown type ${JSON.stringify(type)}`);
+    }
+    const nullable = column.nullable ?? true;
+    let precision = 0;
+    let scale = 0;
+    if (type === 'decimal') {
+      precision = column.precision ?? DEFAULT_DECIMAL_PRECISION;
+      scale = column.scale ?? DEFAULT_DECIMAL_SCALE;
+      if (!Number.isInteger(precision) || precision < 1) {
+        throw new RangeError(`Parquet decimal column "${name}": precision must be an integer >= 1`);
+      }
+      if (precision > MAX_DECIMAL_PRECISION) {
+        throw new RangeError(
+          `Parquet decimal column "${name}": precision ${precision} is not supported (max ${MAX_DECIMAL_PRECISION}, ` +
+            'stored as INT64); write wider decimals as a string column',
+        );
+      }
+      if (!Number.isInteger(scale) || scale < 0 || scale > precision) {
+        throw new RangeError(`Parquet decimal column "${name}": scale must be an integer in 0..${precision}`);
+      }
+    }
+    return {
+      name,
+      type,
+      nullable,
+      precision,
+      scale,
+      physicalType: PHYSICAL[type as ParquetColumnType],
+      repetitionType: nullable ? FieldRepetitionType.OPTIONAL : FieldRepetitionType.REQUIRED,
+      ...annotations(type, precision, scale),
+    };
+  });
+}
+
+function annotations(
+  type: ParquetColumnType,
+  precision: number,
+  scale: number,
+): { convertedType: ConvertedType | undefined; logicalType: LogicalTypeAnnotation | undefined } {
+  switch (type) {
+    case 'string':
+      return { convertedType: ConvertedType.UTF8, logicalType: { kind: 'STRING' } };
+    case 'json':
+      return { convertedType: ConvertedType.JSON, logicalType: { kind: 'JSON' } };
+    case 'date':
+      return { convertedType: ConvertedType.DATE, logicalType: { kind: 'DATE' } };
+    case 'timestamp':
+      // TIMESTAMP_MICROS as a ConvertedType implies isAdjustedToUTC=true, which is what we write.
+      return { convertedType: ConvertedType.TIMESTAMP_MICROS, logicalType: { kind: 'TIMESTAMP_MICROS_UTC' } };
+    case 'decimal':
+      return { convertedType: ConvertedType.DECIMAL, logicalType: { kind: 'DECIMAL', precision, scale } };
+    default:
+      return { convertedType: undefined, logicalType: undefined };
+  }
+}

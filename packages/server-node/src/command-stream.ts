@@ -1,0 +1,105 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type Command, type CommandRecord, type GatewayView, type Hello, sseEvents } from '@backhaul/core';
+import type { SseConnection, SseHub } from './sse-connection.js';
+
+/**
+ * The command streams to gateways (docs/protocol.md §4): at most one live stream per gateway,
+ * and what listGateways reports about each gateway's connection.
+ */
+export interface CommandStreams {
+  /** Opens a stream, sends `retry:` and `hello`, and makes it the gateway's current stream. */
+  open(gatewayId: string, req: IncomingMessage, res: ServerResponse): SseConnection;
+  isConnected(gatewayId: string): boolean;
+  /**
+   * Writes a command to the gateway's stream. Returns false when the gateway has no stream: the
+   * command stays in the store and goes out on the next connection.
+   */
+  send(record: CommandRecord): boolean;
+  /** Any authenticated request from the gateway counts as a sign of life. */
+  touch(gatewayId: string): void;
+  views(): GatewayView[];
+}
+
+export interface CommandStreamOptions {
+  hub: SseHub;
+  gatewayIds: readonly string[];
+  hello: Omit<Hello, 'gatewayId'>;
+  retryMs: number;
+}
+
+interface GatewayConnection {
+  stream: SseConnection | undefined;
+  connectedAt?: number;
+  lastSeenAt?: number;
+  /** `<command id>#<delivery>` already written on the current stream, so a resend race sends once. */
+  sent: Set<string>;
+}
+
+export function commandEvent(record: CommandRecord): Command {
+  // docs/protocol.md §4.2 `delivery`: 1 on first delivery, +1 for every redelivery after an ack timeout.
+  return { ...record.command, delivery: record.redeliveries + 1 };
+}
+
+export function createCommandStreams(options: CommandStreamOptions): CommandStreams {
+  const gateways = new Map<string, GatewayConnection>();
+  for (const id of options.gatewayIds) gateways.set(id, { stream: undefined, sent: new Set() });
+  const entry = (id: string): GatewayConnection => {
+    let found = gateways.get(id);
+    if (!found) {
+      found = { stream: undefined, sent: new Set() };
+      gateways.set(id, found);
+    }
+    return found;
+  };
+
+  return {
+    open(gatewayId, req, res) {
+      const gateway = entry(gatewayId);
+      // A gateway has one current stream; an older one is a half-dead connection the gateway
+      // gave up on, and sending there would lose commands.
+      const previous = gateway.stream;
+      const stream = options.hub.open(req, res, options.retryMs);
+      gateway.stream = stream;
+      gateway.sent = new Set();
+      gateway.connectedAt = Date.now();
+      gateway.lastSeenAt = gateway.connectedAt;
+      previous?.close();
+      stream.onClose(() => {
+        if (gateway.stream === stream) {
+          gateway.stream = undefined;
+          gateway.lastSeenAt = Date.now();
+        }
+      });
+      stream.send(sseEvents.hello, { ...options.hello, gatewayId } satisfies Hello);
+      return stream;
+    },
+    isConnected: (gatewayId) => gateways.get(gatewayId)?.stream?.closed === false,
+    send(record) {
+      const gateway = gateways.get(record.gatewayId);
+      const stream = gateway?.stream;
+      if (!gateway || !stream || stream.closed) return false;
+      const command = commandEvent(record);
+      const key = `${command.id}#${command.delivery}`;
+      if (gateway.sent.has(key)) return true;
+      if (!stream.send(sseEvents.command, command, command.id)) return false;
+      // Bounded: forgetting old keys at worst sends a command twice, which the gateway dedupes (§4).
+      if (gateway.sent.size >= 10_000) gateway.sent.clear();
+      gateway.sent.add(key);
+      return true;
+    },
+    touch(gatewayId) {
+      entry(gatewayId).lastSeenAt = Date.now();
+    },
+    views() {
+      return [...gateways].map(([id, gateway]) => {
+        const connected = gateway.stream?.closed === false;
+        return {
+          id,
+          connected,
+          ...(connected && gateway.connectedAt ? { connectedAt: new Date(gateway.connectedAt).toISOString() } : {}),
+          ...(gateway.lastSeenAt ? { lastSeenAt: new Date(gateway.lastSeenAt).toISOString() } : {}),
+        };
+      });
+    },
+  };
+}

@@ -1,0 +1,169 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { BackhaulError, parseJson, toProblem } from '@backhaul/core';
+
+/**
+ * The HTTP edges every route shares: problem responses, JSON responses and body reading with a
+ * byte cap. Nothing here buffers more than the cap it is given.
+ */
+
+/** How much of an unwanted body we read and throw away to keep the connection usable. */
+const DISCARD_LIMIT = 8 * 1024 * 1024;
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+    ...headers,
+  });
+  res.end(text);
+}
+
+export function sendEmpty(res: ServerResponse, status: number, headers: Record<string, string> = {}) {
+  res.writeHead(status, headers);
+  res.end();
+}
+
+/** Turns anything thrown into a typed error; an unexpected one becomes a bare 500 (no stack leaves). */
+export function asBackhaulError(error: unknown): BackhaulError {
+  if (BackhaulError.isInstance(error)) return error;
+  return new BackhaulError('internal', 'An internal error occurred', { cause: error });
+}
+
+/**
+ * docs/protocol.md §2: every non-2xx response carries `application/problem+json`. A request body
+ * nobody read is drained first (up to a limit) so the client sees the answer instead of a reset
+ * socket; past the limit the connection is closed after the answer.
+ */
+export async function sendProblem(req: IncomingMessage, res: ServerResponse, error: BackhaulError): Promise<void> {
+  if (res.headersSent) {
+    // Too late for a status: a streaming response broke halfway. Cutting it is the only honest signal.
+    res.destroy();
+    return;
+  }
+  const drained = await discardBody(req, DISCARD_LIMIT);
+  if (res.headersSent || res.destroyed) return;
+  const body = JSON.stringify(toProblem(error));
+  const headers: Record<string, string | number> = {
+    'content-type': 'application/problem+json',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+  };
+  if (error.retryAfterMs !== undefined) headers['retry-after'] = Math.max(1, Math.ceil(error.retryAfterMs / 1000));
+  if (!drained) headers.connection = 'close';
+  res.writeHead(error.status, headers);
+  res.end(body);
+}
+
+/** Reads and drops what is left of a request body; false when it is longer than `limit`. */
+export function discardBody(req: IncomingMessage, limit: number): Promise<boolean> {
+  if (req.complete || req.readableEnded) return Promise.resolve(true);
+  if (req.destroyed) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    let seen = 0;
+    const finish = (result: boolean) => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onEnd);
+      req.off('close', onEnd);
+      if (!result) req.pause();
+      resolve(result);
+    };
+    const onData = (piece: Buffer) => {
+      seen += piece.length;
+      if (seen > limit) finish(false);
+    };
+    const onEnd = () => finish(req.complete);
+    req.on('data', onData);
+    req.once('end', onEnd);
+    req.once('error', onEnd);
+    req.once('close', onEnd);
+    req.resume();
+  });
+}
+
+/**
+ * Reads a whole body into one buffer, refusing it with `413 payload-too-large` as soon as it is
+ * known to exceed `maxBytes`: from `Content-Length` before a byte is read, or while streaming.
+ * With a Content-Length the buffer is allocated once and filled in place (one copy per byte).
+ */
+export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
+  const tooLarge = (length: number | string) =>
+    new BackhaulError('payload-too-large', `The body of ${length} bytes exceeds the limit of ${maxBytes} bytes`, {
+      details: { limit: maxBytes },
+    });
+  const declared = req.headers['content-length'];
+  const declaredLength = declared === undefined ? undefined : Number(declared);
+  if (declaredLength !== undefined && (!Number.isSafeInteger(declaredLength) || declaredLength < 0)) {
+    return Promise.reject(new BackhaulError('bad-request', 'Content-Length is not a valid length'));
+  }
+  if (declaredLength !== undefined && declaredLength > maxBytes) return Promise.reject(tooLarge(declaredLength));
+
+  return new Promise((resolve, reject) => {
+    const target = declaredLength === undefined ? undefined : Buffer.allocUnsafe(declaredLength);
+    const pieces: Buffer[] = [];
+    let received = 0;
+    const cleanup = () => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
+    };
+    const fail = (error: Error) => {
+      cleanup();
+      req.pause();
+      reject(error);
+    };
+    const onData = (piece: Buffer) => {
+      if (received + piece.length > maxBytes) return fail(tooLarge(`more than ${maxBytes}`));
+      if (target) {
+        if (received + piece.length > target.length) {
+          return fail(new BackhaulError('bad-request', 'The body is longer than its Content-Length'));
+        }
+        piece.copy(target, received);
+      } else {
+        pieces.push(piece);
+      }
+      received += piece.length;
+    };
+    const onEnd = () => {
+      cleanup();
+      if (target) {
+        if (received !== target.length) return reject(new BackhaulError('bad-request', 'The body ended early'));
+        return resolve(target);
+      }
+      resolve(pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces, received));
+    };
+    const onError = (error: Error) => fail(new BackhaulError('bad-request', 'The request body failed', { cause: error }));
+    const onClose = () => {
+      if (!req.complete) fail(new BackhaulError('bad-request', 'The client closed the request before the body ended'));
+    };
+    req.on('data', onData);
+    req.once('end', onEnd);
+    req.once('error', onError);
+    req.once('close', onClose);
+    req.resume();
+  });
+}
+
+/**
+ * Reads and parses a JSON body; the caller validates it with core's `parseMessage`
+ * (docs/protocol.md §2: malformed input is a 400 `invalid-message`, never a crash).
+ */
+export async function readJson(
+  req: IncomingMessage,
+  what: string,
+  maxBytes: number,
+): Promise<{ json: unknown; byteLength: number }> {
+  const body = await readBody(req, maxBytes);
+  return { json: parseJson(body.toString('utf8'), what), byteLength: body.length };
+}
+
+/** The bearer token of a request, or undefined. */
+export function bearerToken(req: IncomingMessage): string | undefined {
+  const header = req.headers.authorization;
+  if (!header) return undefined;
+  const match = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
+  return match?.[1];
+}

@@ -1,0 +1,12 @@
+/** The logger the server writes to; any object with these three methods (pino, console, …) fits. */
+export interface Logger {
+  info(message: string, data?: object): void;
+  warn(message: string, data?: object): void;
+  error(message: string, data?: object): void;
+}
+
+export const silentLogger: Logger = {
+  info: () => {},
+  warn: () => {},
+  error: () => {},
+};

@@ -1,0 +1,109 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+/**
+ * One Server-Sent Events response, for gateways' command streams and callers' query streams.
+ * The headers are the ones docs/protocol.md §4 requires of a command stream; they suit any
+ * stream that must cross proxies unbuffered and uncompressed.
+ */
+export interface SseConnection {
+  readonly closed: boolean;
+  /** Writes one event; `id` becomes the client's Last-Event-ID. Returns false once closed. */
+  send(event: string, data: unknown, id?: string): boolean;
+  /** A comment line: keeps proxies and the client's idle timer from cutting a quiet stream. */
+  comment(text: string): void;
+  close(): void;
+  onClose(listener: () => void): void;
+}
+
+/** A slow reader that lets this much pile up is dropped; it reconnects and catches up. */
+const MAX_PENDING_BYTES = 16 * 1024 * 1024;
+
+export interface SseHub {
+  open(req: IncomingMessage, res: ServerResponse, retryMs: number): SseConnection;
+  closeAll(): void;
+}
+
+/** Owns every open stream and one heartbeat timer for all of them (not one timer per stream). */
+export function createSseHub(heartbeatMs: number): SseHub {
+  const open = new Set<SseConnection>();
+  let timer: NodeJS.Timeout | undefined;
+
+  const ensureTimer = () => {
+    if (timer || open.size === 0) return;
+    // docs/protocol.md §4: a comment line at least every 15 s; the gateway calls 45 s of silence dead.
+    timer = setInterval(() => {
+      for (const connection of open) connection.comment('heartbeat');
+    }, heartbeatMs);
+    timer.unref();
+  };
+
+  return {
+    open(req, res, retryMs) {
+      res.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache, no-transform',
+        'x-accel-buffering': 'no',
+        connection: 'keep-alive',
+      });
+      res.flushHeaders();
+      req.socket.setNoDelay(true);
+      req.socket.setKeepAlive(true, Math.min(heartbeatMs, 60_000));
+      // A long-lived stream must not be cut by the server's own request/idle timeouts.
+      req.socket.setTimeout(0);
+
+      const listeners: (() => void)[] = [];
+      let closed = false;
+      const write = (text: string): boolean => {
+        if (closed) return false;
+        if (res.writableLength > MAX_PENDING_BYTES) {
+          connection.close();
+          return false;
+        }
+        res.write(text);
+        return true;
+      };
+      const markClosed = () => {
+        if (closed) return;
+        closed = true;
+        open.delete(connection);
+        if (open.size === 0 && timer) {
+          clearInterval(timer);
+          timer = undefined;
+        }
+        for (const listener of listeners) listener();
+      };
+      const connection: SseConnection = {
+        get closed() {
+          return closed;
+        },
+        send(event, data, id) {
+          const json = JSON.stringify(data);
+          return write(`event: ${event}\n${id === undefined ? '' : `id: ${id}\n`}data: ${json}\n\n`);
+        },
+        comment(text) {
+          // Skip a heartbeat while earlier bytes are still queued: they keep the stream alive already.
+          if (res.writableLength === 0) write(`: ${text}\n\n`);
+        },
+        close() {
+          if (closed) return;
+          markClosed();
+          res.end();
+        },
+        onClose(listener) {
+          if (closed) listener();
+          else listeners.push(listener);
+        },
+      };
+      res.once('close', markClosed);
+      open.add(connection);
+      ensureTimer();
+      write(`retry: ${retryMs}\n\n`);
+      return connection;
+    },
+    closeAll() {
+      for (const connection of [...open]) connection.close();
+      if (timer) clearInterval(timer);
+      timer = undefined;
+    },
+  };
+}

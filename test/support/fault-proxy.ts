@@ -1,0 +1,103 @@
+import { type IncomingMessage, type Server, createServer, request } from 'node:http';
+import type { Socket } from 'node:net';
+
+/**
+ * An HTTP proxy between a gateway and the server that can corrupt or duplicate requests, drop
+ * every connection and refuse new ones: the faults the protocol must survive, on real sockets.
+ */
+export interface FaultProxy {
+  url: string;
+  /** Every request that passed, in order, with the status the server answered. */
+  log: { method: string; path: string; headers: IncomingMessage['headers']; status: number }[];
+  /** Destroys open connections and, while `refuse` is true, new ones too. */
+  cutAll(options?: { refuse?: boolean }): void;
+  /** Accepts connections again after `cutAll({ refuse: true })`. */
+  accept(): void;
+  close(): Promise<void>;
+}
+
+export type RequestFault = 'corrupt' | 'duplicate' | undefined;
+
+export async function startFaultProxy(
+  target: string,
+  chooseFault: (method: string, path: string) => RequestFault = () => undefined,
+): Promise<FaultProxy> {
+  const upstream = new URL(target);
+  const sockets = new Set<Socket>();
+  let refusing = false;
+  const log: FaultProxy['log'] = [];
+
+  const forward = (req: IncomingMessage, body: Buffer) =>
+    new Promise<{ status: number; headers: IncomingMessage['headers']; response: IncomingMessage }>(
+      (resolve, reject) => {
+        const out = request(
+          { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
+          (response) => resolve({ status: response.statusCode ?? 502, headers: response.headers, response }),
+        );
+        out.on('error', reject);
+        out.end(body);
+      },
+    );
+
+  const server: Server = createServer(async (req, res) => {
+    const method = req.method ?? 'GET';
+    const path = req.url ?? '/';
+    try {
+      if (method === 'GET') {
+        // Streams (SSE) and downloads are piped as they come.
+        const { status, headers, response } = await forward(req, Buffer.alloc(0));
+        log.push({ method, path, headers: req.headers, status });
+        res.writeHead(status, headers);
+        response.pipe(res);
+        return;
+      }
+      const pieces: Buffer[] = [];
+      for await (const piece of req) pieces.push(piece as Buffer);
+      let body = Buffer.concat(pieces);
+      const fault = chooseFault(method, path);
+      if (fault === 'corrupt' && body.length > 0) {
+        body = Buffer.from(body);
+        body[body.length >> 1] = (body[body.length >> 1] ?? 0) ^ 0x10;
+      }
+      if (fault === 'duplicate') {
+        const first = await forward(req, body);
+        first.response.resume();
+        log.push({ method, path, headers: req.headers, status: first.status });
+      }
+      const { status, headers, response } = await forward(req, body);
+      log.push({ method, path, headers: req.headers, status });
+      res.writeHead(status, headers);
+      response.pipe(res);
+    } catch {
+      res.destroy();
+    }
+  });
+  server.on('connection', (socket: Socket) => {
+    if (refusing) {
+      socket.destroy();
+      return;
+    }
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('proxy has no port');
+
+  return {
+    url: `http://127.0.0.1:${address.port}`,
+    log,
+    cutAll({ refuse = false } = {}) {
+      refusing = refuse;
+      for (const socket of sockets) socket.destroy();
+    },
+    accept() {
+      refusing = false;
+    },
+    close: () =>
+      new Promise((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
