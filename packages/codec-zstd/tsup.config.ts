@@ -7,4 +7,6 @@ export default defineConfig({
   clean: true,
   sourcemap: true,
   target: 'node20',
+  // The native binding is loaded with createRequire(import.meta.url), which the CJS build needs shimmed.
+  shims: true,
 });

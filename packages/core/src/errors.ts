@@ -83,13 +83,14 @@ export const problemTypeBase = 'https://backhaul.dev/problems/';
 
 export function toProblem(error: BackhaulError): ProblemDetails {
   return {
+    // Extensions first: a detail named like a standard member must never overwrite it.
+    ...error.details,
     type: `${problemTypeBase}${error.code}`,
     title: errorCatalog[error.code].title,
     status: error.status,
     code: error.code,
     detail: error.message,
     retryable: error.retryable,
-    ...error.details,
   };
 }
 
@@ -98,11 +99,16 @@ export function fromProblem(status: number, body: unknown, retryAfterMs?: number
   const problem = (typeof body === 'object' && body !== null ? body : {}) as Partial<ProblemDetails>;
   const code: ErrorCode = isErrorCode(problem.code) ? problem.code : codeForStatus(status);
   const message = typeof problem.detail === 'string' ? problem.detail : `HTTP ${status}`;
+  // Extension members (e.g. the accepted codecs of an `unsupported-codec`) come back as details.
+  const details = Object.fromEntries(Object.entries(problem).filter(([key]) => !problemMembers.has(key)));
   return new BackhaulError(code, message, {
     retryable: typeof problem.retryable === 'boolean' ? problem.retryable : undefined,
     retryAfterMs,
+    details: Object.keys(details).length > 0 ? details : undefined,
   });
 }
+
+const problemMembers = new Set(['type', 'title', 'status', 'code', 'detail', 'retryable', 'instance']);
 
 function codeForStatus(status: number): ErrorCode {
   if (status === 401) return 'unauthorized';

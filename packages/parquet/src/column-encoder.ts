@@ -454,7 +454,7 @@ class ByteArrayEncoder extends ColumnEncoder {
 }
 
 /** Below this length an inline ASCII loop beats the native call behind Buffer#write. */
-const INLINE_ASCII_CHARS = 32;
+const INLINE_ASCII_CHARS = 64;
 
 function writeUtf8(bytes: Buffer, offset: number, text: string): number {
   const length = text.length;

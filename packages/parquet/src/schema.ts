@@ -66,7 +66,9 @@ const PHYSICAL: Record<ParquetColumnType, PhysicalType> = {
 };
 
 export function normalizeColumns(columns: readonly ParquetColumn[]): ColumnSpec[] {
-  if (!Array.isArray(columns) || columns.length === 0) {
+  // Checked through `unknown`: narrowing a readonly array with Array.isArray would turn it into any[].
+  const list: unknown = columns;
+  if (!Array.isArray(list) || columns.length === 0) {
     throw new TypeError('ParquetWriter needs at least one column');
   }
   const seen = new Set<string>();
@@ -105,7 +107,7 @@ export function normalizeColumns(columns: readonly ParquetColumn[]): ColumnSpec[
       nullable,
       precision,
       scale,
-      physicalType: PHYSICAL[type as ParquetColumnType],
+      physicalType: PHYSICAL[type],
       repetitionType: nullable ? FieldRepetitionType.OPTIONAL : FieldRepetitionType.REQUIRED,
       ...annotations(type, precision, scale),
     };

@@ -1,0 +1,1 @@
+export { createLz4Codec } from './lz4-codec.js';

@@ -1,0 +1,1 @@
+export { createZstdCodec, type ZstdCodecOptions } from './zstd-codec.js';

@@ -1,0 +1,292 @@
+import {
+  BackhaulError,
+  type Checksummer,
+  type Codec,
+  type Column,
+  type Command,
+  type Completion,
+  commandSchema,
+  type Hello,
+  parseJson,
+  parseMessage,
+  type QueryCursor,
+  type DataSource,
+  type RetryPolicy,
+  type RowValue,
+} from '@backhaul/core';
+import { uploadFile } from './file-uploader.js';
+import type { Logger } from './logger.js';
+import type { ProgressState } from './progress.js';
+import { sendRowBatches } from './row-batch-sender.js';
+import { toJsonRows } from './row-values.js';
+import { describeError, type ServerApi } from './server-api.js';
+
+export type RunnerEvent =
+  | { type: 'command'; command: Command; duplicate: boolean }
+  | { type: 'progress'; commandId: string; rows: number; bytes: number; stage: ProgressState['stage'] }
+  | { type: 'completed'; commandId: string; completion: Completion }
+  | { type: 'failed'; commandId: string; error: unknown };
+
+export interface CommandRunnerOptions {
+  api: ServerApi;
+  dataSource: DataSource;
+  /** The hello of the current stream and the codec chosen from it; undefined when none fits. */
+  session: () => { hello: Hello; codec: Codec | undefined; codecError?: Error } | undefined;
+  checksummer: Checksummer;
+  chunksInFlight: number;
+  retry: RetryPolicy;
+  rowBatchSize: number;
+  fileBatchSize: number;
+  progressIntervalMs: number;
+  maxConcurrentCommands: number;
+  rememberedCommands: number;
+  logger: Logger;
+  emit: (event: RunnerEvent) => void;
+}
+
+/**
+ * Receives commands from the stream, makes sure each runs once (docs/protocol.md §4.2), acks it
+ * at once (§5.1) and runs at most `maxConcurrentCommands` of them, answering with rows, a file
+ * or a failure (§5).
+ */
+export class CommandRunner {
+  readonly #options: CommandRunnerOptions;
+  /** Commands received and not finished: queued or running. */
+  readonly #active = new Map<string, AbortController>();
+  /** IDs of finished commands, oldest first (a Map keeps insertion order): a bounded LRU. */
+  readonly #finished = new Map<string, true>();
+  readonly #queue: Command[] = [];
+  readonly #running = new Set<Promise<void>>();
+  #stopped = false;
+
+  constructor(options: CommandRunnerOptions) {
+    this.#options = options;
+  }
+
+  /** One `command` event off the stream. Never throws: a bad command is logged and skipped. */
+  receive(data: string, eventId: string | undefined): void {
+    const { logger, emit } = this.#options;
+    let command: Command;
+    try {
+      command = parseMessage(commandSchema, parseJson(data, 'command'), 'command');
+    } catch (error) {
+      logger.error('invalid command skipped', { eventId, error: describeError(error) });
+      return;
+    }
+    // §4.2 "The gateway MUST recognise a command it already has by its ID and MUST NOT run it twice."
+    const duplicate = this.#active.has(command.id) || this.#finished.has(command.id);
+    emit({ type: 'command', command, duplicate });
+    // The ack is idempotent (§5.1): a redelivered command means the server missed our ack, so say it again.
+    void this.#ack(command.id);
+    if (duplicate || this.#stopped) return;
+    this.#active.set(command.id, new AbortController());
+    this.#queue.push(command);
+    this.#drain();
+  }
+
+  /** Aborts every queued and running command and waits for them to wind down. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#queue.length = 0;
+    for (const controller of this.#active.values()) controller.abort(new Error('gateway stopped'));
+    await Promise.allSettled([...this.#running]);
+  }
+
+  async #ack(commandId: string): Promise<void> {
+    try {
+      // §5.1 The delivery ack goes out before the command runs, so a long query is not redelivered.
+      await this.#options.api.ack(commandId);
+    } catch (error) {
+      this.#options.logger.error('ack failed; the server will redeliver', { commandId, error: describeError(error) });
+    }
+  }
+
+  #drain(): void {
+    while (this.#running.size < this.#options.maxConcurrentCommands && this.#queue.length > 0) {
+      const command = this.#queue.shift()!;
+      const task: Promise<void> = this.#run(command).finally(() => {
+        this.#running.delete(task);
+        this.#active.delete(command.id);
+        this.#remember(command.id);
+        this.#drain();
+      });
+      this.#running.add(task);
+    }
+  }
+
+  #remember(commandId: string): void {
+    this.#finished.delete(commandId);
+    this.#finished.set(commandId, true);
+    if (this.#finished.size > this.#options.rememberedCommands) {
+      const oldest = this.#finished.keys().next().value;
+      if (oldest !== undefined) this.#finished.delete(oldest);
+    }
+  }
+
+  async #run(command: Command): Promise<void> {
+    const { api, logger, emit } = this.#options;
+    const controller = this.#active.get(command.id) ?? new AbortController();
+    const signal = controller.signal;
+    const progress: ProgressState = { rows: 0, bytes: 0, stage: 'querying' };
+    const reporter = this.#startProgress(command.id, progress, signal);
+    let cursor: QueryCursor | undefined;
+    try {
+      try {
+        cursor = await this.#options.dataSource.query({
+          sql: command.sql,
+          params: command.params,
+          maxRows: command.maxRows,
+          timeoutMs: command.timeoutMs,
+          signal,
+        });
+      } catch (error) {
+        throw asQueryError(error);
+      }
+      const completion = await this.#produce(command, cursor, progress, signal);
+      reporter.stop();
+      await api.complete(command.id, completion, signal);
+      logger.info('command completed', { commandId: command.id, ...completion });
+      emit({ type: 'completed', commandId: command.id, completion });
+    } catch (error) {
+      reporter.stop();
+      // Stopping the gateway is not the query's failure: the server's completion deadline decides.
+      if (signal.aborted && this.#stopped) return;
+      const failure = {
+        code: BackhaulError.isInstance(error) ? error.code : 'internal',
+        message: (error instanceof Error ? error.message : String(error)).slice(0, 4096),
+      };
+      logger.error('command failed', { commandId: command.id, ...failure });
+      emit({ type: 'failed', commandId: command.id, error });
+      try {
+        await api.fail(command.id, failure);
+      } catch (reportError) {
+        logger.error('could not report the failure', { commandId: command.id, error: describeError(reportError) });
+      }
+    } finally {
+      reporter.stop();
+      await cursor?.close().catch(() => {});
+    }
+  }
+
+  async #produce(
+    command: Command,
+    cursor: QueryCursor,
+    progress: ProgressState,
+    signal: AbortSignal,
+  ): Promise<Completion> {
+    const { api } = this.#options;
+    const columns = cursor.columns;
+    if (command.mode === 'rows') {
+      const batches = guardCursor(cursor.batches(this.#options.rowBatchSize));
+      return sendRowBatches({ api, commandId: command.id, columns, batches, progress, signal });
+    }
+    if (command.mode === 'file') {
+      return this.#uploadFile(command, columns, guardCursor(cursor.batches(this.#options.fileBatchSize)), progress, signal);
+    }
+
+    // Auto (§3): hold batches until either the cursor ends (→ rows) or they pass rowsByteLimit
+    // (→ file, fed the held batches first). Holding them means the caller never gets half rows, half file.
+    const iterator = guardCursor(cursor.batches(this.#options.rowBatchSize))[Symbol.asyncIterator]();
+    const held: RowValue[][][] = [];
+    let approximateBytes = 0;
+    for (;;) {
+      const next = await iterator.next();
+      if (next.done) {
+        return sendRowBatches({ api, commandId: command.id, columns, batches: held, progress, signal });
+      }
+      held.push(next.value);
+      progress.rows += next.value.length;
+      approximateBytes += JSON.stringify(toJsonRows(columns, next.value)).length;
+      if (approximateBytes > command.rowsByteLimit) break;
+    }
+    progress.rows = 0;
+    async function* heldThenRest(): AsyncGenerator<RowValue[][]> {
+      yield* held.splice(0);
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done) return;
+        yield next.value;
+      }
+    }
+    return this.#uploadFile(command, columns, heldThenRest(), progress, signal);
+  }
+
+  async #uploadFile(
+    command: Command,
+    columns: readonly Column[],
+    batches: AsyncIterable<RowValue[][]>,
+    progress: ProgressState,
+    signal: AbortSignal,
+  ): Promise<Completion> {
+    const { api, logger } = this.#options;
+    const session = this.#options.session();
+    if (!session) throw new BackhaulError('gateway-unavailable', 'No hello from the server yet');
+    if (!session.codec) {
+      throw session.codecError ?? new BackhaulError('unsupported-codec', 'No codec this gateway has is accepted');
+    }
+    let alreadyStored: Set<number> | undefined;
+    if (command.delivery > 1) {
+      // §6.3 A redelivered command may have been half uploaded by an earlier run: skip what is stored.
+      try {
+        const receipt = await api.chunkReceipt(command.id, signal);
+        alreadyStored = new Set(receipt.buffered);
+        for (let i = 0; i < receipt.contiguous; i++) alreadyStored.add(i);
+      } catch (error) {
+        logger.warn('could not read the chunk receipt; uploading every chunk', {
+          commandId: command.id,
+          error: describeError(error),
+        });
+      }
+    }
+    return uploadFile({
+      api,
+      commandId: command.id,
+      columns,
+      batches,
+      hello: session.hello,
+      codec: session.codec,
+      checksummer: this.#options.checksummer,
+      chunksInFlight: this.#options.chunksInFlight,
+      retry: this.#options.retry,
+      progress,
+      logger,
+      signal,
+      alreadyStored,
+    });
+  }
+
+  /** §5.2 Progress at a fixed pace keeps the completion deadline moving while the command runs. */
+  #startProgress(commandId: string, progress: ProgressState, signal: AbortSignal): { stop(): void } {
+    const { api, emit, logger, progressIntervalMs } = this.#options;
+    let sending = false;
+    const timer = setInterval(() => {
+      const snapshot = { rows: progress.rows, bytes: progress.bytes, stage: progress.stage };
+      emit({ type: 'progress', commandId, ...snapshot });
+      if (sending) return;
+      sending = true;
+      api
+        .progress(commandId, snapshot, signal)
+        .catch((error) => logger.warn('progress not delivered', { commandId, error: describeError(error) }))
+        .finally(() => {
+          sending = false;
+        });
+    }, progressIntervalMs);
+    timer.unref?.();
+    return { stop: () => clearInterval(timer) };
+  }
+}
+
+/** Errors raised by the data source while reading become `query-failed` unless already typed (§5.6). */
+async function* guardCursor(batches: AsyncIterable<RowValue[][]>): AsyncGenerator<RowValue[][]> {
+  try {
+    yield* batches;
+  } catch (error) {
+    throw asQueryError(error);
+  }
+}
+
+function asQueryError(error: unknown): unknown {
+  if (BackhaulError.isInstance(error)) return error;
+  if (error instanceof Error && error.name === 'AbortError') return error;
+  return new BackhaulError('query-failed', error instanceof Error ? error.message : String(error), { cause: error });
+}

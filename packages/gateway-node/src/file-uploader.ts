@@ -1,0 +1,205 @@
+import {
+  BackhaulError,
+  type Checksummer,
+  type Codec,
+  type Column,
+  type Completion,
+  type Hello,
+  type RetryPolicy,
+  type RowValue,
+  rechunk,
+  withRetry,
+} from '@backhaul/core';
+import { ParquetWriter } from '@backhaul/parquet';
+import type { Logger } from './logger.js';
+import type { ProgressState } from './progress.js';
+import { describeError, type ServerApi } from './server-api.js';
+
+export interface FileUploadOptions {
+  api: ServerApi;
+  commandId: string;
+  columns: readonly Column[];
+  batches: AsyncIterable<RowValue[][]>;
+  hello: Hello;
+  codec: Codec;
+  checksummer: Checksummer;
+  chunksInFlight: number;
+  retry: RetryPolicy;
+  progress: ProgressState;
+  logger: Logger;
+  signal: AbortSignal;
+  /** Chunk indices the server already holds (§6.3), skipped on a resumed upload. */
+  alreadyStored?: ReadonlySet<number>;
+}
+
+type FileCompletion = Extract<Completion, { kind: 'file' }>;
+
+/**
+ * The file flow of docs/protocol.md §6, end to end in one place:
+ *
+ *   cursor batches → ParquetWriter → rechunk(chunkSize) → xxhash64 of the raw chunk
+ *     → codec.encode → PUT …/chunks/{i} (≤ chunksInFlight at once, each retried) → complete
+ *
+ * Memory stays bounded: the encoder only pulls the next batch when a window slot is free, so at
+ * most `chunksInFlight` chunks (raw + encoded) plus one Parquet row group are held at any time.
+ */
+export async function uploadFile(options: FileUploadOptions): Promise<FileCompletion> {
+  const { api, commandId, hello, codec, checksummer, retry, progress, logger } = options;
+  // More chunks in flight than the server's reorder window only earns 409 chunk-out-of-window (§6.2).
+  const window = new Semaphore(Math.max(1, Math.min(options.chunksInFlight, hello.chunkWindow)));
+  // The first fatal chunk error stops the encoder and cancels the other requests.
+  const uploads = new AbortController();
+  const stopUploads = () => uploads.abort(options.signal.reason);
+  options.signal.addEventListener('abort', stopUploads, { once: true });
+
+  const fileHash = checksummer.stream();
+  const rowCounter = { rows: 0 };
+  let size = 0;
+  let chunkCount = 0;
+  let failure: unknown;
+  const inFlight = new Set<Promise<void>>();
+
+  const uploadChunk = async (index: number, raw: Uint8Array, checksum: string): Promise<void> => {
+    try {
+      // Encoding runs here, inside the window, so a native codec can work on several chunks at once.
+      const body = await codec.encode(raw);
+      const chunk = { index, body, codec: codec.name, checksum, rawLength: raw.length };
+      await withRetry(retry, () => api.putChunk(commandId, chunk, uploads.signal), {
+        signal: uploads.signal,
+        // §6.2: 422 checksum-mismatch and 409 chunk-out-of-window say "send it again", and the
+        // problem body marks them retryable; 409 chunk-conflict is not, so it ends the upload.
+        onRetry: (error, attempt, delayMs) =>
+          logger.warn('chunk upload failed, retrying', {
+            commandId,
+            index,
+            attempt,
+            delayMs,
+            error: describeError(error),
+          }),
+      });
+      progress.bytes += raw.length;
+    } catch (error) {
+      if (failure === undefined) {
+        failure = error;
+        uploads.abort(error);
+      }
+    } finally {
+      window.release();
+    }
+  };
+
+  try {
+    progress.stage = 'encoding';
+    for await (const raw of rechunk(parquetBytes(options.columns, options.batches, rowCounter, progress), hello.chunkSize)) {
+      // Backpressure: the encoder waits here while the window is full.
+      await window.acquire();
+      if (failure !== undefined || uploads.signal.aborted) {
+        window.release();
+        break;
+      }
+      progress.stage = 'uploading';
+      const index = chunkCount++;
+      size += raw.length;
+      // The whole-file hash must see chunks in file order, so it is fed here, not in the upload.
+      fileHash.update(raw);
+      if (options.alreadyStored?.has(index)) {
+        progress.bytes += raw.length;
+        window.release();
+        continue;
+      }
+      const task = uploadChunk(index, raw, checksummer.digest(raw)).finally(() => inFlight.delete(task));
+      inFlight.add(task);
+    }
+  } catch (error) {
+    // The cursor or the Parquet writer failed: cancel what is in flight and report that error.
+    failure ??= error;
+    uploads.abort(error);
+  } finally {
+    await Promise.all(inFlight);
+    options.signal.removeEventListener('abort', stopUploads);
+  }
+  if (failure !== undefined) throw failure;
+
+  // §6.4 The completion states what was produced, so the server can check every chunk is there.
+  return {
+    kind: 'file',
+    format: 'parquet',
+    size,
+    checksum: fileHash.digest(),
+    rowCount: rowCounter.rows,
+    chunkCount,
+  };
+}
+
+/** Parquet bytes of the batches, one row group at a time; never the whole file in memory. */
+async function* parquetBytes(
+  columns: readonly Column[],
+  batches: AsyncIterable<RowValue[][]>,
+  counter: { rows: number },
+  progress: ProgressState,
+): AsyncGenerator<Uint8Array> {
+  const { parquetColumns, fixRows } = toParquetColumns(columns);
+  const writer = new ParquetWriter(parquetColumns);
+  for await (const batch of batches) {
+    counter.rows += batch.length;
+    progress.rows = counter.rows;
+    yield* writer.write(fixRows ? fixRows(batch) : batch);
+  }
+  yield* writer.finish();
+}
+
+/** The Parquet writer stores decimals as INT64 (precision ≤ 18); wider ones travel as text. */
+function toParquetColumns(columns: readonly Column[]): {
+  parquetColumns: ConstructorParameters<typeof ParquetWriter>[0];
+  fixRows: ((rows: RowValue[][]) => RowValue[][]) | undefined;
+} {
+  if (columns.length === 0) throw new BackhaulError('query-failed', 'The query returned no columns');
+  const wide: number[] = [];
+  const parquetColumns = columns.map((column, index) => {
+    if (column.type === 'decimal' && (column.precision ?? 18) > 18) {
+      wide.push(index);
+      return { name: column.name, type: 'string' as const, nullable: column.nullable ?? true };
+    }
+    return {
+      name: column.name,
+      type: column.type,
+      nullable: column.nullable ?? true,
+      ...(column.precision !== undefined ? { precision: column.precision } : {}),
+      ...(column.scale !== undefined ? { scale: column.scale } : {}),
+    };
+  });
+  const fixRows =
+    wide.length === 0
+      ? undefined
+      : (rows: RowValue[][]) => {
+          for (const row of rows) {
+            for (const i of wide) if (row[i] !== null && row[i] !== undefined) row[i] = String(row[i]);
+          }
+          return rows;
+        };
+  return { parquetColumns, fixRows };
+}
+
+/** A counting semaphore: the window of chunk requests in flight. */
+class Semaphore {
+  #free: number;
+  readonly #waiters: (() => void)[] = [];
+
+  constructor(size: number) {
+    this.#free = size;
+  }
+
+  acquire(): Promise<void> {
+    if (this.#free > 0) {
+      this.#free--;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  release(): void {
+    const next = this.#waiters.shift();
+    if (next) next();
+    else this.#free++;
+  }
+}

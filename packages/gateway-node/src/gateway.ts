@@ -1,0 +1,238 @@
+import {
+  BackhaulError,
+  type Codec,
+  type Command,
+  type Completion,
+  CodecRegistry,
+  createChecksummer,
+  type DataSource,
+  defaultRetryPolicy,
+  type Hello,
+  type RetryPolicy,
+} from '@backhaul/core';
+import { Agent } from 'undici';
+import { CommandRunner } from './command-runner.js';
+import { CommandStreamClient } from './command-stream-client.js';
+import { type Logger, silentLogger } from './logger.js';
+import { ServerApi } from './server-api.js';
+
+export interface GatewayOptions {
+  /** Base URL of the server, e.g. http://127.0.0.1:8080; the `/v1/...` paths are appended. */
+  serverUrl: string;
+  token: string;
+  dataSource: DataSource;
+  /** Codecs this gateway can encode chunks with; identity is always available. */
+  codecs?: Codec[];
+  /**
+   * The chunk codec to use. Default: 'zstd' when given in `codecs` and accepted by the server,
+   * else 'identity'. Set explicitly, a codec the server does not accept is an error, never a guess.
+   */
+  preferredCodec?: string;
+  /** Chunk requests in flight per file (default 16), capped by the server's `chunkWindow`. */
+  chunksInFlight?: number;
+  /** Per chunk and per request (default: core's `defaultRetryPolicy`, 10 attempts). */
+  retry?: RetryPolicy;
+  /** Rows per batch off the cursor in rows and auto mode (default 1000); file mode reads 8192. */
+  rowBatchSize?: number;
+  /** No bytes on the command stream for this long means it is dead (default 45 000, §4). */
+  heartbeatTimeoutMs?: number;
+  reconnect?: { baseDelayMs?: number; maxDelayMs?: number };
+  progressIntervalMs?: number;
+  maxConcurrentCommands?: number;
+  logger?: Logger;
+}
+
+export type GatewayEvent =
+  | { type: 'connected'; hello: Hello }
+  | { type: 'disconnected'; error?: unknown }
+  | { type: 'command'; command: Command; duplicate: boolean }
+  | { type: 'progress'; commandId: string; rows: number; bytes: number; stage: 'querying' | 'encoding' | 'uploading' }
+  | { type: 'completed'; commandId: string; completion: Completion }
+  | { type: 'failed'; commandId: string; error: unknown };
+
+export interface Gateway {
+  /** Resolves once the first hello arrived; rejects when the server refuses the token (401/403). */
+  start(): Promise<void>;
+  /** Closes the stream and aborts running commands. */
+  stop(): Promise<void>;
+  /** Returns a function that unsubscribes. */
+  on(listener: (event: GatewayEvent) => void): () => void;
+  readonly connected: boolean;
+}
+
+const FILE_BATCH_SIZE = 8192;
+const REMEMBERED_COMMANDS = 10_000;
+
+export function createGateway(options: GatewayOptions): Gateway {
+  const config = resolveOptions(options);
+  const logger = config.logger;
+  const registry = new CodecRegistry(options.codecs ?? []);
+  if (options.preferredCodec !== undefined) registry.get(options.preferredCodec); // unknown here → throws now
+
+  // One keep-alive pool per server: enough connections for the chunk window, the command
+  // stream and the small POSTs, so connections stay warm between chunks (no new handshakes).
+  const dispatcher = new Agent({
+    connections: config.chunksInFlight + 4,
+    pipelining: 1,
+    keepAliveTimeout: 30_000,
+  });
+  const api = new ServerApi({
+    serverUrl: options.serverUrl,
+    token: options.token,
+    dispatcher,
+    retry: config.retry,
+    logger,
+  });
+
+  const listeners = new Set<(event: GatewayEvent) => void>();
+  const emit = (event: GatewayEvent) => {
+    for (const listener of listeners) {
+      try {
+        listener(event);
+      } catch (error) {
+        logger.error('a gateway event listener threw', { error: String(error) });
+      }
+    }
+  };
+
+  let session: { hello: Hello; codec: Codec | undefined; codecError?: Error } | undefined;
+  let connected = false;
+  let started: { promise: Promise<void>; resolve(): void; reject(error: unknown): void } | undefined;
+  let runner: CommandRunner | undefined;
+  let stream: CommandStreamClient | undefined;
+
+  const chooseCodec = (hello: Hello): Codec => {
+    if (options.preferredCodec !== undefined) {
+      if (!hello.codecs.includes(options.preferredCodec)) {
+        throw new BackhaulError(
+          'unsupported-codec',
+          `preferredCodec '${options.preferredCodec}' is not accepted by the server (it accepts: ${hello.codecs.join(', ')})`,
+        );
+      }
+      return registry.get(options.preferredCodec);
+    }
+    if (registry.names.includes('zstd') && hello.codecs.includes('zstd')) return registry.get('zstd');
+    return registry.get('identity');
+  };
+
+  const stop = async () => {
+    connected = false;
+    await stream?.stop();
+    await runner?.stop();
+    await dispatcher.close().catch(() => {});
+  };
+
+  return {
+    get connected() {
+      return connected;
+    },
+    on(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    start() {
+      if (started) return started.promise;
+      let resolve!: () => void;
+      let reject!: (error: unknown) => void;
+      const promise = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      started = { promise, resolve, reject };
+      let helloSeen = false;
+
+      void createChecksummer().then(
+        (checksummer) => {
+          runner = new CommandRunner({
+            api,
+            dataSource: options.dataSource,
+            session: () => session,
+            checksummer,
+            chunksInFlight: config.chunksInFlight,
+            retry: config.retry,
+            rowBatchSize: config.rowBatchSize,
+            fileBatchSize: Math.max(FILE_BATCH_SIZE, config.rowBatchSize),
+            progressIntervalMs: config.progressIntervalMs,
+            maxConcurrentCommands: config.maxConcurrentCommands,
+            rememberedCommands: REMEMBERED_COMMANDS,
+            logger,
+            emit,
+          });
+          const activeRunner = runner;
+          stream = new CommandStreamClient({
+            api,
+            heartbeatTimeoutMs: config.heartbeatTimeoutMs,
+            reconnect: config.reconnect,
+            logger,
+            handlers: {
+              onHello(hello) {
+                let codec: Codec | undefined;
+                let codecError: Error | undefined;
+                try {
+                  codec = chooseCodec(hello);
+                } catch (error) {
+                  codecError = error as Error;
+                }
+                session = { hello, codec, codecError };
+                if (codecError && !helloSeen) {
+                  // A misconfigured codec must fail start-up loudly, not surface as failed files later.
+                  logger.error(codecError.message);
+                  void stop().finally(() => reject(codecError));
+                  return;
+                }
+                if (codecError) logger.error(codecError.message);
+                helloSeen = true;
+                connected = true;
+                logger.info('connected', { gatewayId: hello.gatewayId, codec: codec?.name });
+                emit({ type: 'connected', hello });
+                resolve();
+              },
+              onCommand: (data, eventId) => activeRunner.receive(data, eventId),
+              onDisconnected(error) {
+                connected = false;
+                emit({ type: 'disconnected', error });
+              },
+              onFatal(error) {
+                connected = false;
+                emit({ type: 'disconnected', error });
+                reject(error);
+              },
+            },
+          });
+          stream.start();
+        },
+        (error) => reject(error),
+      );
+      return promise;
+    },
+    async stop() {
+      await stop();
+      started?.reject(new Error('the gateway was stopped before it connected'));
+    },
+  };
+}
+
+function resolveOptions(options: GatewayOptions) {
+  const positive = (name: string, value: number | undefined, fallback: number) => {
+    const resolved = value ?? fallback;
+    if (!Number.isFinite(resolved) || resolved <= 0) throw new RangeError(`${name} must be a positive number`);
+    return resolved;
+  };
+  if (!options.serverUrl) throw new TypeError('serverUrl is required');
+  new URL(options.serverUrl); // throws on a malformed URL at start-up, not at the first request
+  if (!options.token) throw new TypeError('token is required');
+  if (!options.dataSource) throw new TypeError('dataSource is required');
+  return {
+    chunksInFlight: Math.floor(positive('chunksInFlight', options.chunksInFlight, 16)),
+    retry: options.retry ?? defaultRetryPolicy,
+    rowBatchSize: Math.floor(positive('rowBatchSize', options.rowBatchSize, 1000)),
+    heartbeatTimeoutMs: positive('heartbeatTimeoutMs', options.heartbeatTimeoutMs, 45_000),
+    reconnect: {
+      baseDelayMs: positive('reconnect.baseDelayMs', options.reconnect?.baseDelayMs, 250),
+      maxDelayMs: positive('reconnect.maxDelayMs', options.reconnect?.maxDelayMs, 15_000),
+    },
+    progressIntervalMs: positive('progressIntervalMs', options.progressIntervalMs, 1000),
+    maxConcurrentCommands: Math.floor(positive('maxConcurrentCommands', options.maxConcurrentCommands, 4)),
+    logger: options.logger ?? silentLogger,
+  };
+}
