@@ -7,7 +7,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { createBackhaulClient, type QueryEvent } from '@backhaul/client';
-import { createChecksummer, type QueryView } from '@backhaul/core';
+import { createChecksummer } from '@backhaul/core';
 import Database from 'better-sqlite3';
 import { asyncBufferFromFile, parquetMetadataAsync } from 'hyparquet';
 import { demoCallerToken, loadConfig } from './config.js';
@@ -52,10 +52,10 @@ async function main() {
       BACKHAUL_SQLITE_PATH: config.gateway.sqlitePath,
       BACKHAUL_DOWNLOAD_SECRET: config.server.downloadSecret,
     };
-    const server = await startProcess('server.js', env, children);
-    say(`  server   ${server.url} (memory store, fs storage in ${config.server.storage.root})`);
-    await startProcess('gateway.js', { ...env, BACKHAUL_SERVER_URL: server.url }, children);
-    const client = createBackhaulClient({ url: server.url as string, token: demoCallerToken });
+    const serverUrl = String((await startProcess('server.js', env, children)).url);
+    say(`  server   ${serverUrl} (memory store, fs storage in ${config.server.storage.root})`);
+    await startProcess('gateway.js', { ...env, BACKHAUL_SERVER_URL: serverUrl }, children);
+    const client = createBackhaulClient({ url: serverUrl, token: demoCallerToken });
     const gateways = await client.gateways();
     say(`  gateway  ${gateways.map((g) => `${g.id} ${g.connected ? 'connected' : 'offline'}`).join(', ')}`);
     const gatewayId = gateways[0]?.id ?? 'gw-demo';
@@ -221,4 +221,3 @@ main().then(
   },
 );
 
-export type { QueryView };

@@ -9,7 +9,8 @@ export async function* rechunk(
   source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   chunkSize: number = DEFAULT_CHUNK_SIZE,
 ): AsyncGenerator<Uint8Array> {
-  if (!Number.isInteger(chunkSize) || chunkSize <= 0) throw new RangeError('chunkSize must be a positive integer');
+  if (!Number.isInteger(chunkSize) || chunkSize <= 0)
+    throw new RangeError('chunkSize must be a positive integer');
   let current: Uint8Array | undefined;
   let filled = 0;
   for await (const piece of source) {

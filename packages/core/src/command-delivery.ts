@@ -78,9 +78,13 @@ export function transition(
     updatedAt: now,
   });
   const refuse = (): never => {
-    throw new BackhaulError('invalid-state', `Cannot ${event.type} command ${record.id} in state ${record.state}`, {
-      details: { state: record.state },
-    });
+    throw new BackhaulError(
+      'invalid-state',
+      `Cannot ${event.type} command ${record.id} in state ${record.state}`,
+      {
+        details: { state: record.state },
+      },
+    );
   };
   const { state } = record;
 
@@ -101,7 +105,11 @@ export function transition(
 
     case 'progress':
       if (state === 'acknowledged' || state === 'running' || state === 'dispatched') {
-        return next({ state: 'running', progress: event.progress, deadline: now + policy.completionTimeoutMs });
+        return next({
+          state: 'running',
+          progress: event.progress,
+          deadline: now + policy.completionTimeoutMs,
+        });
       }
       return refuse();
 
@@ -129,7 +137,11 @@ export function transition(
             reason: `no delivery ack after ${record.redeliveries + 1} deliveries, ${policy.ackTimeoutMs} ms each`,
           });
         }
-        return next({ state: 'pending', redeliveries: record.redeliveries + 1, deadline: now + policy.queueTimeoutMs });
+        return next({
+          state: 'pending',
+          redeliveries: record.redeliveries + 1,
+          deadline: now + policy.queueTimeoutMs,
+        });
       }
       if (state === 'pending') {
         return next({ state: 'expired', deadline: undefined, reason: 'the gateway did not connect in time' });

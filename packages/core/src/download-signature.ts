@@ -14,7 +14,8 @@ export interface DownloadSigner {
 
 export function createDownloadSigner(secret: string | Uint8Array): DownloadSigner {
   if (secret.length < 16) throw new RangeError('The download signing secret must be at least 16 bytes');
-  const mac = (key: string, expires: string) => createHmac('sha256', secret).update(`${key}\n${expires}`).digest();
+  const mac = (key: string, expires: string) =>
+    createHmac('sha256', secret).update(`${key}\n${expires}`).digest();
 
   return {
     sign(key, expiresAt) {

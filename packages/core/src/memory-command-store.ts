@@ -1,5 +1,5 @@
-import type { CommandRecord, CommandStore } from './command-store.js';
 import { isTerminal } from './command-delivery.js';
+import type { CommandRecord, CommandStore } from './command-store.js';
 import { BackhaulError } from './errors.js';
 
 /**
@@ -15,7 +15,8 @@ export function createMemoryCommandStore(): CommandStore {
     specificationVersion: 'v1',
     name: 'memory',
     async insert(record) {
-      if (records.has(record.id)) throw new BackhaulError('invalid-state', `Command ${record.id} already exists`);
+      if (records.has(record.id))
+        throw new BackhaulError('invalid-state', `Command ${record.id} already exists`);
       records.set(record.id, copy(record));
     },
     async get(id) {

@@ -27,11 +27,16 @@ export const sseEvents = {
   result: 'result',
 } as const;
 
+// IDs end up in storage keys and file names: no '/', no leading '.', and no '..' anywhere, so no
+// ID can ever be read as a path segment that climbs out of its folder.
 const identifier = z
   .string()
   .min(1)
   .max(128)
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]*$/, 'letters, digits and . _ : - only');
+  .regex(
+    /^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._:-]*$/,
+    "letters, digits and . _ : - only, starting with a letter or digit, no '..'",
+  );
 
 export const checksumSchema = z.string().regex(/^[0-9a-f]{16}$/, 'xxhash64 as 16 lower-case hex digits');
 
@@ -147,15 +152,21 @@ export const failureSchema = z.object({
 });
 export type Failure = z.infer<typeof failureSchema>;
 
+/** A header or path segment holding a plain decimal integer: no '', '0x10' or '1e3'. */
+const decimalInteger = z
+  .string()
+  .regex(/^(0|[1-9][0-9]{0,14})$/, 'a decimal integer')
+  .transform(Number);
+
 /** §6.1 Chunk headers, validated before the body is read. */
 export const chunkHeadersSchema = z.object({
   codec: z.string().min(1).max(32),
   checksum: checksumSchema,
-  rawLength: z.coerce.number().int().nonnegative(),
+  rawLength: decimalInteger,
 });
 export type ChunkHeaders = z.infer<typeof chunkHeadersSchema>;
 
-export const chunkIndexSchema = z.coerce.number().int().nonnegative().max(1_000_000);
+export const chunkIndexSchema = decimalInteger.pipe(z.number().max(1_000_000));
 
 /** §6.3 What the server already holds, so a restarted gateway sends only what is missing. */
 export const chunkReceiptSchema = z.object({
@@ -223,7 +234,9 @@ export function parseMessage<S extends z.ZodType>(schema: S, value: unknown, wha
   const issue = parsed.error.issues[0];
   const where = issue && issue.path.length > 0 ? ` at ${issue.path.join('.')}` : '';
   throw new BackhaulError('invalid-message', `Invalid ${what}${where}: ${issue?.message ?? 'malformed'}`, {
-    details: { issues: parsed.error.issues.slice(0, 5).map((i) => ({ path: i.path.join('.'), message: i.message })) },
+    details: {
+      issues: parsed.error.issues.slice(0, 5).map((i) => ({ path: i.path.join('.'), message: i.message })),
+    },
   });
 }
 

@@ -18,7 +18,7 @@ function referenceXxh64(input: Uint8Array, seed = 0n): bigint {
   const u64 = (at: number) => view.getBigUint64(at, true);
   const u32 = (at: number) => BigInt(view.getUint32(at, true));
   const round = (acc: bigint, lane: bigint) => (rotl((acc + lane * p2) & mask, 31n) * p1) & mask;
-  const merge = (acc: bigint, value: bigint) => (((acc ^ round(0n, value)) * p1 + p4) & mask);
+  const merge = (acc: bigint, value: bigint) => ((acc ^ round(0n, value)) * p1 + p4) & mask;
 
   const length = input.length;
   let offset = 0;
@@ -90,7 +90,9 @@ describe('§6.1 checksums are xxhash64, seed 0, as 16 lower-case hex digits', ()
   it('leading zeros are kept: always 16 digits', async () => {
     const checksummer = await createChecksummer();
     // Search a few inputs for a hash below 2^60 (first hex digit 0); about 1 in 16 has one.
-    const small = Array.from({ length: 200 }, (_, i) => text(`k${i}`)).find((b) => referenceXxh64(b) < 1n << 60n)!;
+    const small = Array.from({ length: 200 }, (_, i) => text(`k${i}`)).find(
+      (b) => referenceXxh64(b) < 1n << 60n,
+    )!;
     expect(small).toBeDefined();
     const digest = checksummer.digest(small);
     expect(digest).toMatch(/^0[0-9a-f]{15}$/);
@@ -107,8 +109,11 @@ describe('§6.4 a streaming digest over a file fed in pieces equals the one-shot
       const hasher = checksummer.stream();
       const limit = piece === 1 ? 10_000 : data.length;
       const bytes = data.subarray(0, limit);
-      for (let offset = 0; offset < bytes.length; offset += piece) hasher.update(bytes.subarray(offset, offset + piece));
-      expect(hasher.digest(), `pieces of ${piece}`).toBe(limit === data.length ? oneShot : checksummer.digest(bytes));
+      for (let offset = 0; offset < bytes.length; offset += piece)
+        hasher.update(bytes.subarray(offset, offset + piece));
+      expect(hasher.digest(), `pieces of ${piece}`).toBe(
+        limit === data.length ? oneShot : checksummer.digest(bytes),
+      );
     }
   });
 

@@ -73,7 +73,9 @@ describe('§6.1 chunks are exactly chunkSize bytes, only the last may be shorter
         expect(Buffer.from(concat(chunks)).equals(Buffer.from(input))).toBe(true);
         // Chunk i covers bytes [i * chunkSize, (i + 1) * chunkSize).
         const i = Math.floor(next() * chunks.length);
-        expect(Buffer.from(chunks[i]!).equals(Buffer.from(input.subarray(i * chunkSize, (i + 1) * chunkSize)))).toBe(true);
+        expect(
+          Buffer.from(chunks[i]!).equals(Buffer.from(input.subarray(i * chunkSize, (i + 1) * chunkSize))),
+        ).toBe(true);
       }
     }
   });
@@ -111,7 +113,7 @@ describe('a piece exactly one chunk long on a boundary passes through without a 
     const chunks: Uint8Array[] = [];
     for await (const chunk of rechunk(pieces, 16)) chunks.push(chunk);
     expect(chunks).toHaveLength(3);
-    chunks.forEach((chunk, i) => expect(chunk).toBe(pieces[i]));
+    for (const [i, chunk] of chunks.entries()) expect(chunk).toBe(pieces[i]);
   });
 
   it('off a boundary, an exact-size piece is split and copied, and the bytes still line up', async () => {

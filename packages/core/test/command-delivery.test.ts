@@ -79,14 +79,23 @@ describe('§7 a new command is pending, with the queue deadline, at version 1', 
   });
 
   it('the default policy is the design: 30 s ack, 3 redeliveries, 5 min completion', () => {
-    expect(defaultDeliveryPolicy).toMatchObject({ ackTimeoutMs: 30_000, maxRedeliveries: 3, completionTimeoutMs: 300_000 });
+    expect(defaultDeliveryPolicy).toMatchObject({
+      ackTimeoutMs: 30_000,
+      maxRedeliveries: 3,
+      completionTimeoutMs: 300_000,
+    });
   });
 });
 
 describe('§7 pending → dispatched starts the ack deadline; every write bumps version and updatedAt', () => {
   it('dispatches', () => {
     const next = transition(pending(), { type: 'dispatch' }, policy, t0 + 10);
-    expect(next).toMatchObject({ state: 'dispatched', version: 2, updatedAt: t0 + 10, deadline: t0 + 10 + 30_000 });
+    expect(next).toMatchObject({
+      state: 'dispatched',
+      version: 2,
+      updatedAt: t0 + 10,
+      deadline: t0 + 10 + 30_000,
+    });
   });
 
   it('does not mutate the record it was given', () => {
@@ -118,8 +127,17 @@ describe('§5.2 progress moves to running and pushes the completion deadline for
   it('extends the deadline on every progress message', () => {
     const acked = drive(pending(), [{ type: 'dispatch' }, { type: 'ack' }]);
     const first = transition(acked, { type: 'progress', progress: { rows: 10 } }, policy, t0 + 200_000);
-    expect(first).toMatchObject({ state: 'running', progress: { rows: 10 }, deadline: t0 + 200_000 + 300_000 });
-    const second = transition(first, { type: 'progress', progress: { rows: 20, stage: 'uploading' } }, policy, t0 + 450_000);
+    expect(first).toMatchObject({
+      state: 'running',
+      progress: { rows: 10 },
+      deadline: t0 + 200_000 + 300_000,
+    });
+    const second = transition(
+      first,
+      { type: 'progress', progress: { rows: 20, stage: 'uploading' } },
+      policy,
+      t0 + 450_000,
+    );
     expect(second).toMatchObject({ state: 'running', progress: { rows: 20, stage: 'uploading' } });
     expect(second.deadline).toBe(t0 + 450_000 + 300_000);
     // Without the progress the first deadline would have expired the command at t0 + 500,002.
@@ -137,8 +155,14 @@ describe('§5.5/§5.6 complete and fail end the command and clear the deadline',
     const acked = drive(pending(), [{ type: 'dispatch' }, { type: 'ack' }]);
     const done = transition(acked, { type: 'complete', result: rowsResult }, policy, t0 + 100);
     expect(done).toMatchObject({ state: 'completed', result: rowsResult, deadline: undefined, version: 4 });
-    const running = drive(pending(), [{ type: 'dispatch' }, { type: 'ack' }, { type: 'progress', progress: {} }]);
-    expect(transition(running, { type: 'complete', result: rowsResult }, policy, t0 + 100).state).toBe('completed');
+    const running = drive(pending(), [
+      { type: 'dispatch' },
+      { type: 'ack' },
+      { type: 'progress', progress: {} },
+    ]);
+    expect(transition(running, { type: 'complete', result: rowsResult }, policy, t0 + 100).state).toBe(
+      'completed',
+    );
   });
 
   it('fails from acknowledged, running and dispatched, storing the error', () => {
@@ -165,22 +189,38 @@ describe('§5.1 duplicate ack and complete are no-ops returning the same record'
   });
 
   it('a second complete returns the same object and keeps the first result', () => {
-    const done = drive(pending(), [{ type: 'dispatch' }, { type: 'ack' }, { type: 'complete', result: rowsResult }]);
-    const again = transition(done, { type: 'complete', result: { kind: 'rows', rowCount: 99, batchCount: 9 } }, policy, t0 + 50);
+    const done = drive(pending(), [
+      { type: 'dispatch' },
+      { type: 'ack' },
+      { type: 'complete', result: rowsResult },
+    ]);
+    const again = transition(
+      done,
+      { type: 'complete', result: { kind: 'rows', rowCount: 99, batchCount: 9 } },
+      policy,
+      t0 + 50,
+    );
     expect(again).toBe(done);
     expect(again.result).toEqual(rowsResult);
   });
 
   it('a second fail returns the same object', () => {
-    const failed = drive(pending(), [{ type: 'dispatch' }, { type: 'fail', error: { code: 'x', message: 'y' } }]);
-    expect(transition(failed, { type: 'fail', error: { code: 'x', message: 'y' } }, policy, t0 + 50)).toBe(failed);
+    const failed = drive(pending(), [
+      { type: 'dispatch' },
+      { type: 'fail', error: { code: 'x', message: 'y' } },
+    ]);
+    expect(transition(failed, { type: 'fail', error: { code: 'x', message: 'y' } }, policy, t0 + 50)).toBe(
+      failed,
+    );
   });
 });
 
 describe("§7 events not allowed from the current state throw 'invalid-state'", () => {
   const acked = () => drive(pending(), [{ type: 'dispatch' }, { type: 'ack' }]);
-  const completed = () => drive(pending(), [{ type: 'dispatch' }, { type: 'ack' }, { type: 'complete', result: rowsResult }]);
-  const failed = () => drive(pending(), [{ type: 'dispatch' }, { type: 'fail', error: { code: 'x', message: 'y' } }]);
+  const completed = () =>
+    drive(pending(), [{ type: 'dispatch' }, { type: 'ack' }, { type: 'complete', result: rowsResult }]);
+  const failed = () =>
+    drive(pending(), [{ type: 'dispatch' }, { type: 'fail', error: { code: 'x', message: 'y' } }]);
   const expired = () => transition(pending(), { type: 'deadline' }, policy, t0 + policy.queueTimeoutMs);
 
   const cases: [string, () => CommandRecord, DeliveryEvent][] = [
@@ -247,7 +287,11 @@ describe('§7 other deadlines expire the command with a reason', () => {
     const record = pending();
     expect(transition(record, { type: 'deadline' }, policy, t0 + policy.queueTimeoutMs - 1)).toBe(record);
     const expired = transition(record, { type: 'deadline' }, policy, t0 + policy.queueTimeoutMs);
-    expect(expired).toMatchObject({ state: 'expired', deadline: undefined, reason: 'the gateway did not connect in time' });
+    expect(expired).toMatchObject({
+      state: 'expired',
+      deadline: undefined,
+      reason: 'the gateway did not connect in time',
+    });
   });
 
   it('acknowledged or running past the completion deadline: expired', () => {
@@ -259,7 +303,11 @@ describe('§7 other deadlines expire the command with a reason', () => {
   });
 
   it('a terminal record ignores the deadline', () => {
-    const done = drive(pending(), [{ type: 'dispatch' }, { type: 'ack' }, { type: 'complete', result: rowsResult }]);
+    const done = drive(pending(), [
+      { type: 'dispatch' },
+      { type: 'ack' },
+      { type: 'complete', result: rowsResult },
+    ]);
     expect(transition(done, { type: 'deadline' }, policy, t0 + 1e10)).toBe(done);
   });
 });
@@ -313,11 +361,19 @@ describe('applyDeliveryEvent writes with compare-and-set and retries when anothe
   });
 
   it('decides again after reloading: an ack that lost to another ack is a no-op', async () => {
-    const { store, calls } = racingStore(1, (current) => transition(current, { type: 'ack' }, policy, t0 + 50));
+    const { store, calls } = racingStore(1, (current) =>
+      transition(current, { type: 'ack' }, policy, t0 + 50),
+    );
     const dispatched = drive(pending(), [{ type: 'dispatch' }]);
     await store.insert(dispatched);
 
-    const { record, changed } = await applyDeliveryEvent(store, dispatched.id, { type: 'ack' }, policy, () => t0 + 60);
+    const { record, changed } = await applyDeliveryEvent(
+      store,
+      dispatched.id,
+      { type: 'ack' },
+      policy,
+      () => t0 + 60,
+    );
     expect(changed).toBe(false);
     expect(calls).toEqual({ get: 2, compareAndSet: 1 });
     expect(record).toMatchObject({ state: 'acknowledged', version: 3, updatedAt: t0 + 50 });
@@ -331,9 +387,13 @@ describe('applyDeliveryEvent writes with compare-and-set and retries when anothe
     }));
     const acked = drive(pending(), [{ type: 'dispatch' }, { type: 'ack' }]);
     await store.insert(acked);
-    const error = await applyDeliveryEvent(store, acked.id, { type: 'progress', progress: {} }, policy, () => t0).catch(
-      (e: unknown) => e,
-    );
+    const error = await applyDeliveryEvent(
+      store,
+      acked.id,
+      { type: 'progress', progress: {} },
+      policy,
+      () => t0,
+    ).catch((e: unknown) => e);
     expect(BackhaulError.isInstance(error) && error.code).toBe('service-unavailable');
     expect(BackhaulError.isInstance(error) && error.retryable).toBe(true);
     expect(calls.compareAndSet).toBe(16);
@@ -341,7 +401,9 @@ describe('applyDeliveryEvent writes with compare-and-set and retries when anothe
 
   it("a missing command is 'not-found'; an invalid event propagates 'invalid-state' and writes nothing", async () => {
     const store = createMemoryCommandStore();
-    await expect(applyDeliveryEvent(store, 'nope', { type: 'ack' }, policy)).rejects.toMatchObject({ code: 'not-found' });
+    await expect(applyDeliveryEvent(store, 'nope', { type: 'ack' }, policy)).rejects.toMatchObject({
+      code: 'not-found',
+    });
     const record = pending();
     await store.insert(record);
     await expect(

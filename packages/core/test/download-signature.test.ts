@@ -32,7 +32,9 @@ describe('§3.5 a signed link verifies until it expires', () => {
 
   it('the signature is HMAC-SHA256 of "key\\nexpires", so another implementation can check it', () => {
     const query = createDownloadSigner(secret).sign(key, expiresAt);
-    const expected = createHmac('sha256', secret).update(`${key}\n${expiresAt / 1000}`).digest('hex');
+    const expected = createHmac('sha256', secret)
+      .update(`${key}\n${expiresAt / 1000}`)
+      .digest('hex');
     expect(query.get('signature')).toBe(expected);
   });
 
@@ -82,7 +84,10 @@ describe("§3.5 a link nobody signed is 'forbidden'", () => {
       `expires=${query.get('expires')}&signature=${signature.toUpperCase()}`,
       `expires=${query.get('expires')}&signature=${signature.slice(2)}`,
     ]) {
-      expect(codeOf(() => signer.verify(key, new URLSearchParams(search), now)), search).toBe('forbidden');
+      expect(
+        codeOf(() => signer.verify(key, new URLSearchParams(search), now)),
+        search,
+      ).toBe('forbidden');
     }
   });
 });

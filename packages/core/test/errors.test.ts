@@ -1,4 +1,11 @@
-import { BackhaulError, errorCatalog, fromProblem, isErrorCode, problemTypeBase, toProblem } from '@backhaul/core';
+import {
+  BackhaulError,
+  errorCatalog,
+  fromProblem,
+  isErrorCode,
+  problemTypeBase,
+  toProblem,
+} from '@backhaul/core';
 import { describe, expect, it } from 'vitest';
 
 describe('status and retryable come from the one catalogue', () => {
@@ -89,20 +96,36 @@ describe('§2 toProblem writes an RFC 9457 body with code and retryable; fromPro
       retryable: true,
     };
     const error = fromProblem(422, body);
-    expect(error).toMatchObject({ code: 'checksum-mismatch', status: 422, retryable: true, message: body.detail });
+    expect(error).toMatchObject({
+      code: 'checksum-mismatch',
+      status: 422,
+      retryable: true,
+      message: body.detail,
+    });
     expect(error.details).toBeUndefined();
     expect(toProblem(error)).toEqual(body);
   });
 
   it('a detail named like a standard member never overwrites it', () => {
     const problem = toProblem(
-      new BackhaulError('invalid-state', 'no', { details: { status: 200, code: 'ok', retryable: true, state: 'completed' } }),
+      new BackhaulError('invalid-state', 'no', {
+        details: { status: 200, code: 'ok', retryable: true, state: 'completed' },
+      }),
     );
-    expect(problem).toMatchObject({ status: 409, code: 'invalid-state', retryable: false, state: 'completed' });
+    expect(problem).toMatchObject({
+      status: 409,
+      code: 'invalid-state',
+      retryable: false,
+      state: 'completed',
+    });
   });
 
   it('keeps the server’s retryable and the Retry-After it was given', () => {
-    const error = fromProblem(503, { code: 'gateway-unavailable', detail: 'not connected', retryable: false }, 5_000);
+    const error = fromProblem(
+      503,
+      { code: 'gateway-unavailable', detail: 'not connected', retryable: false },
+      5_000,
+    );
     expect(error.retryable).toBe(false);
     expect(error.retryAfterMs).toBe(5_000);
   });
@@ -113,7 +136,11 @@ describe('§2 toProblem writes an RFC 9457 body with code and retryable; fromPro
     expect(fromProblem(404, {}).code).toBe('not-found');
     expect(fromProblem(413, {}).code).toBe('payload-too-large');
     expect(fromProblem(429, {}).code).toBe('too-many-requests');
-    expect(fromProblem(502, '<html>Bad Gateway</html>')).toMatchObject({ code: 'internal', retryable: true, message: 'HTTP 502' });
+    expect(fromProblem(502, '<html>Bad Gateway</html>')).toMatchObject({
+      code: 'internal',
+      retryable: true,
+      message: 'HTTP 502',
+    });
     expect(fromProblem(503, {})).toMatchObject({ code: 'service-unavailable', retryable: true });
     expect(fromProblem(504, {}).code).toBe('timeout');
     expect(fromProblem(400, { code: 'not-a-code' }).code).toBe('bad-request');
@@ -124,8 +151,9 @@ describe('isInstance works across duplicated package copies, where instanceof do
   it('recognises an error carrying the registered marker of another copy', () => {
     // Another copy of @backhaul/core defines its own class, but Symbol.for returns the same
     // symbol in every copy, so the marker is the same.
+    const otherCopyMarker: unique symbol = Symbol.for('backhaul.error');
     class OtherCopyError extends Error {
-      readonly [Symbol.for('backhaul.error')] = true;
+      readonly [otherCopyMarker] = true;
       readonly code = 'timeout';
     }
     const foreign = new OtherCopyError('from the other copy');

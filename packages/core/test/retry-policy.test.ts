@@ -16,7 +16,9 @@ describe('full jitter: attempt n waits a random time in [0, min(max, base * 2^(n
   it('is 0 when the random draw is 0 and just under the ceiling when it is just under 1', () => {
     const almostOne = () => 0.999_999_999;
     expect([1, 2, 3, 4].map((n) => backoffDelay(policy, n, undefined, () => 0))).toEqual([0, 0, 0, 0]);
-    expect([1, 2, 3, 4].map((n) => backoffDelay(policy, n, undefined, almostOne))).toEqual([99, 199, 399, 799]);
+    expect([1, 2, 3, 4].map((n) => backoffDelay(policy, n, undefined, almostOne))).toEqual([
+      99, 199, 399, 799,
+    ]);
     expect(backoffDelay(policy, 3, undefined, () => 0.5)).toBe(200);
   });
 

@@ -17,7 +17,7 @@ export function decimalToUnscaled(value: unknown, precision: number, scale: numb
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw new TypeError(`expected a finite decimal, got ${value}`);
     if (Number.isInteger(value)) {
-      const unscaled = value * POW10[scale]!;
+      const unscaled = value * POW10[scale]! + 0; // + 0 turns -0 into 0
       if (Math.abs(unscaled) <= Number.MAX_SAFE_INTEGER) return checkPrecision(unscaled, precision, value);
     }
     return parseDecimalString(String(value), precision, scale);
@@ -67,7 +67,7 @@ function parseDecimalString(text: string, precision: number, scale: number): num
   if (fractionDigits < scale) unscaled *= POW10[scale - fractionDigits]!;
   if (roundUp) unscaled += 1;
   if (unscaled > Number.MAX_SAFE_INTEGER) return parseDecimalSlow(text, precision, scale);
-  return checkPrecision(negative ? -unscaled : unscaled, precision, text);
+  return checkPrecision(negative && unscaled !== 0 ? -unscaled : unscaled, precision, text);
 }
 
 const DECIMAL_PATTERN = /^\s*([+-])?(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?\s*$/;

@@ -130,7 +130,8 @@ export function runCommandStoreConformance(name: string, createStore: () => Prom
         ['acknowledged', 'running', 'completed', 'failed', 'expired', 'dead-lettered'] as const
       ).map((state, i) => makeRecord({ gatewayId, state }, base + 10 + i));
       const foreign = makeRecord({ gatewayId: otherGatewayId, state: 'pending' }, base);
-      for (const record of [pendingNew, dispatched, ...others, foreign, pendingOld]) await store.insert(record);
+      for (const record of [pendingNew, dispatched, ...others, foreign, pendingOld])
+        await store.insert(record);
 
       const undelivered = await store.listUndelivered(gatewayId);
       expect(undelivered.map((r) => r.id)).toEqual([pendingOld.id, dispatched.id, pendingNew.id]);
@@ -140,7 +141,10 @@ export function runCommandStoreConformance(name: string, createStore: () => Prom
 
       // A record that moves on leaves the list.
       await store.compareAndSet({ ...pendingOld, state: 'acknowledged', version: pendingOld.version + 1 });
-      expect((await store.listUndelivered(gatewayId)).map((r) => r.id)).toEqual([dispatched.id, pendingNew.id]);
+      expect((await store.listUndelivered(gatewayId)).map((r) => r.id)).toEqual([
+        dispatched.id,
+        pendingNew.id,
+      ]);
     });
 
     it('listDue returns non-terminal records with deadline <= now, by deadline, honouring limit', async () => {
@@ -159,7 +163,8 @@ export function runCommandStoreConformance(name: string, createStore: () => Prom
       );
       const future = due(now + 1);
       const noDeadline = makeRecord({ gatewayId, state: 'completed', deadline: undefined });
-      for (const record of [third, future, ...terminal, second, noDeadline, first]) await store.insert(record);
+      for (const record of [third, future, ...terminal, second, noDeadline, first])
+        await store.insert(record);
 
       expect((await store.listDue(now, 10)).map((r) => r.id)).toEqual([first.id, second.id, third.id]);
       expect((await store.listDue(now, 2)).map((r) => r.id)).toEqual([first.id, second.id]);
@@ -169,12 +174,22 @@ export function runCommandStoreConformance(name: string, createStore: () => Prom
       expect(listed).toEqual([first]);
 
       // Once a record is terminal it is no longer due, whatever its deadline said before.
-      await store.compareAndSet({ ...first, state: 'expired', deadline: undefined, version: first.version + 1 });
+      await store.compareAndSet({
+        ...first,
+        state: 'expired',
+        deadline: undefined,
+        version: first.version + 1,
+      });
       expect((await store.listDue(now, 10)).map((r) => r.id)).toEqual([second.id, third.id]);
 
       // Leave nothing due behind on a durable store.
       for (const record of [second, third, future]) {
-        await store.compareAndSet({ ...record, state: 'expired', deadline: undefined, version: record.version + 1 });
+        await store.compareAndSet({
+          ...record,
+          state: 'expired',
+          deadline: undefined,
+          version: record.version + 1,
+        });
       }
       expect(await store.listDue(now + 1, 10)).toEqual([]);
     });

@@ -5,5 +5,9 @@
  */
 export { runCodecConformance } from './codec-conformance.js';
 export { runCommandStoreConformance } from './command-store-conformance.js';
-export { runDataSourceConformance } from './data-source-conformance.js';
+export {
+  type DataSourceConformanceSetup,
+  dataSourceFixture,
+  runDataSourceConformance,
+} from './data-source-conformance.js';
 export { runObjectStorageConformance } from './object-storage-conformance.js';
