@@ -34,7 +34,7 @@ describe('lz4: decode refuses a bomb before allocating its output (§6.2)', () =
     const rssBefore = process.memoryUsage().rss;
     const started = performance.now();
     expect(await codeOf(codec.decode(bomb, cap))).toBe('payload-too-large');
-    expect(performance.now() - started).toBeLessThan(50);
+    expect(performance.now() - started).toBeLessThan(500);
     expect(process.memoryUsage().rss - rssBefore).toBeLessThan(64 * 1024 * 1024);
   });
 

@@ -10,7 +10,12 @@ import {
   type StoredObject,
   type UploadOptions,
 } from '@backhaul/core';
-import { assertNoSymlinkedParents, isMissing, resolveObjectPath, uploadsDirectoryName } from './object-key.js';
+import {
+  assertNoSymlinkedParents,
+  isMissing,
+  resolveObjectPath,
+  uploadsDirectoryName,
+} from './object-key.js';
 
 export interface FsStorageOptions {
   /** Directory that holds every object; created if missing. */
@@ -74,7 +79,8 @@ export function createFsStorage(options: FsStorageOptions): FsStorage {
       const temporaryPath = join(uploadsDirectory, `${randomUUID()}.part`);
       let file: FileHandle;
       try {
-        file = await open(temporaryPath, 'wx', 0o644);
+        // Results hold query data: readable by the server's own user only.
+        file = await open(temporaryPath, 'wx', 0o600);
       } catch (error) {
         throw storageFailed('start an upload', error);
       }
@@ -185,7 +191,7 @@ class FsUpload implements ObjectUpload {
     private readonly prepareDestination: () => Promise<string>,
   ) {}
 
-  writePart(bytes: Uint8Array): Promise<void> {
+  async writePart(bytes: Uint8Array): Promise<void> {
     this.#assertOpen('writePart');
     const write = this.#writes.then(async () => {
       let offset = 0;
@@ -195,9 +201,11 @@ class FsUpload implements ObjectUpload {
       }
     });
     this.#writes = write.catch(() => undefined);
-    return write.catch((error: unknown) => {
+    try {
+      await write;
+    } catch (error) {
       throw mapError('write a part of', this.key, error);
-    });
+    }
   }
 
   async complete(): Promise<StoredObject> {
@@ -228,7 +236,10 @@ class FsUpload implements ObjectUpload {
 
   #assertOpen(operation: string): void {
     if (this.#state !== 'open') {
-      throw new BackhaulError('invalid-state', `${operation} on an upload of '${this.key}' that is ${this.#state}`);
+      throw new BackhaulError(
+        'invalid-state',
+        `${operation} on an upload of '${this.key}' that is ${this.#state}`,
+      );
     }
   }
 
