@@ -49,6 +49,8 @@ export async function startFaultProxy(
         log.push({ method, path, headers: req.headers, status });
         res.writeHead(status, headers);
         response.pipe(res);
+        // A cut on the gateway's side must reach the server too, as it would through a real network.
+        res.on('close', () => response.destroy());
         return;
       }
       const pieces: Buffer[] = [];

@@ -6,11 +6,11 @@ import {
   type Command,
   type Completion,
   commandSchema,
+  type DataSource,
   type Hello,
   parseJson,
   parseMessage,
   type QueryCursor,
-  type DataSource,
   type RetryPolicy,
   type RowValue,
 } from '@backhaul/core';
@@ -58,6 +58,8 @@ export class CommandRunner {
   readonly #queue: Command[] = [];
   readonly #running = new Set<Promise<void>>();
   #stopped = false;
+  /** Cancels acks still retrying when the gateway stops. */
+  readonly #stopping = new AbortController();
 
   constructor(options: CommandRunnerOptions) {
     this.#options = options;
@@ -87,6 +89,7 @@ export class CommandRunner {
   /** Aborts every queued and running command and waits for them to wind down. */
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#stopping.abort(new Error('gateway stopped'));
     this.#queue.length = 0;
     for (const controller of this.#active.values()) controller.abort(new Error('gateway stopped'));
     await Promise.allSettled([...this.#running]);
@@ -95,9 +98,13 @@ export class CommandRunner {
   async #ack(commandId: string): Promise<void> {
     try {
       // §5.1 The delivery ack goes out before the command runs, so a long query is not redelivered.
-      await this.#options.api.ack(commandId);
+      await this.#options.api.ack(commandId, this.#stopping.signal);
     } catch (error) {
-      this.#options.logger.error('ack failed; the server will redeliver', { commandId, error: describeError(error) });
+      if (this.#stopped) return;
+      this.#options.logger.error('ack failed; the server will redeliver', {
+        commandId,
+        error: describeError(error),
+      });
     }
   }
 
@@ -160,7 +167,10 @@ export class CommandRunner {
       try {
         await api.fail(command.id, failure);
       } catch (reportError) {
-        logger.error('could not report the failure', { commandId: command.id, error: describeError(reportError) });
+        logger.error('could not report the failure', {
+          commandId: command.id,
+          error: describeError(reportError),
+        });
       }
     } finally {
       reporter.stop();
@@ -181,7 +191,13 @@ export class CommandRunner {
       return sendRowBatches({ api, commandId: command.id, columns, batches, progress, signal });
     }
     if (command.mode === 'file') {
-      return this.#uploadFile(command, columns, guardCursor(cursor.batches(this.#options.fileBatchSize)), progress, signal);
+      return this.#uploadFile(
+        command,
+        columns,
+        guardCursor(cursor.batches(this.#options.fileBatchSize)),
+        progress,
+        signal,
+      );
     }
 
     // Auto (§3): hold batches until either the cursor ends (→ rows) or they pass rowsByteLimit
@@ -222,7 +238,9 @@ export class CommandRunner {
     const session = this.#options.session();
     if (!session) throw new BackhaulError('gateway-unavailable', 'No hello from the server yet');
     if (!session.codec) {
-      throw session.codecError ?? new BackhaulError('unsupported-codec', 'No codec this gateway has is accepted');
+      throw (
+        session.codecError ?? new BackhaulError('unsupported-codec', 'No codec this gateway has is accepted')
+      );
     }
     let alreadyStored: Set<number> | undefined;
     if (command.delivery > 1) {
@@ -288,5 +306,7 @@ async function* guardCursor(batches: AsyncIterable<RowValue[][]>): AsyncGenerato
 function asQueryError(error: unknown): unknown {
   if (BackhaulError.isInstance(error)) return error;
   if (error instanceof Error && error.name === 'AbortError') return error;
-  return new BackhaulError('query-failed', error instanceof Error ? error.message : String(error), { cause: error });
+  return new BackhaulError('query-failed', error instanceof Error ? error.message : String(error), {
+    cause: error,
+  });
 }

@@ -72,14 +72,20 @@ export class CommandStreamClient {
       }
       if (this.#stopped.signal.aborted) break;
       if (BackhaulError.isInstance(cause) && (cause.status === 401 || cause.status === 403)) {
-        logger.error('the server refused the gateway token; not reconnecting', { error: describeError(cause) });
+        logger.error('the server refused the gateway token; not reconnecting', {
+          error: describeError(cause),
+        });
         handlers.onFatal(cause);
         return;
       }
       if (helloSeen) handlers.onDisconnected(cause);
       failures++;
       const delayMs = this.#reconnectDelay(failures);
-      logger.warn('command stream lost, reconnecting', { error: describeError(cause), delayMs, attempt: failures });
+      logger.warn('command stream lost, reconnecting', {
+        error: describeError(cause),
+        delayMs,
+        attempt: failures,
+      });
       await sleep(delayMs, this.#stopped.signal).catch(() => {});
     }
   }
@@ -101,7 +107,9 @@ export class CommandStreamClient {
 
     // §4: 45 s without a byte (heartbeat or event) is a dead stream, even if the socket looks open.
     const deadStream = setTimeout(() => {
-      controller.abort(new BackhaulError('timeout', `no bytes on the command stream for ${heartbeatTimeoutMs} ms`));
+      controller.abort(
+        new BackhaulError('timeout', `no bytes on the command stream for ${heartbeatTimeoutMs} ms`),
+      );
     }, heartbeatTimeoutMs);
     deadStream.unref?.();
     try {
@@ -123,7 +131,10 @@ export class CommandStreamClient {
       const contentType = String(response.headers['content-type'] ?? '');
       if (!contentType.startsWith('text/event-stream')) {
         await response.body.dump();
-        throw new BackhaulError('bad-request', `the command stream answered with content-type '${contentType}'`);
+        throw new BackhaulError(
+          'bad-request',
+          `the command stream answered with content-type '${contentType}'`,
+        );
       }
 
       const parser = createParser({

@@ -1,5 +1,5 @@
+import { setMaxListeners } from 'node:events';
 import {
-  BackhaulError,
   type Checksummer,
   type Codec,
   type Column,
@@ -10,8 +10,8 @@ import {
   rechunk,
   withRetry,
 } from '@backhaul/core';
-import { ParquetWriter } from '@backhaul/parquet';
 import type { Logger } from './logger.js';
+import { encodeBatchesAsParquet } from './parquet-encoding.js';
 import type { ProgressState } from './progress.js';
 import { describeError, type ServerApi } from './server-api.js';
 
@@ -49,11 +49,13 @@ export async function uploadFile(options: FileUploadOptions): Promise<FileComple
   const window = new Semaphore(Math.max(1, Math.min(options.chunksInFlight, hello.chunkWindow)));
   // The first fatal chunk error stops the encoder and cancels the other requests.
   const uploads = new AbortController();
+  // Every request in the window listens on this signal: more than Node's default of 10 is expected.
+  setMaxListeners(0, uploads.signal);
   const stopUploads = () => uploads.abort(options.signal.reason);
   options.signal.addEventListener('abort', stopUploads, { once: true });
 
   const fileHash = checksummer.stream();
-  const rowCounter = { rows: 0 };
+  let rowCount = 0;
   let size = 0;
   let chunkCount = 0;
   let failure: unknown;
@@ -90,7 +92,11 @@ export async function uploadFile(options: FileUploadOptions): Promise<FileComple
 
   try {
     progress.stage = 'encoding';
-    for await (const raw of rechunk(parquetBytes(options.columns, options.batches, rowCounter, progress), hello.chunkSize)) {
+    const parquet = encodeBatchesAsParquet(options.columns, options.batches, (rows) => {
+      rowCount += rows;
+      progress.rows = rowCount;
+    });
+    for await (const raw of rechunk(parquet, hello.chunkSize)) {
       // Backpressure: the encoder waits here while the window is full.
       await window.acquire();
       if (failure !== undefined || uploads.signal.aborted) {
@@ -126,58 +132,9 @@ export async function uploadFile(options: FileUploadOptions): Promise<FileComple
     format: 'parquet',
     size,
     checksum: fileHash.digest(),
-    rowCount: rowCounter.rows,
+    rowCount,
     chunkCount,
   };
-}
-
-/** Parquet bytes of the batches, one row group at a time; never the whole file in memory. */
-async function* parquetBytes(
-  columns: readonly Column[],
-  batches: AsyncIterable<RowValue[][]>,
-  counter: { rows: number },
-  progress: ProgressState,
-): AsyncGenerator<Uint8Array> {
-  const { parquetColumns, fixRows } = toParquetColumns(columns);
-  const writer = new ParquetWriter(parquetColumns);
-  for await (const batch of batches) {
-    counter.rows += batch.length;
-    progress.rows = counter.rows;
-    yield* writer.write(fixRows ? fixRows(batch) : batch);
-  }
-  yield* writer.finish();
-}
-
-/** The Parquet writer stores decimals as INT64 (precision ≤ 18); wider ones travel as text. */
-function toParquetColumns(columns: readonly Column[]): {
-  parquetColumns: ConstructorParameters<typeof ParquetWriter>[0];
-  fixRows: ((rows: RowValue[][]) => RowValue[][]) | undefined;
-} {
-  if (columns.length === 0) throw new BackhaulError('query-failed', 'The query returned no columns');
-  const wide: number[] = [];
-  const parquetColumns = columns.map((column, index) => {
-    if (column.type === 'decimal' && (column.precision ?? 18) > 18) {
-      wide.push(index);
-      return { name: column.name, type: 'string' as const, nullable: column.nullable ?? true };
-    }
-    return {
-      name: column.name,
-      type: column.type,
-      nullable: column.nullable ?? true,
-      ...(column.precision !== undefined ? { precision: column.precision } : {}),
-      ...(column.scale !== undefined ? { scale: column.scale } : {}),
-    };
-  });
-  const fixRows =
-    wide.length === 0
-      ? undefined
-      : (rows: RowValue[][]) => {
-          for (const row of rows) {
-            for (const i of wide) if (row[i] !== null && row[i] !== undefined) row[i] = String(row[i]);
-          }
-          return rows;
-        };
-  return { parquetColumns, fixRows };
 }
 
 /** A counting semaphore: the window of chunk requests in flight. */

@@ -1,9 +1,9 @@
 import {
   BackhaulError,
   type Codec,
+  CodecRegistry,
   type Command,
   type Completion,
-  CodecRegistry,
   createChecksummer,
   type DataSource,
   defaultRetryPolicy,
@@ -14,6 +14,7 @@ import { Agent } from 'undici';
 import { CommandRunner } from './command-runner.js';
 import { CommandStreamClient } from './command-stream-client.js';
 import { type Logger, silentLogger } from './logger.js';
+import { FILE_BATCH_SIZE } from './parquet-encoding.js';
 import { ServerApi } from './server-api.js';
 
 export interface GatewayOptions {
@@ -46,7 +47,13 @@ export type GatewayEvent =
   | { type: 'connected'; hello: Hello }
   | { type: 'disconnected'; error?: unknown }
   | { type: 'command'; command: Command; duplicate: boolean }
-  | { type: 'progress'; commandId: string; rows: number; bytes: number; stage: 'querying' | 'encoding' | 'uploading' }
+  | {
+      type: 'progress';
+      commandId: string;
+      rows: number;
+      bytes: number;
+      stage: 'querying' | 'encoding' | 'uploading';
+    }
   | { type: 'completed'; commandId: string; completion: Completion }
   | { type: 'failed'; commandId: string; error: unknown };
 
@@ -60,7 +67,6 @@ export interface Gateway {
   readonly connected: boolean;
 }
 
-const FILE_BATCH_SIZE = 8192;
 const REMEMBERED_COMMANDS = 10_000;
 
 export function createGateway(options: GatewayOptions): Gateway {
@@ -193,9 +199,10 @@ export function createGateway(options: GatewayOptions): Gateway {
                 emit({ type: 'disconnected', error });
               },
               onFatal(error) {
+                // A refused token cannot heal by retrying: shut down, and say so through start().
                 connected = false;
                 emit({ type: 'disconnected', error });
-                reject(error);
+                void stop().finally(() => reject(error));
               },
             },
           });
@@ -215,7 +222,8 @@ export function createGateway(options: GatewayOptions): Gateway {
 function resolveOptions(options: GatewayOptions) {
   const positive = (name: string, value: number | undefined, fallback: number) => {
     const resolved = value ?? fallback;
-    if (!Number.isFinite(resolved) || resolved <= 0) throw new RangeError(`${name} must be a positive number`);
+    if (!Number.isFinite(resolved) || resolved <= 0)
+      throw new RangeError(`${name} must be a positive number`);
     return resolved;
   };
   if (!options.serverUrl) throw new TypeError('serverUrl is required');

@@ -1,4 +1,5 @@
 export { createGateway, type Gateway, type GatewayEvent, type GatewayOptions } from './gateway.js';
 export type { Logger } from './logger.js';
+export { encodeBatchesAsParquet, encodeCursorAsParquet, FILE_BATCH_SIZE } from './parquet-encoding.js';
 export { toJsonRows, toJsonValue } from './row-values.js';
 export { createSqliteDataSource, type SqliteDataSourceOptions } from './sqlite-data-source.js';

@@ -64,7 +64,11 @@ export class ServerApi {
 
   /** §5.1 Idempotent on the server, so a duplicate delivery is simply acked again. */
   ack(commandId: string, signal?: AbortSignal): Promise<unknown> {
-    return this.#withRetry(`ack ${commandId}`, () => this.#send('POST', commandPath(commandId, 'ack'), { signal }), signal);
+    return this.#withRetry(
+      `ack ${commandId}`,
+      () => this.#send('POST', commandPath(commandId, 'ack'), { signal }),
+      signal,
+    );
   }
 
   /** §5.2 Not retried: the next tick sends a fresher one anyway. */
@@ -77,7 +81,8 @@ export class ServerApi {
     const body = JSON.stringify(batch);
     return this.#withRetry(
       `rows ${commandId}#${batch.seq}`,
-      () => this.#send('POST', commandPath(commandId, 'rows'), { body, contentType: 'application/json', signal }),
+      () =>
+        this.#send('POST', commandPath(commandId, 'rows'), { body, contentType: 'application/json', signal }),
       signal,
     );
   }
@@ -107,8 +112,13 @@ export class ServerApi {
     return this.#withRetry(
       `complete ${commandId}`,
       async () =>
-        (await this.#send('POST', commandPath(commandId, 'complete'), { json: completion, signal, readJson: true }))
-          .json,
+        (
+          await this.#send('POST', commandPath(commandId, 'complete'), {
+            json: completion,
+            signal,
+            readJson: true,
+          })
+        ).json,
       signal,
     );
   }
@@ -179,7 +189,9 @@ export async function problemFromResponse(response: Dispatcher.ResponseData): Pr
     problem = undefined;
   }
   const retryAfterHeader = response.headers['retry-after'];
-  const retryAfter = parseRetryAfter(Array.isArray(retryAfterHeader) ? retryAfterHeader[0] : retryAfterHeader);
+  const retryAfter = parseRetryAfter(
+    Array.isArray(retryAfterHeader) ? retryAfterHeader[0] : retryAfterHeader,
+  );
   return fromProblem(response.statusCode, problem, retryAfter);
 }
 

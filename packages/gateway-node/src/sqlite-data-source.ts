@@ -72,7 +72,9 @@ export function createSqliteDataSource(options: SqliteDataSourceOptions): DataSo
         statement.raw(true);
         // int64 beyond 2^53 must stay exact: read integers as bigint, narrow the safe ones to number.
         statement.safeIntegers(true);
-        const rows = statement.iterate(...request.params.map(toSqliteParameter)) as IterableIterator<unknown[]>;
+        const rows = statement.iterate(...request.params.map(toSqliteParameter)) as IterableIterator<
+          unknown[]
+        >;
         return await openCursor(statement, rows, request, () => release(db));
       } catch (error) {
         release(db);
@@ -142,9 +144,21 @@ async function openCursor(
       if (mapped[i] === undefined && row[i] !== null) mapped[i] = inferColumn(declared[i]!.name, row[i]);
     }
   }
-  const columns: Column[] = mapped.map((m, i) => m ?? { name: declared[i]!.name, type: 'string', nullable: true });
+  const columns: Column[] = mapped.map(
+    (m, i) => m ?? { name: declared[i]!.name, type: 'string', nullable: true },
+  );
   const converters: [number, Converter][] = [];
   columns.forEach((column, i) => {
+    // A declared TEXT or REAL column already yields strings or doubles (SQLite's affinity converts
+    // on the way in and out), so it needs no per-value work; that is most columns of a wide table.
+    const hasAffinity = declared[i]!.declaredType !== null;
+    if (
+      hasAffinity &&
+      (column.type === 'string' ||
+        (column.type === 'float64' && !/NUM|DEC/i.test(declared[i]!.declaredType!)))
+    ) {
+      return;
+    }
     const converter = converterFor(column);
     if (converter) converters.push([i, converter]);
   });
@@ -186,7 +200,8 @@ async function openCursor(
           await new Promise<void>((resolve) => setImmediate(resolve));
         }
       } catch (error) {
-        throw BackhaulError.isInstance(error) || (error as Error)?.name === 'AbortError'
+        // A cancellation keeps its own reason; anything SQLite raised is the query's failure.
+        throw BackhaulError.isInstance(error) || request.signal?.aborted
           ? error
           : new BackhaulError('query-failed', (error as Error).message, { cause: error });
       } finally {
@@ -203,7 +218,12 @@ async function openCursor(
 export function mapDeclaredType(name: string, declaredType: string | null): Column | undefined {
   if (!declaredType) return undefined;
   const type = declaredType.toUpperCase();
-  const column = (t: Column['type'], extra: Partial<Column> = {}): Column => ({ name, type: t, nullable: true, ...extra });
+  const column = (t: Column['type'], extra: Partial<Column> = {}): Column => ({
+    name,
+    type: t,
+    nullable: true,
+    ...extra,
+  });
   if (type.includes('BOOL')) return column('boolean');
   if (type.includes('DATETIME') || type.includes('TIMESTAMP')) return column('timestamp');
   if (type.includes('DATE')) return column('date');
@@ -257,7 +277,12 @@ function converterFor(column: Column): Converter | undefined {
         }
       };
     case 'string':
-      return (v) => (typeof v === 'string' ? v : typeof v === 'bigint' || typeof v === 'number' ? String(v) : (v as RowValue));
+      return (v) =>
+        typeof v === 'string'
+          ? v
+          : typeof v === 'bigint' || typeof v === 'number'
+            ? String(v)
+            : (v as RowValue);
     default:
       return undefined;
   }

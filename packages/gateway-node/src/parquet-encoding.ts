@@ -1,0 +1,71 @@
+import { BackhaulError, type Column, type QueryCursor, type RowValue } from '@backhaul/core';
+import { type ParquetColumn, ParquetWriter } from '@backhaul/parquet';
+
+/** Rows per batch pulled off the cursor in file mode: big enough to keep the column loops hot. */
+export const FILE_BATCH_SIZE = 8192;
+
+/**
+ * Parquet bytes of row batches, one row group at a time, never the whole file in memory. The next
+ * batch is pulled only once the previous bytes were consumed, so a slow upload slows the cursor.
+ * `onBatch` sees each batch's row count before it is encoded (progress and the completion's rowCount).
+ */
+export async function* encodeBatchesAsParquet(
+  columns: readonly Column[],
+  batches: AsyncIterable<RowValue[][]>,
+  onBatch?: (rows: number) => void,
+): AsyncGenerator<Uint8Array> {
+  const { parquetColumns, fixRows } = toParquetColumns(columns);
+  const writer = new ParquetWriter(parquetColumns);
+  for await (const batch of batches) {
+    onBatch?.(batch.length);
+    yield* writer.write(fixRows ? fixRows(batch) : batch);
+  }
+  yield* writer.finish();
+}
+
+/**
+ * The exact bytes file mode uploads for a cursor: concatenated, they are the file the server
+ * assembles. Useful to check a download, or to write a result locally. Closes the cursor.
+ */
+export async function* encodeCursorAsParquet(
+  cursor: QueryCursor,
+  options: { batchSize?: number } = {},
+): AsyncGenerator<Uint8Array> {
+  try {
+    yield* encodeBatchesAsParquet(cursor.columns, cursor.batches(options.batchSize ?? FILE_BATCH_SIZE));
+  } finally {
+    await cursor.close();
+  }
+}
+
+/** The Parquet writer stores decimals as INT64 (precision ≤ 18); wider ones travel as text. */
+function toParquetColumns(columns: readonly Column[]): {
+  parquetColumns: ParquetColumn[];
+  fixRows: ((rows: RowValue[][]) => RowValue[][]) | undefined;
+} {
+  if (columns.length === 0) throw new BackhaulError('query-failed', 'The query returned no columns');
+  const wide: number[] = [];
+  const parquetColumns = columns.map((column, index): ParquetColumn => {
+    if (column.type === 'decimal' && (column.precision ?? 18) > 18) {
+      wide.push(index);
+      return { name: column.name, type: 'string', nullable: column.nullable ?? true };
+    }
+    return {
+      name: column.name,
+      type: column.type,
+      nullable: column.nullable ?? true,
+      ...(column.precision !== undefined ? { precision: column.precision } : {}),
+      ...(column.scale !== undefined ? { scale: column.scale } : {}),
+    };
+  });
+  const fixRows =
+    wide.length === 0
+      ? undefined
+      : (rows: RowValue[][]) => {
+          for (const row of rows) {
+            for (const i of wide) if (row[i] !== null && row[i] !== undefined) row[i] = String(row[i]);
+          }
+          return rows;
+        };
+  return { parquetColumns, fixRows };
+}

@@ -1,0 +1,188 @@
+import { createZstdCodec } from '@backhaul/codec-zstd';
+import { createChecksummer, type RetryPolicy } from '@backhaul/core';
+import { parquetMetadata, parquetReadObjects } from 'hyparquet';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createGateway,
+  createSqliteDataSource,
+  encodeCursorAsParquet,
+  type Gateway,
+  type GatewayOptions,
+} from '../src/index.js';
+import { type FakeServer, type FakeServerOptions, startFakeServer, until } from './fake-server.js';
+import { createOrdersDatabase } from './sqlite-fixture.js';
+
+const ROWS = 20_000;
+const CHUNK_SIZE = 65_536;
+const fastRetry: RetryPolicy = { maxAttempts: 10, baseDelayMs: 5, maxDelayMs: 50 };
+
+let database: ReturnType<typeof createOrdersDatabase>;
+beforeAll(() => {
+  database = createOrdersDatabase(ROWS);
+});
+afterAll(() => database.cleanup());
+
+let server: FakeServer | undefined;
+let gateway: Gateway | undefined;
+afterEach(async () => {
+  await gateway?.stop().catch(() => {});
+  await server?.close();
+  gateway = undefined;
+  server = undefined;
+});
+
+async function setup(serverOptions: FakeServerOptions = {}, overrides: Partial<GatewayOptions> = {}) {
+  server = await startFakeServer({
+    ...serverOptions,
+    hello: { chunkSize: CHUNK_SIZE, ...serverOptions.hello },
+  });
+  gateway = createGateway({
+    serverUrl: server.url,
+    token: 'good-token',
+    dataSource: createSqliteDataSource({ filename: database.filename }),
+    retry: fastRetry,
+    progressIntervalMs: 50,
+    ...overrides,
+  });
+  await gateway.start();
+  return { server, gateway };
+}
+
+async function expectedParquet(sql: string): Promise<Buffer> {
+  const source = createSqliteDataSource({ filename: database.filename });
+  const pieces: Uint8Array[] = [];
+  for await (const piece of encodeCursorAsParquet(await source.query({ sql, params: [] })))
+    pieces.push(piece);
+  await source.close();
+  return Buffer.concat(pieces);
+}
+
+const arrayBufferOf = (bytes: Buffer): ArrayBuffer =>
+  bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+
+describe('§6 file mode: Parquet cut into chunks, checksummed, uploaded and completed', () => {
+  it('the chunks the server received, decoded and concatenated, are the Parquet file of the query', async () => {
+    const { server } = await setup();
+    const sql = 'SELECT * FROM orders ORDER BY id';
+    server.send({ id: 'file-1', sql, mode: 'file' });
+    await until(() => server.completions.has('file-1'), 'completion');
+    const file = server.file('file-1');
+    expect(Buffer.compare(file, await expectedParquet(sql))).toBe(0);
+
+    // §6.1 every chunk but the last is exactly chunkSize.
+    const chunks = [...server.chunks.get('file-1')!.values()].sort((a, b) => a.index - b.index);
+    expect(chunks.length).toBeGreaterThan(3);
+    for (const chunk of chunks.slice(0, -1)) expect(chunk.raw.length).toBe(CHUNK_SIZE);
+
+    // §6.4 the completion states size, chunk count, row count and the whole-file xxhash64.
+    const checksummer = await createChecksummer();
+    expect(server.completions.get('file-1')).toEqual({
+      kind: 'file',
+      format: 'parquet',
+      size: file.length,
+      checksum: checksummer.digest(file),
+      rowCount: ROWS,
+      chunkCount: chunks.length,
+    });
+
+    const metadata = parquetMetadata(arrayBufferOf(file));
+    expect(Number(metadata.num_rows)).toBe(ROWS);
+    const rows = await parquetReadObjects({ file: arrayBufferOf(file), rowStart: 6, rowEnd: 7 });
+    expect(rows[0]).toMatchObject({ id: 7n, customer: 'customer-7', amount: 2.59, paid: true, note: null });
+  });
+
+  it('uses zstd when the gateway has it and the server accepts it', async () => {
+    const { server } = await setup({ codecs: [createZstdCodec()] }, { codecs: [createZstdCodec()] });
+    server.send({ id: 'zstd-file', sql: 'SELECT * FROM orders', mode: 'file' });
+    await until(() => server.completions.has('zstd-file'), 'completion');
+    const chunks = [...server.chunks.get('zstd-file')!.values()];
+    expect(new Set(chunks.map((c) => c.codec))).toEqual(new Set(['zstd']));
+    expect(Buffer.compare(server.file('zstd-file'), await expectedParquet('SELECT * FROM orders'))).toBe(0);
+  });
+
+  it('a chunk that fails twice with 503 is retried and succeeds', async () => {
+    const { server } = await setup();
+    server.chunkFault = (_id, index, attempt) =>
+      index === 1 && attempt <= 2 ? { status: 503, code: 'service-unavailable', retryable: true } : undefined;
+    server.send({ id: 'flaky', sql: 'SELECT * FROM orders', mode: 'file' });
+    await until(() => server.completions.has('flaky'), 'completion');
+    expect(server.chunks.get('flaky')!.get(1)!.attempts).toBe(3);
+    expect(server.failures.size).toBe(0);
+  });
+
+  it('§6.2 422 checksum-mismatch is retried', async () => {
+    const { server } = await setup();
+    server.chunkFault = (_id, index, attempt) =>
+      index === 0 && attempt === 1 ? { status: 422, code: 'checksum-mismatch', retryable: true } : undefined;
+    server.send({ id: 'mismatch', sql: 'SELECT * FROM orders', mode: 'file' });
+    await until(() => server.completions.has('mismatch'), 'completion');
+    expect(server.chunks.get('mismatch')!.get(0)!.attempts).toBe(2);
+  });
+
+  it('§2 Retry-After is honoured: no retry before the server said', async () => {
+    const { server } = await setup();
+    server.chunkFault = (_id, index, attempt) =>
+      index === 2 && attempt === 1
+        ? { status: 503, code: 'service-unavailable', retryable: true, retryAfter: '0.4' }
+        : undefined;
+    server.send({ id: 'retry-after', sql: 'SELECT * FROM orders', mode: 'file' });
+    await until(() => server.completions.has('retry-after'), 'completion');
+    const [first, second] = server.chunks.get('retry-after')!.get(2)!.attemptTimes;
+    expect(second! - first!).toBeGreaterThanOrEqual(390);
+  });
+
+  it('§6.2 409 chunk-conflict is fatal: the command fails, no completion', async () => {
+    const { server } = await setup();
+    server.chunkFault = (_id, index) =>
+      index === 1 ? { status: 409, code: 'chunk-conflict', retryable: false } : undefined;
+    server.send({ id: 'conflict', sql: 'SELECT * FROM orders', mode: 'file' });
+    await until(() => server.failures.has('conflict'), 'failure');
+    expect(server.failures.get('conflict')).toMatchObject({ code: 'chunk-conflict' });
+    expect(server.completions.has('conflict')).toBe(false);
+  });
+
+  it('never more than chunksInFlight chunk requests are open at once', async () => {
+    const { server } = await setup({ chunkDelayMs: 15 }, { chunksInFlight: 3 });
+    server.send({ id: 'window', sql: 'SELECT * FROM orders', mode: 'file' });
+    await until(() => server.completions.has('window'), 'completion');
+    expect(server.chunkRequests.maxOpen).toBeLessThanOrEqual(3);
+    // And the window is used: uploads overlap.
+    expect(server.chunkRequests.maxOpen).toBeGreaterThanOrEqual(2);
+  });
+
+  it("never more chunks in flight than the server's chunkWindow", async () => {
+    const { server } = await setup({ chunkDelayMs: 15, hello: { chunkWindow: 2 } }, { chunksInFlight: 16 });
+    server.send({ id: 'small-window', sql: 'SELECT * FROM orders', mode: 'file' });
+    await until(() => server.completions.has('small-window'), 'completion');
+    expect(server.chunkRequests.maxOpen).toBeLessThanOrEqual(2);
+  });
+});
+
+describe('§3 auto mode: rows while the result is small, a file once it passes rowsByteLimit', () => {
+  it('a small result goes as rows', async () => {
+    const { server } = await setup();
+    server.send({
+      id: 'auto-small',
+      sql: 'SELECT * FROM orders WHERE id <= 50',
+      mode: 'auto',
+      rowsByteLimit: 1_000_000,
+    });
+    await until(() => server.completions.has('auto-small'), 'completion');
+    expect(server.completions.get('auto-small')).toEqual({ kind: 'rows', rowCount: 50, batchCount: 1 });
+    expect(server.chunks.has('auto-small')).toBe(false);
+  });
+
+  it('a large result switches to a file that holds every row, the held batches first', async () => {
+    const { server } = await setup();
+    const sql = 'SELECT * FROM orders ORDER BY id';
+    server.send({ id: 'auto-large', sql, mode: 'auto', rowsByteLimit: 100_000 });
+    await until(() => server.completions.has('auto-large'), 'completion');
+    expect(server.completions.get('auto-large')).toMatchObject({ kind: 'file', rowCount: ROWS });
+    expect(server.rows.has('auto-large')).toBe(false);
+    const file = server.file('auto-large');
+    const ids = (await parquetReadObjects({ file: arrayBufferOf(file), columns: ['id'] })).map((r) =>
+      Number(r.id),
+    );
+    expect(ids).toEqual(Array.from({ length: ROWS }, (_, i) => i + 1));
+  });
+});

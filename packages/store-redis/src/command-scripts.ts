@@ -1,0 +1,147 @@
+import type { Redis } from 'ioredis';
+
+/*
+ * Why Lua compare-and-set rather than Redis Streams + XAUTOCLAIM:
+ *
+ * A stream with a consumer group would give "claim a message whose consumer went quiet", which
+ * is only one edge of the delivery state machine (dispatched → pending on an ack timeout). Every
+ * other edge (ack, progress, complete, fail, expire, dead-letter) must also be applied once and
+ * only on top of the state it was computed from, and the stream would have to be kept in step
+ * with the record by separate writes that can interleave with another server's. So the whole
+ * machine runs as compare-and-set on one record: `transition()` computes the next record in
+ * TypeScript, and a script writes it only if the stored version is still `next.version - 1`,
+ * updating every index in the same atomic step. A redelivery is claimed atomically for the
+ * same reason a completion is: two servers that both see version N past its ack deadline both
+ * compute version N+1, and exactly one compare-and-set wins; the loser reloads and finds
+ * nothing left to do.
+ *
+ * The scripts only apply decisions made in TypeScript (which indexes a state belongs to is
+ * passed in as scores, '' for "not in this index"), so the rules live in one place, core.
+ */
+
+/**
+ * KEYS: record hash, due set, the record's gateway's undelivered set.
+ * ARGV: record JSON, id, version, state, gatewayId, due score or '', undelivered score or ''.
+ * Returns 1 when written, 0 when the id exists (nothing is touched then).
+ */
+const insertScript = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'record', ARGV[1], 'version', ARGV[3], 'state', ARGV[4], 'gatewayId', ARGV[5])
+if ARGV[6] ~= '' then redis.call('ZADD', KEYS[2], ARGV[6], ARGV[2]) else redis.call('ZREM', KEYS[2], ARGV[2]) end
+if ARGV[7] ~= '' then redis.call('ZADD', KEYS[3], ARGV[7], ARGV[2]) else redis.call('ZREM', KEYS[3], ARGV[2]) end
+return 1
+`;
+
+/**
+ * KEYS: record hash, due set, the next record's gateway's undelivered set, dead-letter stream.
+ * ARGV: next record JSON, id, next version, next state, next gatewayId, due score or '',
+ *       undelivered score or '', dead-letter reason, dead-letter time (ms),
+ *       undelivered key head and tail (to leave a previous gateway's set).
+ * Returns 1 when written, 0 when the record is missing or its stored version is not
+ * next.version - 1 (nothing is touched then).
+ */
+const compareAndSetScript = `
+local stored = redis.call('HMGET', KEYS[1], 'version', 'state', 'gatewayId')
+if not stored[1] or tonumber(stored[1]) ~= tonumber(ARGV[3]) - 1 then return 0 end
+-- Entering dead-lettered: the dead-letter entry is written first, in this same atomic step, so
+-- no reader can see the command gone from the pending set without its dead-letter entry.
+if ARGV[4] == 'dead-lettered' and stored[2] ~= 'dead-lettered' then
+  redis.call('XADD', KEYS[4], '*', 'id', ARGV[2], 'reason', ARGV[8], 'at', ARGV[9])
+end
+redis.call('HSET', KEYS[1], 'record', ARGV[1], 'version', ARGV[3], 'state', ARGV[4], 'gatewayId', ARGV[5])
+if ARGV[6] ~= '' then redis.call('ZADD', KEYS[2], ARGV[6], ARGV[2]) else redis.call('ZREM', KEYS[2], ARGV[2]) end
+-- A write that moves a record to another gateway must leave the old gateway's set. Its key is
+-- built here because only the stored record knows the old gateway (standalone Redis allows it;
+-- on a cluster the shared hash tag of the prefix keeps it in the same slot).
+if stored[3] and stored[3] ~= ARGV[5] then
+  redis.call('ZREM', ARGV[10] .. stored[3] .. ARGV[11], ARGV[2])
+end
+if ARGV[7] ~= '' then redis.call('ZADD', KEYS[3], ARGV[7], ARGV[2]) else redis.call('ZREM', KEYS[3], ARGV[2]) end
+return 1
+`;
+
+export interface InsertArguments {
+  recordKey: string;
+  dueKey: string;
+  undeliveredKey: string;
+  json: string;
+  id: string;
+  version: number;
+  state: string;
+  gatewayId: string;
+  dueScore: string;
+  undeliveredScore: string;
+}
+
+export interface CompareAndSetArguments extends InsertArguments {
+  deadLettersKey: string;
+  reason: string;
+  at: number;
+  undeliveredHead: string;
+  undeliveredTail: string;
+}
+
+export interface CommandScripts {
+  /** Resolves true when written, false when the id already exists. */
+  insert(args: InsertArguments): Promise<boolean>;
+  /** Resolves true when written, false when the stored version is not `args.version - 1`. */
+  compareAndSet(args: CompareAndSetArguments): Promise<boolean>;
+}
+
+/** The methods `defineCommand` adds; ioredis cannot type them, so they are declared here. */
+interface ScriptedRedis {
+  backhaulInsertCommand(...keysThenArgs: (string | number)[]): Promise<number>;
+  backhaulCompareAndSetCommand(...keysThenArgs: (string | number)[]): Promise<number>;
+}
+
+/**
+ * Registers the scripts on a connection (once: several stores may share one connection) and
+ * returns typed callers. ioredis sends EVALSHA and falls back to EVAL after a Redis restart
+ * emptied its script cache, so a restarted Redis needs nothing from us.
+ */
+export function defineCommandScripts(redis: Redis): CommandScripts {
+  const scripted = redis as unknown as Redis & ScriptedRedis;
+  if (typeof scripted.backhaulInsertCommand !== 'function') {
+    redis.defineCommand('backhaulInsertCommand', { lua: insertScript, numberOfKeys: 3 });
+  }
+  if (typeof scripted.backhaulCompareAndSetCommand !== 'function') {
+    redis.defineCommand('backhaulCompareAndSetCommand', { lua: compareAndSetScript, numberOfKeys: 4 });
+  }
+  return {
+    async insert(a) {
+      const written = await scripted.backhaulInsertCommand(
+        a.recordKey,
+        a.dueKey,
+        a.undeliveredKey,
+        a.json,
+        a.id,
+        a.version,
+        a.state,
+        a.gatewayId,
+        a.dueScore,
+        a.undeliveredScore,
+      );
+      return written === 1;
+    },
+    async compareAndSet(a) {
+      const written = await scripted.backhaulCompareAndSetCommand(
+        a.recordKey,
+        a.dueKey,
+        a.undeliveredKey,
+        a.deadLettersKey,
+        a.json,
+        a.id,
+        a.version,
+        a.state,
+        a.gatewayId,
+        a.dueScore,
+        a.undeliveredScore,
+        a.reason,
+        a.at,
+        a.undeliveredHead,
+        a.undeliveredTail,
+      );
+      return written === 1;
+    },
+  };
+}
