@@ -36,13 +36,17 @@ export type CodecName = 'zstd' | 'lz4';
 export const demoGateway = { id: 'gw-demo', token: 'demo-gateway-token-change-me' };
 export const demoCallerToken = 'demo-caller-token-change-me';
 
-export function loadConfig(env: NodeJS.ProcessEnv = process.env, dataDir = '.backhaul-demo'): ReferenceConfig {
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  dataDir = '.backhaul-demo',
+): ReferenceConfig {
   const read = (name: string) => env[`BACKHAUL_${name}`]?.trim() || undefined;
   const integer = (name: string, fallback: number) => {
     const value = read(name);
     if (value === undefined) return fallback;
     const parsed = Number(value);
-    if (!Number.isInteger(parsed) || parsed < 0) throw new Error(`BACKHAUL_${name} must be a whole number, got '${value}'`);
+    if (!Number.isInteger(parsed) || parsed < 0)
+      throw new Error(`BACKHAUL_${name} must be a whole number, got '${value}'`);
     return parsed;
   };
   const codec = (value: string): CodecName => {
@@ -53,7 +57,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, dataDir = '.bac
   const host = read('HOST') ?? '127.0.0.1';
   const gateways = (read('GATEWAYS') ?? `${demoGateway.id}:${demoGateway.token}`).split(',').map((pair) => {
     const [id, token, ...rest] = pair.split(':');
-    if (!id || !token || rest.length > 0) throw new Error(`BACKHAUL_GATEWAYS wants id:token pairs, got '${pair}'`);
+    if (!id || !token || rest.length > 0)
+      throw new Error(`BACKHAUL_GATEWAYS wants id:token pairs, got '${pair}'`);
     return { id, token };
   });
   const storageKind = read('STORAGE') ?? 'fs';

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync } from 'node:fs';
 import { once } from 'node:events';
+import { createWriteStream, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Readable, Transform } from 'node:stream';
@@ -21,7 +21,8 @@ import { ensureDemoDatabase } from './demo-data.js';
 const dataDir = process.env.BACKHAUL_DEMO_DIR ?? '.backhaul-demo';
 const demoRows = Number(process.env.BACKHAUL_DEMO_ROWS ?? 2_000_000);
 const here = dirname(fileURLToPath(import.meta.url));
-const smallQuery = 'SELECT id, customer_email, country, status, amount, created_at FROM orders WHERE id <= 5000 ORDER BY id';
+const smallQuery =
+  'SELECT id, customer_email, country, status, amount, created_at FROM orders WHERE id <= 5000 ORDER BY id';
 const largeQuery = 'SELECT * FROM orders';
 
 const say = (line = '') => process.stdout.write(`${line}\n`);
@@ -84,7 +85,10 @@ async function rowsStage(client: ReturnType<typeof createBackhaulClient>, gatewa
     },
   });
   const { rows } = await client.rows(submitted.id);
-  const expected = new Database(dbPath, { readonly: true }).prepare(smallQuery).raw(true).all() as unknown[][];
+  const expected = new Database(dbPath, { readonly: true })
+    .prepare(smallQuery)
+    .raw(true)
+    .all() as unknown[][];
   const equal =
     rows.length === expected.length && rows.every((row, i) => String(row[0]) === String(expected[i]?.[0]));
   say(
@@ -126,7 +130,9 @@ async function fileStage(
     throw new Error(`The file query ended ${final.state}: ${JSON.stringify(final.error ?? final)}`);
   }
   const result = final.result;
-  say(`   ${final.state}: ${mb(result.size)} Parquet, ${count(result.rowCount)} rows, xxhash64 ${result.checksum}`);
+  say(
+    `   ${final.state}: ${mb(result.size)} Parquet, ${count(result.rowCount)} rows, xxhash64 ${result.checksum}`,
+  );
 
   say();
   say('3. Download through the URL and verify');
@@ -135,12 +141,16 @@ async function fileStage(
   const downloadDone = performance.now();
   const metadata = await parquetMetadataAsync(await asyncBufferFromFile(file));
   const sourceRows = (
-    new Database(dbPath, { readonly: true }).prepare('SELECT count(*) AS n FROM orders').get() as { n: number }
+    new Database(dbPath, { readonly: true }).prepare('SELECT count(*) AS n FROM orders').get() as {
+      n: number;
+    }
   ).n;
   const verified = performance.now();
   const checksumOk = downloaded.checksum === result.checksum && downloaded.size === result.size;
   const rowsOk = Number(metadata.num_rows) === sourceRows;
-  say(`   ${file}: ${mb(downloaded.size)}, xxhash64 ${downloaded.checksum} ${checksumOk ? 'matches' : 'DIFFERS'}`);
+  say(
+    `   ${file}: ${mb(downloaded.size)}, xxhash64 ${downloaded.checksum} ${checksumOk ? 'matches' : 'DIFFERS'}`,
+  );
   say(
     `   Parquet reader (hyparquet): ${count(Number(metadata.num_rows))} rows in ${metadata.row_groups.length} row groups; SQLite count(*): ${count(sourceRows)} ${rowsOk ? 'equal' : 'DIFFERENT'}`,
   );
@@ -155,7 +165,9 @@ async function fileStage(
     ['file complete, checksum verified, URL ready', 'url ready'],
   ]);
   say(`   ${'downloaded through the URL'.padEnd(46)} ${seconds(downloadDone - ready).padStart(8)}`);
-  say(`   ${'verified (xxhash64 + Parquet row count)'.padEnd(46)} ${seconds(verified - downloadDone).padStart(8)}`);
+  say(
+    `   ${'verified (xxhash64 + Parquet row count)'.padEnd(46)} ${seconds(verified - downloadDone).padStart(8)}`,
+  );
   say(`   ${'total'.padEnd(46)} ${seconds(verified - started).padStart(8)}`);
   say();
   say(`URL (valid until ${result.expiresAt}):`);
@@ -186,7 +198,11 @@ async function download(url: string, file: string): Promise<{ size: number; chec
       done(null, piece);
     },
   });
-  await pipeline(Readable.fromWeb(response.body as import('node:stream/web').ReadableStream), tap, createWriteStream(file));
+  await pipeline(
+    Readable.fromWeb(response.body as import('node:stream/web').ReadableStream),
+    tap,
+    createWriteStream(file),
+  );
   return { size, checksum: hasher.digest() };
 }
 
@@ -220,4 +236,3 @@ main().then(
     process.exit(1);
   },
 );
-

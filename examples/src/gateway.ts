@@ -1,4 +1,4 @@
-import { type Gateway, createGateway, createSqliteDataSource } from '@backhaul/gateway-node';
+import { createGateway, createSqliteDataSource, type Gateway } from '@backhaul/gateway-node';
 import { loadConfig, type ReferenceConfig } from './config.js';
 import { isMain } from './is-main.js';
 import { codecFor, consoleLogger } from './wiring.js';

@@ -8,7 +8,10 @@ import { codecFor, consoleLogger } from './wiring.js';
 export async function startReferenceServer(
   config: ReferenceConfig['server'],
 ): Promise<{ server: BackhaulServer; url: string; stopSweeper: () => void }> {
-  const storage = createFsStorage({ root: config.storage.root, retentionMs: config.downloadTtlSeconds * 1000 });
+  const storage = createFsStorage({
+    root: config.storage.root,
+    retentionMs: config.downloadTtlSeconds * 1000,
+  });
   const server = createBackhaulServer({
     storage,
     codecs: config.codecs.map(codecFor),

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createChecksummer, type DataSource } from '@backhaul/core';
-import { type GatewayEvent, createSqliteDataSource, encodeCursorAsParquet } from '@backhaul/gateway-node';
+import { createSqliteDataSource, encodeCursorAsParquet, type GatewayEvent } from '@backhaul/gateway-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDemoDatabase } from '../../examples/src/demo-data.js';
 import { type FaultProxy, type RequestFault, startFaultProxy } from '../support/fault-proxy.js';
@@ -63,12 +63,20 @@ describe('delivery survives a broken stream and faulty chunks', () => {
     gateway.on((event) => events.push(event));
 
     // A first command, so the gateway has a Last-Event-ID to resume from.
-    const first = await harness.client.submit({ gatewayId, sql: 'SELECT count(*) AS n FROM orders', mode: 'rows' });
+    const first = await harness.client.submit({
+      gatewayId,
+      sql: 'SELECT count(*) AS n FROM orders',
+      mode: 'rows',
+    });
     expect((await harness.client.waitFor(first.id)).state).toBe('completed');
 
     proxy.cutAll({ refuse: true });
     await until(() => !gateway.connected, 'the gateway to notice the cut');
-    const second = await harness.client.submit({ gatewayId, sql: 'SELECT max(id) AS top FROM orders', mode: 'rows' });
+    const second = await harness.client.submit({
+      gatewayId,
+      sql: 'SELECT max(id) AS top FROM orders',
+      mode: 'rows',
+    });
     expect((await harness.client.get(second.id)).state).toBe('pending');
 
     proxy.accept();
@@ -76,11 +84,15 @@ describe('delivery survives a broken stream and faulty chunks', () => {
     expect(final.state).toBe('completed');
     expect((await harness.client.rows(second.id)).rows).toEqual([[60_000]]);
 
-    const reconnects = proxy.log.filter((entry) => entry.method === 'GET' && entry.path === '/v1/gateway/commands');
+    const reconnects = proxy.log.filter(
+      (entry) => entry.method === 'GET' && entry.path === '/v1/gateway/commands',
+    );
     expect(reconnects.length).toBeGreaterThanOrEqual(2);
     expect(reconnects.at(-1)?.headers['last-event-id']).toBe(first.id);
     expect(source.queries.filter((q) => q.includes('max(id)'))).toHaveLength(1);
-    expect(events.filter((e) => e.type === 'command' && e.command.id === second.id && !e.duplicate)).toHaveLength(1);
+    expect(
+      events.filter((e) => e.type === 'command' && e.command.id === second.id && !e.duplicate),
+    ).toHaveLength(1);
     await gateway.stop();
   });
 
@@ -111,7 +123,8 @@ describe('delivery survives a broken stream and faulty chunks', () => {
     const downloaded = Buffer.from(await (await fetch(final.result.url)).arrayBuffer());
     const source = createSqliteDataSource({ filename: dbPath });
     const pieces: Uint8Array[] = [];
-    for await (const piece of encodeCursorAsParquet(await source.query({ sql, params: [] }))) pieces.push(piece);
+    for await (const piece of encodeCursorAsParquet(await source.query({ sql, params: [] })))
+      pieces.push(piece);
     await source.close();
     expect(downloaded.length).toBeGreaterThan(4 * 524_288);
     expect(Buffer.compare(Buffer.concat(pieces), downloaded)).toBe(0);

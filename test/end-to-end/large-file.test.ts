@@ -52,7 +52,9 @@ describe('a Parquet file of 100 MB or more moves end to end and is handed out be
     await source.close();
     expect(Buffer.compare(Buffer.concat(pieces), downloaded)).toBe(0);
 
-    const metadata = parquetMetadata(downloaded.buffer.slice(downloaded.byteOffset, downloaded.byteOffset + downloaded.byteLength));
+    const metadata = parquetMetadata(
+      downloaded.buffer.slice(downloaded.byteOffset, downloaded.byteOffset + downloaded.byteLength),
+    );
     expect(Number(metadata.num_rows)).toBe(rows);
   }, 300_000);
 });

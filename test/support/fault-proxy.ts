@@ -1,4 +1,4 @@
-import { type IncomingMessage, type Server, createServer, request } from 'node:http';
+import { createServer, type IncomingMessage, request, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 
 /**
@@ -31,7 +31,13 @@ export async function startFaultProxy(
     new Promise<{ status: number; headers: IncomingMessage['headers']; response: IncomingMessage }>(
       (resolve, reject) => {
         const out = request(
-          { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
+          {
+            host: upstream.hostname,
+            port: upstream.port,
+            method: req.method,
+            path: req.url,
+            headers: req.headers,
+          },
           (response) => resolve({ status: response.statusCode ?? 502, headers: response.headers, response }),
         );
         out.on('error', reject);

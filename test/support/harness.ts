@@ -4,7 +4,12 @@ import { join } from 'node:path';
 import { createBackhaulClient } from '@backhaul/client';
 import { createZstdCodec } from '@backhaul/codec-zstd';
 import type { Codec, DeliveryPolicy } from '@backhaul/core';
-import { type Gateway, type GatewayOptions, createGateway, createSqliteDataSource } from '@backhaul/gateway-node';
+import {
+  createGateway,
+  createSqliteDataSource,
+  type Gateway,
+  type GatewayOptions,
+} from '@backhaul/gateway-node';
 import { type BackhaulServer, createBackhaulServer } from '@backhaul/server-node';
 import { createFsStorage } from '@backhaul/storage-fs';
 

@@ -1,12 +1,12 @@
 import {
   BackhaulError,
   type Column,
+  fromProblem,
   type GatewayView,
   type Progress,
+  parseRetryAfter,
   type QueryView,
   type SubmitQuery,
-  fromProblem,
-  parseRetryAfter,
   sseEvents,
   terminalStates,
 } from '@backhaul/core';
@@ -73,7 +73,9 @@ export function createBackhaulClient(options: BackhaulClientOptions): BackhaulCl
       signal,
     });
     if (!response.body) return;
-    const events = response.body.pipeThrough(new TextDecoderStream()).pipeThrough(new EventSourceParserStream());
+    const events = response.body
+      .pipeThrough(new TextDecoderStream())
+      .pipeThrough(new EventSourceParserStream());
     for await (const message of events) {
       const data = JSON.parse(message.data);
       switch (message.event) {

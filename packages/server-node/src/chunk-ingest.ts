@@ -30,6 +30,7 @@ import type { Logger } from './logger.js';
  */
 
 type FileCompletion = Extract<Completion, { kind: 'file' }>;
+export type StoredFile = Extract<StoredResult, { kind: 'file' }>;
 
 /** Headroom over chunkSize for a compressed body that did not shrink (zstd/lz4 framing). */
 export const CODEC_OVERHEAD_BYTES = 64 * 1024;
@@ -47,11 +48,16 @@ export interface ChunkIngestOptions {
 
 export interface ChunkIngest {
   /** 5.4: stores chunk `index` of a command's file; `stored` → 201, `duplicate` → 200. */
-  putChunk(commandId: string, key: string, index: number, req: IncomingMessage): Promise<'stored' | 'duplicate'>;
+  putChunk(
+    commandId: string,
+    key: string,
+    index: number,
+    req: IncomingMessage,
+  ): Promise<'stored' | 'duplicate'>;
   /** 6.3 */
   receipt(commandId: string): ChunkReceipt;
   /** 6.4: verifies the whole file and makes it visible; on any mismatch aborts it and throws 422. */
-  finish(commandId: string, key: string, completion: FileCompletion): Promise<StoredResult>;
+  finish(commandId: string, key: string, completion: FileCompletion): Promise<StoredFile>;
   /** Discards a file in progress (command failed, expired, dead-lettered, or shutdown). */
   abort(commandId: string): Promise<void>;
   abortAll(): Promise<void>;
@@ -124,7 +130,9 @@ export function createChunkIngest(options: ChunkIngestOptions): ChunkIngest {
   };
 
   const storageFailed = (what: string, error: unknown) =>
-    BackhaulError.isInstance(error) ? error : new BackhaulError('storage-failed', `${what} failed`, { cause: error });
+    BackhaulError.isInstance(error)
+      ? error
+      : new BackhaulError('storage-failed', `${what} failed`, { cause: error });
 
   const writePart = async (file: FileAssembly, bytes: Uint8Array) => {
     file.upload ??= await storage.beginUpload(file.key, { contentType: 'application/vnd.apache.parquet' });
@@ -158,7 +166,10 @@ export function createChunkIngest(options: ChunkIngestOptions): ChunkIngest {
   };
 
   const refuseClosed = (file: FileAssembly) =>
-    new BackhaulError('invalid-state', `The file ${file.key} is ${file.status === 'aborted' ? 'aborted' : 'complete'}`);
+    new BackhaulError(
+      'invalid-state',
+      `The file ${file.key} is ${file.status === 'aborted' ? 'aborted' : 'complete'}`,
+    );
 
   const outOfWindow = (index: number, contiguous: number) =>
     // §6.2: "An index more than hello.chunkWindow chunks past the first missing chunk: 409 (retryable)".
@@ -187,10 +198,16 @@ export function createChunkIngest(options: ChunkIngestOptions): ChunkIngest {
       throw new BackhaulError('chunk-conflict', `Chunk ${file.shortIndex} is already the short last chunk`);
     }
     if (short && file.highestIndex > index) {
-      throw new BackhaulError('chunk-conflict', `Chunk ${index} is short but chunk ${file.highestIndex} follows it`);
+      throw new BackhaulError(
+        'chunk-conflict',
+        `Chunk ${index} is short but chunk ${file.highestIndex} follows it`,
+      );
     }
     if (!short && file.shortIndex !== undefined && index > file.shortIndex) {
-      throw new BackhaulError('chunk-conflict', `Chunk ${index} follows the short last chunk ${file.shortIndex}`);
+      throw new BackhaulError(
+        'chunk-conflict',
+        `Chunk ${index} follows the short last chunk ${file.shortIndex}`,
+      );
     }
 
     file.checksums.set(index, checksum);
@@ -250,7 +267,11 @@ export function createChunkIngest(options: ChunkIngestOptions): ChunkIngest {
     };
     return parseMessage(
       chunkHeadersSchema,
-      { codec: single(headers.codec), checksum: single(headers.checksum), rawLength: single(headers.rawLength) },
+      {
+        codec: single(headers.codec),
+        checksum: single(headers.checksum),
+        rawLength: single(headers.rawLength),
+      },
       'chunk headers',
     );
   };
@@ -260,7 +281,10 @@ export function createChunkIngest(options: ChunkIngestOptions): ChunkIngest {
       const { codec: codecName, checksum, rawLength } = readChunkHeaders(req);
       // §6.2: too large is decided before the output is allocated, and before the body is read.
       if (rawLength > chunkSize) {
-        throw new BackhaulError('payload-too-large', `A chunk decodes to at most ${chunkSize} bytes, not ${rawLength}`);
+        throw new BackhaulError(
+          'payload-too-large',
+          `A chunk decodes to at most ${chunkSize} bytes, not ${rawLength}`,
+        );
       }
       const codec = codecs.get(codecName); // 415 unsupported-codec
       const file = assemblyFor(commandId, key);
@@ -272,7 +296,8 @@ export function createChunkIngest(options: ChunkIngestOptions): ChunkIngest {
         await discardBody(req, chunkSize + CODEC_OVERHEAD_BYTES);
         return 'duplicate';
       }
-      if (stored === undefined && index >= file.contiguous + chunkWindow) throw outOfWindow(index, file.contiguous);
+      if (stored === undefined && index >= file.contiguous + chunkWindow)
+        throw outOfWindow(index, file.contiguous);
 
       const maxBody = codec.name === 'identity' ? chunkSize : chunkSize + CODEC_OVERHEAD_BYTES;
       const body = await readBody(req, maxBody);
@@ -281,7 +306,9 @@ export function createChunkIngest(options: ChunkIngestOptions): ChunkIngest {
         decoded = await codec.decode(body, chunkSize);
       } catch (error) {
         if (BackhaulError.isInstance(error)) throw error;
-        throw new BackhaulError('corrupt-data', `Chunk ${index} is not a valid ${codec.name} frame`, { cause: error });
+        throw new BackhaulError('corrupt-data', `Chunk ${index} is not a valid ${codec.name} frame`, {
+          cause: error,
+        });
       }
       // §6.2: decoded bytes whose length or checksum differ from the headers: 422, nothing stored.
       if (decoded.length !== rawLength) {
@@ -317,12 +344,19 @@ export function createChunkIngest(options: ChunkIngestOptions): ChunkIngest {
           problem = new BackhaulError(
             'file-incomplete',
             `Chunks 0..${completion.chunkCount - 1} were announced; chunk ${file.contiguous} is missing`,
-            { retryable: false, details: { contiguous: file.contiguous, buffered: [...file.reorder.keys()] } },
+            {
+              retryable: false,
+              details: { contiguous: file.contiguous, buffered: [...file.reorder.keys()] },
+            },
           );
         } else if (extra.length > 0) {
-          problem = new BackhaulError('file-incomplete', `Chunks past the announced ${completion.chunkCount} were stored`, {
-            retryable: false,
-          });
+          problem = new BackhaulError(
+            'file-incomplete',
+            `Chunks past the announced ${completion.chunkCount} were stored`,
+            {
+              retryable: false,
+            },
+          );
         } else if (file.bytesAppended !== completion.size) {
           problem = new BackhaulError(
             'file-incomplete',
@@ -345,7 +379,9 @@ export function createChunkIngest(options: ChunkIngestOptions): ChunkIngest {
         }
         try {
           if (file.part && file.partFill > 0) await writePart(file, file.part.subarray(0, file.partFill));
-          file.upload ??= await storage.beginUpload(file.key, { contentType: 'application/vnd.apache.parquet' });
+          file.upload ??= await storage.beginUpload(file.key, {
+            contentType: 'application/vnd.apache.parquet',
+          });
           await file.upload.complete();
         } catch (error) {
           await discard(file);

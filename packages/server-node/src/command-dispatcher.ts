@@ -80,7 +80,8 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
       try {
         const record = await apply(candidate.id, { type: 'deadline' });
         // An ack timeout put it back to pending: resend now rather than wait for a reconnect.
-        if (record.state === 'pending' && record.redeliveries > candidate.redeliveries) await dispatch(record.id);
+        if (record.state === 'pending' && record.redeliveries > candidate.redeliveries)
+          await dispatch(record.id);
         if (record.state === 'dead-lettered' || record.state === 'expired') {
           logger.warn('command gave up', { id: record.id, state: record.state, reason: record.reason });
         }

@@ -96,7 +96,9 @@ export function createCommandStreams(options: CommandStreamOptions): CommandStre
         return {
           id,
           connected,
-          ...(connected && gateway.connectedAt ? { connectedAt: new Date(gateway.connectedAt).toISOString() } : {}),
+          ...(connected && gateway.connectedAt
+            ? { connectedAt: new Date(gateway.connectedAt).toISOString() }
+            : {}),
           ...(gateway.lastSeenAt ? { lastSeenAt: new Date(gateway.lastSeenAt).toISOString() } : {}),
         };
       });

@@ -28,7 +28,10 @@ export interface Credentials {
 
 const sha256 = (token: string) => createHash('sha256').update(token, 'utf8').digest();
 
-export function createCredentials(gateways: readonly GatewayCredential[], callerTokens: readonly string[]): Credentials {
+export function createCredentials(
+  gateways: readonly GatewayCredential[],
+  callerTokens: readonly string[],
+): Credentials {
   const byHash = new Map<string, { digest: Buffer; principal: Principal }>();
   const gatewayIds: string[] = [];
   const known = new Set<string>();
@@ -78,12 +81,14 @@ export function createCredentials(gateways: readonly GatewayCredential[], caller
     hasGateway: (id) => known.has(id),
     requireGateway(req) {
       const principal = identify(req);
-      if (principal.kind !== 'gateway') throw new BackhaulError('forbidden', 'A caller token cannot use gateway endpoints');
+      if (principal.kind !== 'gateway')
+        throw new BackhaulError('forbidden', 'A caller token cannot use gateway endpoints');
       return principal.gatewayId;
     },
     requireCaller(req) {
       const principal = identify(req);
-      if (principal.kind !== 'caller') throw new BackhaulError('forbidden', 'A gateway token cannot use caller endpoints');
+      if (principal.kind !== 'caller')
+        throw new BackhaulError('forbidden', 'A gateway token cannot use caller endpoints');
     },
   };
 }

@@ -9,7 +9,12 @@ import { BackhaulError, parseJson, toProblem } from '@backhaul/core';
 /** How much of an unwanted body we read and throw away to keep the connection usable. */
 const DISCARD_LIMIT = 8 * 1024 * 1024;
 
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+) {
   const text = JSON.stringify(body);
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
@@ -36,7 +41,11 @@ export function asBackhaulError(error: unknown): BackhaulError {
  * nobody read is drained first (up to a limit) so the client sees the answer instead of a reset
  * socket; past the limit the connection is closed after the answer.
  */
-export async function sendProblem(req: IncomingMessage, res: ServerResponse, error: BackhaulError): Promise<void> {
+export async function sendProblem(
+  req: IncomingMessage,
+  res: ServerResponse,
+  error: BackhaulError,
+): Promise<void> {
   if (res.headersSent) {
     // Too late for a status: a streaming response broke halfway. Cutting it is the only honest signal.
     res.destroy();
@@ -50,7 +59,8 @@ export async function sendProblem(req: IncomingMessage, res: ServerResponse, err
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
   };
-  if (error.retryAfterMs !== undefined) headers['retry-after'] = Math.max(1, Math.ceil(error.retryAfterMs / 1000));
+  if (error.retryAfterMs !== undefined)
+    headers['retry-after'] = Math.max(1, Math.ceil(error.retryAfterMs / 1000));
   if (!drained) headers.connection = 'close';
   res.writeHead(error.status, headers);
   res.end(body);
@@ -90,15 +100,20 @@ export function discardBody(req: IncomingMessage, limit: number): Promise<boolea
  */
 export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
   const tooLarge = (length: number | string) =>
-    new BackhaulError('payload-too-large', `The body of ${length} bytes exceeds the limit of ${maxBytes} bytes`, {
-      details: { limit: maxBytes },
-    });
+    new BackhaulError(
+      'payload-too-large',
+      `The body of ${length} bytes exceeds the limit of ${maxBytes} bytes`,
+      {
+        details: { limit: maxBytes },
+      },
+    );
   const declared = req.headers['content-length'];
   const declaredLength = declared === undefined ? undefined : Number(declared);
   if (declaredLength !== undefined && (!Number.isSafeInteger(declaredLength) || declaredLength < 0)) {
     return Promise.reject(new BackhaulError('bad-request', 'Content-Length is not a valid length'));
   }
-  if (declaredLength !== undefined && declaredLength > maxBytes) return Promise.reject(tooLarge(declaredLength));
+  if (declaredLength !== undefined && declaredLength > maxBytes)
+    return Promise.reject(tooLarge(declaredLength));
 
   return new Promise((resolve, reject) => {
     const target = declaredLength === undefined ? undefined : Buffer.allocUnsafe(declaredLength);
@@ -130,14 +145,17 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer
     const onEnd = () => {
       cleanup();
       if (target) {
-        if (received !== target.length) return reject(new BackhaulError('bad-request', 'The body ended early'));
+        if (received !== target.length)
+          return reject(new BackhaulError('bad-request', 'The body ended early'));
         return resolve(target);
       }
       resolve(pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces, received));
     };
-    const onError = (error: Error) => fail(new BackhaulError('bad-request', 'The request body failed', { cause: error }));
+    const onError = (error: Error) =>
+      fail(new BackhaulError('bad-request', 'The request body failed', { cause: error }));
     const onClose = () => {
-      if (!req.complete) fail(new BackhaulError('bad-request', 'The client closed the request before the body ended'));
+      if (!req.complete)
+        fail(new BackhaulError('bad-request', 'The client closed the request before the body ended'));
     };
     req.on('data', onData);
     req.once('end', onEnd);

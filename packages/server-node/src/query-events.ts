@@ -67,7 +67,13 @@ export function createQueryEvents(options: QueryEventOptions): QueryEvents {
   return {
     async subscribe(id, req, res, baseUrl) {
       const stream = options.hub.open(req, res, options.retryMs);
-      const subscriber: Subscriber = { stream, baseUrl, state: undefined, lastVersion: 0, queue: Promise.resolve() };
+      const subscriber: Subscriber = {
+        stream,
+        baseUrl,
+        state: undefined,
+        lastVersion: 0,
+        queue: Promise.resolve(),
+      };
       // Register before reading the record, and replay the kept batches in the same tick: a
       // change or batch that lands meanwhile is then either in the replay or delivered live.
       let set = subscribers.get(id);
@@ -81,13 +87,14 @@ export function createQueryEvents(options: QueryEventOptions): QueryEvents {
         if (set.size === 0 && subscribers.get(id) === set) subscribers.delete(id);
       });
       const kept = options.rows.batches(id);
-      const record = await options.store.get(id);
-      if (!record) {
-        stream.close();
-        return;
-      }
-      // The state first, then the rows so far, then (for an ended query) the result.
+      // The state first, then the rows so far, then (for an ended query) the result; anything
+      // published from now on queues behind this step.
       enqueue(subscriber, async () => {
+        const record = await options.store.get(id);
+        if (!record) {
+          stream.close();
+          return;
+        }
         subscriber.state = record.state;
         subscriber.lastVersion = record.version;
         const view = await views.view(record, baseUrl);

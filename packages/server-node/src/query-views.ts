@@ -1,6 +1,12 @@
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import type { CommandRecord, DownloadSigner, ObjectStorage, QueryResultView, QueryView } from '@backhaul/core';
+import type {
+  CommandRecord,
+  DownloadSigner,
+  ObjectStorage,
+  QueryResultView,
+  QueryView,
+} from '@backhaul/core';
 import type { RowResults } from './row-results.js';
 
 /**
@@ -59,7 +65,11 @@ export function createQueryViews(options: QueryViewOptions): QueryViews {
     const result = record.result;
     if (!result || record.state !== 'completed') return undefined;
     if (result.kind === 'rows') {
-      return { kind: 'rows', rowCount: result.rowCount, columns: options.rows.result(record.id)?.columns ?? [] };
+      return {
+        kind: 'rows',
+        rowCount: result.rowCount,
+        columns: options.rows.result(record.id)?.columns ?? [],
+      };
     }
     const { url, expiresAt } = await fileUrl(result.key, baseUrl);
     return {

@@ -95,6 +95,7 @@ export function createSseHub(heartbeatMs: number): SseHub {
         },
       };
       res.once('close', markClosed);
+      res.once('error', markClosed);
       open.add(connection);
       ensureTimer();
       write(`retry: ${retryMs}\n\n`);

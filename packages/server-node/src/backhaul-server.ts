@@ -1,0 +1,248 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  BackhaulError,
+  CodecRegistry,
+  createChecksummer,
+  createDownloadSigner,
+  createMemoryCommandStore,
+  type GatewayView,
+  isTerminal,
+  PROTOCOL_VERSION,
+  type QueryView,
+  type SubmitQuery,
+} from '@backhaul/core';
+import { callerRoutes } from './caller-api.js';
+import { type ChunkIngest, createChunkIngest } from './chunk-ingest.js';
+import { createCommandDispatcher } from './command-dispatcher.js';
+import { createCommandStreams } from './command-stream.js';
+import { createCredentials } from './credentials.js';
+import { gatewayRoutes } from './gateway-api.js';
+import { asBackhaulError, sendProblem } from './http-io.js';
+import { createQueryEvents } from './query-events.js';
+import { createQueryViews, requestBaseUrl } from './query-views.js';
+import { createRouter } from './router.js';
+import { createRowResults } from './row-results.js';
+import { type BackhaulServerOptions, resolveOptions } from './server-options.js';
+import type { ServerParts } from './server-parts.js';
+import { createSseHub } from './sse-connection.js';
+
+export interface BackhaulServer {
+  /**
+   * A Node-style handler `(req, res, next?)`: mount it in node:http, Express
+   * (`app.use('/backhaul', server.handler)`), Fastify (`reply.hijack()`, then
+   * `handler(request.raw, reply.raw)`) or Hono's node server. Routes on `req.url`; an unknown
+   * path calls `next()` when given, else answers a 404 problem.
+   */
+  handler: (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void) => void;
+  /** Starts an own http.Server; default port 0 (any free one) on 127.0.0.1. */
+  listen(port?: number, host?: string): Promise<{ url: string; port: number }>;
+  /** Stops timers, ends every stream, aborts uploads in progress, closes the own http.Server. */
+  close(): Promise<void>;
+  /** In-process caller API: as `POST /v1/queries`, without a token. */
+  submitQuery(request: SubmitQuery): Promise<QueryView>;
+  getQuery(id: string): Promise<QueryView>;
+  listGateways(): GatewayView[];
+}
+
+/** How long a client waits before reconnecting an SSE stream (the `retry:` field). */
+const SSE_RETRY_MS = 2000;
+
+export function createBackhaulServer(options: BackhaulServerOptions): BackhaulServer {
+  const config = resolveOptions(options);
+  const { logger, storage } = config;
+  const ownsStore = config.store === undefined;
+  const store = config.store ?? createMemoryCommandStore();
+  const credentials = createCredentials(config.gateways, config.callerTokens);
+  const codecs = new CodecRegistry(config.codecs);
+  const signer = createDownloadSigner(config.downloadSecret);
+  const hub = createSseHub(config.heartbeatMs);
+  const rows = createRowResults(config.rowsByteLimit * 2);
+  const views = createQueryViews({ storage, signer, downloadTtlSeconds: config.downloadTtlSeconds, rows });
+  const streams = createCommandStreams({
+    hub,
+    gatewayIds: credentials.gatewayIds,
+    retryMs: SSE_RETRY_MS,
+    hello: {
+      v: PROTOCOL_VERSION,
+      codecs: codecs.names,
+      chunkSize: config.chunkSize,
+      heartbeatMs: config.heartbeatMs,
+      chunkWindow: config.chunkWindow,
+    },
+  });
+  const events = createQueryEvents({ hub, store, views, rows, retryMs: SSE_RETRY_MS, logger });
+
+  let ingest: ChunkIngest | undefined;
+  let listenUrl: string | undefined;
+  let httpServer: Server | undefined;
+  let closed = false;
+
+  const dispatcher = createCommandDispatcher({
+    store,
+    policy: config.delivery,
+    streams,
+    hasGateway: credentials.hasGateway,
+    rowsByteLimit: config.rowsByteLimit,
+    sweepIntervalMs: config.sweepIntervalMs,
+    logger,
+    onChange(record, event) {
+      events.changed(record, event.type === 'progress');
+      if (isTerminal(record.state)) {
+        // A command that ended any other way than completed must not leave a half-written file.
+        if (record.state !== 'completed') {
+          ingest
+            ?.abort(record.id)
+            .catch((error) => logger.warn('abort failed', { id: record.id, error: String(error) }));
+        }
+        rows.releaseLater(record.id, config.rowRetentionMs);
+      }
+    },
+  });
+
+  // xxhash64 is WebAssembly: loaded once, before the first request is served.
+  const ready = createChecksummer().then((checksummer) => {
+    ingest = createChunkIngest({
+      storage,
+      codecs,
+      checksummer,
+      chunkSize: config.chunkSize,
+      chunkWindow: config.chunkWindow,
+      logger,
+      onBroken(commandId, error) {
+        logger.error('a result file broke mid-upload', { commandId, error: error.message });
+        dispatcher
+          .apply(commandId, { type: 'fail', error: { code: error.code, message: error.message } })
+          .catch((failure) =>
+            logger.warn('could not fail the command', { commandId, error: String(failure) }),
+          );
+      },
+    });
+  });
+  ready.catch(() => undefined);
+
+  const baseUrl = (req?: IncomingMessage) =>
+    config.publicUrl ?? (req ? requestBaseUrl(req, config.basePath) : (listenUrl ?? config.basePath));
+
+  const parts: ServerParts = {
+    options: config,
+    store,
+    credentials,
+    streams,
+    dispatcher,
+    ingest: () => {
+      if (!ingest)
+        throw new BackhaulError('service-unavailable', 'The server is starting', { retryAfterMs: 1000 });
+      return ingest;
+    },
+    rows,
+    views,
+    events,
+    signer,
+    baseUrl,
+  };
+  const router = createRouter([...gatewayRoutes(parts), ...callerRoutes(parts)]);
+  dispatcher.start();
+
+  async function handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    next?: (err?: unknown) => void,
+  ): Promise<void> {
+    // A client that vanishes mid-answer must cost us nothing but that answer.
+    res.once('error', (error) => logger.warn('response failed', { url: req.url, error: String(error) }));
+    try {
+      if (closed)
+        throw new BackhaulError('service-unavailable', 'The server is shutting down', { retryAfterMs: 5000 });
+      if (!ingest) await ready;
+      let path = new URL(req.url ?? '/', 'http://backhaul.invalid').pathname;
+      if (config.basePath) {
+        if (path !== config.basePath && !path.startsWith(`${config.basePath}/`))
+          return notFound(req, res, next);
+        path = path.slice(config.basePath.length) || '/';
+      }
+      const match = router.match(req.method ?? 'GET', path);
+      if (match.kind === 'none') return notFound(req, res, next);
+      if (match.kind === 'method-not-allowed') {
+        res.setHeader('allow', match.allow.join(', '));
+        throw new BackhaulError('method-not-allowed', `${req.method} is not allowed on ${path}`);
+      }
+      const query = new URL(req.url ?? '/', 'http://backhaul.invalid').searchParams;
+      await match.handle({ req, res, params: match.params, query });
+    } catch (error) {
+      const problem = asBackhaulError(error);
+      if (problem.code === 'internal' || problem.code === 'storage-failed') {
+        logger.error('request failed', {
+          method: req.method,
+          url: req.url,
+          error: error instanceof Error ? (error.stack ?? error.message) : String(error),
+          cause: problem.cause instanceof Error ? problem.cause.message : undefined,
+        });
+      }
+      await sendProblem(req, res, problem).catch(() => res.destroy());
+    }
+  }
+
+  function notFound(req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void) {
+    if (next) {
+      next();
+      return;
+    }
+    return sendProblem(req, res, new BackhaulError('not-found', `No route for ${req.method} ${req.url}`));
+  }
+
+  return {
+    handler(req, res, next) {
+      void handle(req, res, next);
+    },
+
+    listen(port = 0, host = '127.0.0.1') {
+      if (httpServer) return Promise.reject(new Error('This server is already listening'));
+      const server = createServer((req, res) => void handle(req, res));
+      httpServer = server;
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          const address = server.address() as AddressInfo;
+          const shownHost = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
+          listenUrl = `http://${shownHost}:${address.port}${config.basePath}`;
+          logger.info('backhaul server listening', { url: listenUrl });
+          resolve({ url: listenUrl, port: address.port });
+        });
+      });
+    },
+
+    async close() {
+      if (closed) return;
+      closed = true;
+      dispatcher.stop();
+      hub.closeAll();
+      await ready.catch(() => undefined);
+      await ingest?.abortAll();
+      rows.clear();
+      if (httpServer) {
+        const server = httpServer;
+        httpServer = undefined;
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        });
+      }
+      if (ownsStore) await store.close();
+    },
+
+    async submitQuery(request) {
+      const record = await dispatcher.submit(request);
+      return views.view(record, baseUrl());
+    },
+
+    async getQuery(id) {
+      const record = await store.get(id);
+      if (!record) throw new BackhaulError('not-found', `No query ${id}`);
+      return views.view(record, baseUrl());
+    },
+
+    listGateways: () => streams.views(),
+  };
+}

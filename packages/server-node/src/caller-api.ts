@@ -1,0 +1,144 @@
+import {
+  BackhaulError,
+  type CommandRecord,
+  type ErrorCode,
+  isErrorCode,
+  type SubmitQuery,
+} from '@backhaul/core';
+import { serveDownload } from './downloads.js';
+import { readJson, sendJson } from './http-io.js';
+import type { Route } from './router.js';
+import { QUERY_JSON_BYTES, type ServerParts } from './server-parts.js';
+
+const resultFailureCodes = new Set<ErrorCode>([
+  'query-failed',
+  'timeout',
+  'file-incomplete',
+  'checksum-mismatch',
+  'corrupt-data',
+  'payload-too-large',
+  'storage-failed',
+  'service-unavailable',
+  'internal',
+]);
+
+/** The caller's side of the protocol (docs/protocol.md §3). */
+export function callerRoutes(parts: ServerParts): Route[] {
+  const { credentials, store, dispatcher, rows, views, events, options } = parts;
+
+  const findQuery = async (id: string): Promise<CommandRecord> => {
+    const record = await store.get(id);
+    if (!record) throw new BackhaulError('not-found', `No query ${id}`);
+    return record;
+  };
+
+  const query = '/v1/queries/([^/]+)';
+  return [
+    {
+      method: 'POST',
+      pattern: /^\/v1\/queries\/?$/,
+      async handle({ req, res }) {
+        credentials.requireCaller(req);
+        const { json } = await readJson(req, 'query', QUERY_JSON_BYTES);
+        const record = await dispatcher.submit(json as SubmitQuery); // validated inside
+        const expressBase = (req as { baseUrl?: unknown }).baseUrl;
+        const mount = `${typeof expressBase === 'string' ? expressBase : ''}${options.basePath}`;
+        // §3.1: 202 + QueryView, `Location: /v1/queries/{id}` (under the mount path, if any).
+        sendJson(res, 202, await views.view(record, parts.baseUrl(req)), {
+          location: `${mount}/v1/queries/${encodeURIComponent(record.id)}`,
+        });
+      },
+    },
+    {
+      method: 'GET',
+      pattern: new RegExp(`^${query}/?$`),
+      async handle({ req, res, params: [id = ''] }) {
+        credentials.requireCaller(req);
+        sendJson(res, 200, await views.view(await findQuery(id), parts.baseUrl(req)));
+      },
+    },
+    {
+      method: 'GET',
+      pattern: new RegExp(`^${query}/events$`),
+      async handle({ req, res, params: [id = ''] }) {
+        credentials.requireCaller(req);
+        await findQuery(id); // a 404 is still possible before the stream opens
+        await events.subscribe(id, req, res, parts.baseUrl(req));
+      },
+    },
+    {
+      method: 'GET',
+      pattern: new RegExp(`^${query}/result$`),
+      async handle({ req, res, params: [id = ''] }) {
+        credentials.requireCaller(req);
+        const record = await findQuery(id);
+        switch (record.state) {
+          case 'completed': {
+            const result = record.result;
+            if (result?.kind === 'file') {
+              // §3.4: file → 303 to the download URL.
+              const { url } = await views.fileUrl(result.key, parts.baseUrl(req));
+              res.writeHead(303, { location: url, 'cache-control': 'no-store' });
+              res.end();
+              return;
+            }
+            const kept = rows.result(id);
+            if (!kept) throw new BackhaulError('gone', `The rows of query ${id} are no longer kept`);
+            sendJson(res, 200, kept);
+            return;
+          }
+          case 'failed': {
+            const failure = record.error;
+            // The gateway's code is kept when it describes a failed result; one like `unauthorized`
+            // would make the caller doubt its own token, so it reads `query-failed` instead.
+            const code =
+              failure && isErrorCode(failure.code) && resultFailureCodes.has(failure.code)
+                ? failure.code
+                : 'query-failed';
+            throw new BackhaulError(code, failure?.message ?? 'The query failed', {
+              retryable: false,
+              details: { queryState: record.state, ...(failure ? { failure } : {}) },
+            });
+          }
+          case 'expired':
+            throw new BackhaulError('timeout', `Query ${id} expired: ${record.reason ?? 'deadline passed'}`, {
+              retryable: false,
+              details: { queryState: record.state },
+            });
+          case 'dead-lettered':
+            throw new BackhaulError(
+              'gateway-unavailable',
+              `Query ${id} was never acknowledged: ${record.reason ?? ''}`,
+              {
+                retryable: false,
+                details: { queryState: record.state },
+              },
+            );
+          default:
+            throw new BackhaulError('result-not-ready', `Query ${id} is ${record.state}`, {
+              retryAfterMs: 1000,
+              details: { queryState: record.state },
+            });
+        }
+      },
+    },
+    {
+      method: 'GET',
+      pattern: /^\/v1\/gateways\/?$/,
+      async handle({ req, res }) {
+        credentials.requireCaller(req);
+        sendJson(res, 200, { gateways: parts.streams.views() });
+      },
+    },
+    ...(['GET', 'HEAD'] as const).map(
+      (method): Route => ({
+        method,
+        pattern: /^\/v1\/downloads\/(.+)$/,
+        raw: true,
+        // §3.5: the signature in the link is the credential; no caller token.
+        handle: ({ req, res, params: [key = ''], query: search }) =>
+          serveDownload(req, res, key, search, options.storage, parts.signer),
+      }),
+    ),
+  ];
+}

@@ -1,0 +1,217 @@
+import type { IncomingMessage } from 'node:http';
+import {
+  BackhaulError,
+  type CommandRecord,
+  type Completion,
+  chunkIndexSchema,
+  completionSchema,
+  failureSchema,
+  headers,
+  isTerminal,
+  parseMessage,
+  progressSchema,
+  rowBatchSchema,
+} from '@backhaul/core';
+import { resultKey, type StoredFile } from './chunk-ingest.js';
+import { readJson, sendEmpty, sendJson } from './http-io.js';
+import type { Route } from './router.js';
+import { type ServerParts, SMALL_JSON_BYTES } from './server-parts.js';
+
+/** The gateway's side of the protocol: the command stream (§4) and the answers (§5, §6). */
+export function gatewayRoutes(parts: ServerParts): Route[] {
+  const { credentials, store, streams, dispatcher, rows, events, options } = parts;
+
+  /**
+   * docs/protocol.md §1: "A gateway MUST only see and answer its own commands: a request about a
+   * command of another gateway MUST be refused with 403 and change nothing." Checked before any
+   * body is read and before any state is touched.
+   */
+  const ownCommand = async (req: IncomingMessage, id: string): Promise<CommandRecord> => {
+    const gatewayId = credentials.requireGateway(req);
+    streams.touch(gatewayId);
+    const record = await store.get(id);
+    if (!record) throw new BackhaulError('not-found', `No command ${id}`);
+    if (record.gatewayId !== gatewayId)
+      throw new BackhaulError('forbidden', `Command ${id} belongs to another gateway`);
+    return record;
+  };
+
+  /** Uploads and row batches are only taken while the command is out and not yet answered. */
+  const requireInFlight = (record: CommandRecord, what: string) => {
+    if (isTerminal(record.state) || record.state === 'pending') {
+      throw new BackhaulError(
+        'invalid-state',
+        `Cannot accept ${what} for command ${record.id} in state ${record.state}`,
+        {
+          details: { state: record.state },
+        },
+      );
+    }
+  };
+
+  const command = '/v1/gateway/commands/([^/]+)';
+  return [
+    {
+      method: 'GET',
+      pattern: /^\/v1\/gateway\/commands\/?$/,
+      async handle({ req, res }) {
+        const gatewayId = credentials.requireGateway(req);
+        const lastEventId = req.headers[headers.lastEventId];
+        streams.open(gatewayId, req, res);
+        options.logger.info('gateway connected', { gatewayId, lastEventId });
+        // §4: "On every (re)connection the server MUST send every command of this gateway that
+        // is not yet acknowledged, oldest first" — whatever Last-Event-ID says, since a command
+        // the gateway saw may still have been lost before its ack.
+        await dispatcher.sendUndelivered(gatewayId);
+      },
+    },
+    {
+      method: 'POST',
+      pattern: new RegExp(`^${command}/ack$`),
+      async handle({ req, res, params: [id = ''] }) {
+        await ownCommand(req, id);
+        await dispatcher.apply(id, { type: 'ack' }); // §5.1 idempotent
+        sendEmpty(res, 204);
+      },
+    },
+    {
+      method: 'POST',
+      pattern: new RegExp(`^${command}/progress$`),
+      async handle({ req, res, params: [id = ''] }) {
+        await ownCommand(req, id);
+        const { json } = await readJson(req, 'progress', SMALL_JSON_BYTES);
+        const progress = parseMessage(progressSchema, json, 'progress');
+        await dispatcher.apply(id, { type: 'progress', progress }); // §5: moves the completion deadline
+        sendEmpty(res, 204);
+      },
+    },
+    {
+      method: 'POST',
+      pattern: new RegExp(`^${command}/rows$`),
+      async handle({ req, res, params: [id = ''] }) {
+        const record = await ownCommand(req, id);
+        requireInFlight(record, 'row batches');
+        if (record.command.mode === 'file') {
+          throw new BackhaulError('invalid-state', `Command ${id} asked for a file, not row batches`);
+        }
+        const { json, byteLength } = await readJson(req, 'row batch', options.maxJsonBodyBytes);
+        const batch = parseMessage(rowBatchSchema, json, 'row batch');
+        // §5.3: "the same seq again is accepted and ignored".
+        if (rows.add(id, batch, byteLength) === 'added') {
+          events.rows(id, batch);
+          // Rows are progress: they keep the completion deadline alive.
+          const { rowCount } = rows.counts(id);
+          await dispatcher.apply(id, { type: 'progress', progress: { ...record.progress, rows: rowCount } });
+        }
+        sendEmpty(res, 204);
+      },
+    },
+    {
+      method: 'PUT',
+      pattern: new RegExp(`^${command}/chunks/([^/]+)$`),
+      async handle({ req, res, params: [id = '', indexText] }) {
+        const record = await ownCommand(req, id);
+        const index = parseMessage(chunkIndexSchema, indexText, 'chunk index');
+        requireInFlight(record, 'chunks');
+        if (record.command.mode === 'rows') {
+          throw new BackhaulError('invalid-state', `Command ${id} asked for row batches, not a file`);
+        }
+        const outcome = await parts.ingest().putChunk(id, resultKey(record.gatewayId, id), index, req);
+        sendEmpty(res, outcome === 'stored' ? 201 : 200); // §5.4
+      },
+    },
+    {
+      method: 'GET',
+      pattern: new RegExp(`^${command}/chunks/?$`),
+      async handle({ req, res, params: [id = ''] }) {
+        const record = await ownCommand(req, id);
+        const result = record.result;
+        // §6.3; a completed file is all there.
+        const receipt =
+          record.state === 'completed' && result?.kind === 'file'
+            ? { contiguous: result.chunkCount, buffered: [] }
+            : parts.ingest().receipt(id);
+        sendJson(res, 200, receipt);
+      },
+    },
+    {
+      method: 'POST',
+      pattern: new RegExp(`^${command}/complete$`),
+      async handle({ req, res, params: [id = ''] }) {
+        let record = await ownCommand(req, id);
+        const { json } = await readJson(req, 'completion', SMALL_JSON_BYTES);
+        const completion = parseMessage(completionSchema, json, 'completion');
+        // A repeated completion (its first answer was lost) gets the same answer.
+        if (record.state !== 'completed') {
+          requireInFlight(record, 'a completion');
+          record = await complete(record, completion);
+        }
+        sendJson(res, 200, await parts.views.view(record, parts.baseUrl(req)));
+      },
+    },
+    {
+      method: 'POST',
+      pattern: new RegExp(`^${command}/fail$`),
+      async handle({ req, res, params: [id = ''] }) {
+        await ownCommand(req, id);
+        const { json } = await readJson(req, 'failure', SMALL_JSON_BYTES);
+        const error = parseMessage(failureSchema, json, 'failure');
+        await dispatcher.apply(id, { type: 'fail', error }); // the state listener aborts any upload
+        sendEmpty(res, 204);
+      },
+    },
+  ];
+
+  async function complete(record: CommandRecord, completion: Completion): Promise<CommandRecord> {
+    const { id, command: query } = record;
+    if (query.mode !== 'auto' && query.mode !== completion.kind) {
+      throw new BackhaulError(
+        'invalid-message',
+        `Command ${id} asked for ${query.mode}, the completion is ${completion.kind}`,
+      );
+    }
+    // The completion states what the gateway produced; the server checks it against what it
+    // received before anything becomes visible, and a mismatch ends the command (§6.4).
+    const refuse = async (problem: BackhaulError): Promise<never> => {
+      await dispatcher.apply(id, { type: 'fail', error: { code: problem.code, message: problem.message } });
+      throw problem;
+    };
+    if (completion.kind === 'rows') {
+      const received = rows.counts(id);
+      if (
+        received.batchCount !== completion.batchCount ||
+        received.contiguousBatches !== completion.batchCount ||
+        received.rowCount !== completion.rowCount
+      ) {
+        return refuse(
+          new BackhaulError(
+            'file-incomplete',
+            `Announced ${completion.batchCount} batches of ${completion.rowCount} rows; received ${received.batchCount} batches (0..${received.contiguousBatches - 1} without a gap) of ${received.rowCount} rows`,
+            { retryable: false },
+          ),
+        );
+      }
+      return dispatcher.apply(id, { type: 'complete', result: completion });
+    }
+
+    let stored: StoredFile;
+    try {
+      stored = await parts.ingest().finish(id, resultKey(record.gatewayId, id), completion);
+    } catch (error) {
+      if (
+        BackhaulError.isInstance(error) &&
+        (error.code === 'file-incomplete' || error.code === 'checksum-mismatch')
+      ) {
+        return refuse(error);
+      }
+      throw error;
+    }
+    try {
+      return await dispatcher.apply(id, { type: 'complete', result: stored });
+    } catch (error) {
+      // The command ended meanwhile (e.g. expired): the file must not outlive it unseen.
+      await options.storage.delete(stored.key).catch(() => undefined);
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,131 @@
+import { randomBytes } from 'node:crypto';
+import {
+  type Codec,
+  type CommandStore,
+  DEFAULT_CHUNK_SIZE,
+  type DeliveryPolicy,
+  defaultDeliveryPolicy,
+  type ObjectStorage,
+} from '@backhaul/core';
+import type { GatewayCredential } from './credentials.js';
+import { type Logger, silentLogger } from './logger.js';
+
+/** One typed configuration object; defaults are the design's figures (docs/protocol.md, DESIGN.md). */
+export interface BackhaulServerOptions {
+  /** Where assembled result files go. */
+  storage: ObjectStorage;
+  /** The durable command log; default: in memory (nothing survives a restart). */
+  store?: CommandStore;
+  /** Codecs accepted for chunks besides `identity`, which is always accepted. */
+  codecs?: Codec[];
+  /** Gateways allowed to connect. Plain tokens are hashed at start and not kept. */
+  gateways: GatewayCredential[];
+  /** Tokens of callers (services that submit queries); hashed at start. */
+  callerTokens: string[];
+  /** Signs download links of storages without presigned URLs; default: random per process. */
+  downloadSecret?: string;
+  /** Base URL for links handed out (download URLs); default: from the request's Host. */
+  publicUrl?: string;
+  /** Path prefix the handler is mounted under when the framework does not strip it (Fastify, Hono). */
+  basePath?: string;
+  /** How long a download link is valid; default 3600. */
+  downloadTtlSeconds?: number;
+  /** Ack and completion deadlines, redeliveries (docs/protocol.md §5, §7). */
+  delivery?: Partial<DeliveryPolicy>;
+  /** SSE heartbeat comment interval; default 15 000 (§4: at most 15 s). */
+  heartbeatMs?: number;
+  /** How often the deadline timer runs; default 1000. */
+  sweepIntervalMs?: number;
+  /** Bytes per chunk, announced in `hello`; default 524 288 (§6.1). */
+  chunkSize?: number;
+  /** How many chunks past the first gap are buffered, announced in `hello`; default 64. */
+  chunkWindow?: number;
+  /** Sent to gateways in commands: `auto` mode switches to a file past this many bytes; default 8 MiB. */
+  rowsByteLimit?: number;
+  /** Cap on one row batch body; default 16 MiB. Other JSON bodies are capped at 64 KiB. */
+  maxJsonBodyBytes?: number;
+  /** How long row batches of an ended query stay readable; default: downloadTtlSeconds. */
+  rowRetentionMs?: number;
+  /** Default: silent. */
+  logger?: Logger;
+}
+
+export interface ResolvedOptions {
+  storage: ObjectStorage;
+  store: CommandStore | undefined;
+  codecs: Codec[];
+  gateways: GatewayCredential[];
+  callerTokens: string[];
+  downloadSecret: string;
+  publicUrl: string | undefined;
+  basePath: string;
+  downloadTtlSeconds: number;
+  delivery: DeliveryPolicy;
+  heartbeatMs: number;
+  sweepIntervalMs: number;
+  chunkSize: number;
+  chunkWindow: number;
+  rowsByteLimit: number;
+  maxJsonBodyBytes: number;
+  rowRetentionMs: number;
+  logger: Logger;
+}
+
+const positiveInteger = (
+  name: string,
+  value: number | undefined,
+  fallback: number,
+  max = Number.MAX_SAFE_INTEGER,
+) => {
+  const chosen = value ?? fallback;
+  if (!Number.isSafeInteger(chosen) || chosen <= 0 || chosen > max) {
+    throw new RangeError(`${name} must be a whole number between 1 and ${max}, got ${String(value)}`);
+  }
+  return chosen;
+};
+
+const trimSlashes = (value: string) => value.replace(/\/+$/, '');
+
+/** Validates at start-up, so a typo fails the boot rather than the first request. */
+export function resolveOptions(options: BackhaulServerOptions): ResolvedOptions {
+  if (!options?.storage) throw new TypeError('options.storage is required');
+  if (!Array.isArray(options.gateways)) throw new TypeError('options.gateways must be an array');
+  if (!Array.isArray(options.callerTokens)) throw new TypeError('options.callerTokens must be an array');
+  const downloadTtlSeconds = positiveInteger(
+    'downloadTtlSeconds',
+    options.downloadTtlSeconds,
+    3600,
+    7 * 86_400,
+  );
+  const delivery: DeliveryPolicy = { ...defaultDeliveryPolicy, ...options.delivery };
+  for (const [name, value] of Object.entries(delivery)) {
+    if (!Number.isSafeInteger(value) || value < 0)
+      throw new RangeError(`delivery.${name} must be a whole number ≥ 0`);
+  }
+  if (options.downloadSecret !== undefined && options.downloadSecret.length < 16) {
+    throw new RangeError('downloadSecret must be at least 16 characters');
+  }
+  let basePath = trimSlashes(options.basePath ?? '');
+  if (basePath && !basePath.startsWith('/')) basePath = `/${basePath}`;
+  return {
+    storage: options.storage,
+    store: options.store,
+    codecs: options.codecs ?? [],
+    gateways: options.gateways,
+    callerTokens: options.callerTokens,
+    downloadSecret: options.downloadSecret ?? randomBytes(32).toString('hex'),
+    publicUrl: options.publicUrl ? trimSlashes(options.publicUrl) : undefined,
+    basePath,
+    downloadTtlSeconds,
+    delivery,
+    // docs/protocol.md §4: the gateway treats 45 s of silence as dead; more than 15 s is refused.
+    heartbeatMs: positiveInteger('heartbeatMs', options.heartbeatMs, 15_000, 15_000),
+    sweepIntervalMs: positiveInteger('sweepIntervalMs', options.sweepIntervalMs, 1000),
+    chunkSize: positiveInteger('chunkSize', options.chunkSize, DEFAULT_CHUNK_SIZE, 64 * 1024 * 1024),
+    chunkWindow: positiveInteger('chunkWindow', options.chunkWindow, 64, 10_000),
+    rowsByteLimit: positiveInteger('rowsByteLimit', options.rowsByteLimit, 8 * 1024 * 1024),
+    maxJsonBodyBytes: positiveInteger('maxJsonBodyBytes', options.maxJsonBodyBytes, 16 * 1024 * 1024),
+    rowRetentionMs: positiveInteger('rowRetentionMs', options.rowRetentionMs, downloadTtlSeconds * 1000),
+    logger: options.logger ?? silentLogger,
+  };
+}
