@@ -1,0 +1,175 @@
+import { BackhaulError, type Column, type QueryCursor, type RowValue } from '@backhaul/core';
+import type pg from 'pg';
+import type Cursor from 'pg-cursor';
+import { sendCancelRequest } from './postgres-cancel.js';
+import { toBackhaulError } from './postgres-errors.js';
+import { columnFromField } from './postgres-types.js';
+
+/** Rows read inside `query()` to learn the columns (pg-cursor reports fields with the first read). */
+const FIRST_READ_ROWS = 100;
+
+export interface PostgresCursorSession {
+  client: pg.PoolClient;
+  /** Already submitted on `client`, inside a READ ONLY transaction. */
+  cursor: Cursor;
+  /** Rows the caller may receive at most (Infinity when uncapped). */
+  maxRows: number;
+  /** Whole-query deadline in ms, from the request; the per-fetch limit is statement_timeout. */
+  deadlineMs: number | undefined;
+  /** For the error message of a statement_timeout. */
+  statementTimeoutMs: number;
+  signal: AbortSignal | undefined;
+  /** Called once the connection went back to the pool (or was destroyed). */
+  onReleased: () => void;
+}
+
+/**
+ * Wraps a submitted pg-cursor as a `QueryCursor`. The first rows are read before this resolves,
+ * since PostgreSQL describes the columns only alongside them; every later read asks for exactly
+ * the rows still missing from the batch, so no more than one batch is held at a time and
+ * `maxRows` is never exceeded on the wire either.
+ *
+ * Ending is always the same: let the running fetch finish (a cancel request cuts it short when the
+ * caller aborts, closes or the deadline passes), close the portal, ROLLBACK — the transaction is
+ * read-only, there is nothing to commit — and give the connection back.
+ */
+export async function openPostgresCursor(session: PostgresCursorSession): Promise<QueryCursor> {
+  const { client, cursor, maxRows, signal } = session;
+  let taken = 0;
+  let exhausted = false;
+  let inFlight: Promise<unknown> | undefined;
+  let interruption: unknown;
+  let ending: Promise<void> | undefined;
+  let connectionError: Error | undefined;
+
+  const interrupt = (reason: unknown) => {
+    interruption ??= reason;
+    // The backend is busy computing rows for us: only a cancel request reaches it now.
+    if (inFlight) sendCancelRequest(client);
+  };
+  const onAbort = () => interrupt(signal?.reason ?? new Error('The query was aborted'));
+  const onConnectionError = (error: Error) => {
+    // pg fails the running fetch with the same error; listening keeps it from crashing the process.
+    connectionError ??= error;
+  };
+  client.on('error', onConnectionError);
+  signal?.addEventListener('abort', onAbort, { once: true });
+  const deadline =
+    session.deadlineMs === undefined
+      ? undefined
+      : setTimeout(
+          () =>
+            interrupt(
+              new BackhaulError('timeout', `The query ran longer than its ${session.deadlineMs} ms limit`),
+            ),
+          session.deadlineMs,
+        );
+
+  const throwIfInterrupted = () => {
+    if (interruption !== undefined) throw interruption;
+  };
+
+  const read = (count: number) =>
+    new Promise<{ rows: RowValue[][]; fields: pg.FieldDef[] }>((resolve, reject) => {
+      cursor.read(count, (error, rows, result) => {
+        if (error) reject(error);
+        else resolve({ rows: rows as RowValue[][], fields: result?.fields ?? [] });
+      });
+    });
+
+  const fetch = async (wanted: number) => {
+    throwIfInterrupted();
+    // pg-cursor reads *every* row when asked for 0: never let that happen.
+    const count = Math.max(1, Math.min(wanted, maxRows - taken));
+    const pending = read(count);
+    inFlight = pending.catch(() => undefined);
+    try {
+      const result = await pending;
+      taken += result.rows.length;
+      if (result.rows.length < count) exhausted = true;
+      return result;
+    } catch (error) {
+      // A cancel we sent surfaces as PostgreSQL's 57014: report why we sent it instead.
+      throwIfInterrupted();
+      throw toBackhaulError(error, { timeoutMs: session.statementTimeoutMs });
+    } finally {
+      inFlight = undefined;
+    }
+  };
+
+  const end = () => {
+    ending ??= (async () => {
+      if (deadline) clearTimeout(deadline);
+      signal?.removeEventListener('abort', onAbort);
+      await inFlight;
+      let failure: Error | undefined = connectionError;
+      if (!failure) {
+        try {
+          // After an error or the last row the portal is already gone (and closing would wait
+          // for a ReadyForQuery that never comes).
+          if (cursor.state !== 'done' && cursor.state !== 'error') await cursor.close();
+          await client.query('ROLLBACK');
+        } catch (error) {
+          failure = error as Error;
+        }
+      }
+      client.removeListener('error', onConnectionError);
+      // A connection in an unknown state is destroyed rather than handed to the next query.
+      client.release(failure);
+      session.onReleased();
+    })();
+    return ending;
+  };
+
+  let columns: Column[];
+  let prefetched: RowValue[][];
+  try {
+    const first = await fetch(FIRST_READ_ROWS);
+    if (first.fields.length === 0) {
+      throw new BackhaulError(
+        'bad-request',
+        'The statement returns no rows; only queries (SELECT, WITH … SELECT, VALUES, TABLE) are allowed',
+      );
+    }
+    columns = first.fields.map(columnFromField);
+    prefetched = first.rows;
+  } catch (error) {
+    await end();
+    throw error;
+  }
+
+  return {
+    columns,
+    async *batches(batchSize: number) {
+      if (!Number.isInteger(batchSize) || batchSize < 1) {
+        throw new BackhaulError('bad-request', `batchSize must be a positive integer, got ${batchSize}`);
+      }
+      try {
+        while (true) {
+          // Checked even when every row is already in hand: an abort must end iteration with an error.
+          throwIfInterrupted();
+          let batch: RowValue[][];
+          if (prefetched.length > batchSize) {
+            batch = prefetched.splice(0, batchSize);
+          } else {
+            batch = prefetched;
+            prefetched = [];
+          }
+          while (batch.length < batchSize && !exhausted && taken < maxRows) {
+            const { rows } = await fetch(batchSize - batch.length);
+            if (batch.length === 0) batch = rows;
+            else for (const row of rows) batch.push(row);
+          }
+          if (batch.length === 0) return;
+          yield batch;
+        }
+      } finally {
+        await end();
+      }
+    },
+    async close() {
+      interrupt(new BackhaulError('query-failed', 'The cursor was closed'));
+      await end();
+    },
+  };
+}

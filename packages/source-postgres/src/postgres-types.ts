@@ -1,0 +1,158 @@
+import type { Column, ColumnType, RowValue } from '@backhaul/core';
+import type { CustomTypesConfig, FieldDef } from 'pg';
+
+/**
+ * PostgreSQL type OIDs (pg_type.oid) of the built-in types this package maps. They are fixed in
+ * the server's catalog (src/include/catalog/pg_type.dat), so no lookup is needed.
+ */
+const oid = {
+  bool: 16,
+  bytea: 17,
+  char: 18,
+  name: 19,
+  int8: 20,
+  int2: 21,
+  int4: 23,
+  text: 25,
+  oid: 26,
+  json: 114,
+  float4: 700,
+  float8: 701,
+  bpchar: 1042,
+  varchar: 1043,
+  date: 1082,
+  time: 1083,
+  timestamp: 1114,
+  timestamptz: 1184,
+  timetz: 1266,
+  numeric: 1700,
+  uuid: 2950,
+  jsonb: 3802,
+} as const;
+
+/** The widest decimal a Backhaul column can state (protocol.ts `columnSchema`). */
+const MAX_COLUMN_PRECISION = 76;
+
+type Parser = (text: string) => RowValue;
+
+const identity: Parser = (text) => text;
+
+const MIN_SAFE = BigInt(Number.MIN_SAFE_INTEGER);
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** int8 stays exact: a number while it is a safe integer, a bigint beyond 2^53. */
+const parseInt8: Parser = (text) => {
+  // 15 digits (and a sign) are always safe: skip the BigInt allocation for the common case.
+  if (text.length <= 15) return Number(text);
+  const value = BigInt(text);
+  return value >= MIN_SAFE && value <= MAX_SAFE ? Number(value) : value;
+};
+
+const parseInteger: Parser = (text) => Number(text);
+// parseFloat reads PostgreSQL's 'NaN', 'Infinity' and '-Infinity' as the matching JS values.
+const parseDouble: Parser = (text) => Number.parseFloat(text);
+const parseBoolean: Parser = (text) => text === 't';
+// The session is set to bytea_output = 'hex' (postgres-data-source.ts), so every value is '\x…'.
+const parseBytea: Parser = (text) => Buffer.from(text.slice(2), 'hex');
+
+/**
+ * 'infinity' and '-infinity' have no JS Date: they become the latest and earliest instants a
+ * Date holds (±8.64e15 ms), which Parquet's INT64 microseconds can still store.
+ */
+const MAX_DATE_MS = 8.64e15;
+
+/** The session runs with DateStyle = 'ISO, YMD' and TimeZone = 'UTC', so the text is fixed. */
+const DATE_TIME_PATTERN =
+  /^(\d{4,})-(\d{2})-(\d{2})(?: (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?)?(?:([+-])(\d{2})(?::(\d{2}))?(?::(\d{2}))?)?( BC)?$/;
+
+/**
+ * date, timestamp and timestamptz text → Date. A timestamp without time zone is read as UTC: it
+ * names no instant, and UTC keeps the value independent of the gateway's own zone.
+ * Microseconds are truncated to the milliseconds a Date holds.
+ */
+export function parseDateTime(text: string): Date {
+  if (text === 'infinity') return new Date(MAX_DATE_MS);
+  if (text === '-infinity') return new Date(-MAX_DATE_MS);
+  const m = DATE_TIME_PATTERN.exec(text);
+  if (!m) {
+    // Not the ISO form: a DateStyle this code did not set. Better an exact failure than a shift.
+    throw new TypeError(`Unexpected PostgreSQL date/time text ${JSON.stringify(text)}`);
+  }
+  let year = Number(m[1]);
+  // 1 BC is ISO year 0, 2 BC is -1: the proleptic calendar that Date and Parquet use.
+  if (m[12]) year = 1 - year;
+  const millis = m[7] ? Number(m[7].padEnd(3, '0').slice(0, 3)) : 0;
+  const date = new Date(0);
+  date.setUTCFullYear(year, Number(m[2]) - 1, Number(m[3]));
+  date.setUTCHours(Number(m[4] ?? 0), Number(m[5] ?? 0), Number(m[6] ?? 0), millis);
+  if (m[8]) {
+    // Only present for timestamptz; with TimeZone = 'UTC' it is '+00', but honour it anyway.
+    const offsetMs = ((Number(m[9]) * 60 + Number(m[10] ?? 0)) * 60 + Number(m[11] ?? 0)) * 1000;
+    date.setTime(date.getTime() - (m[8] === '-' ? -offsetMs : offsetMs));
+  }
+  return date;
+}
+
+const parsers = new Map<number, Parser>([
+  [oid.bool, parseBoolean],
+  [oid.bytea, parseBytea],
+  [oid.int2, parseInteger],
+  [oid.int4, parseInteger],
+  [oid.int8, parseInt8],
+  [oid.oid, parseInteger],
+  [oid.float4, parseDouble],
+  [oid.float8, parseDouble],
+  [oid.date, parseDateTime],
+  [oid.timestamp, parseDateTime],
+  [oid.timestamptz, parseDateTime],
+]);
+
+/**
+ * Type parsers handed to each cursor (never `pg.types.setTypeParser`, which would change every
+ * other pg user in the process). Everything not listed — numeric, text, json, uuid, time,
+ * intervals, arrays, enums — stays the exact text PostgreSQL sent.
+ */
+export const cursorTypes: CustomTypesConfig = {
+  getTypeParser: ((id: number) => parsers.get(id) ?? identity) as CustomTypesConfig['getTypeParser'],
+};
+
+const simple: Partial<Record<number, ColumnType>> = {
+  [oid.bool]: 'boolean',
+  [oid.bytea]: 'binary',
+  [oid.int2]: 'int32',
+  [oid.int4]: 'int32',
+  [oid.int8]: 'int64',
+  // oid is an unsigned 32-bit integer: int32 would overflow past 2^31.
+  [oid.oid]: 'int64',
+  [oid.float4]: 'float64',
+  [oid.float8]: 'float64',
+  [oid.date]: 'date',
+  [oid.timestamp]: 'timestamp',
+  [oid.timestamptz]: 'timestamp',
+  [oid.json]: 'json',
+  [oid.jsonb]: 'json',
+};
+
+/** The column a RowDescription field becomes; anything not mapped is its text, as a string. */
+export function columnFromField(field: FieldDef): Column {
+  const name = field.name;
+  if (field.dataTypeID === oid.numeric) return numericColumn(name, field.dataTypeModifier);
+  return { name, type: simple[field.dataTypeID] ?? 'string', nullable: true };
+}
+
+/**
+ * numeric(p, s) carries its precision and scale in the type modifier: ((p << 16) | s) + 4, the
+ * scale an 11-bit signed field since PostgreSQL 15 allows negative scales. An unconstrained
+ * numeric (typmod -1, e.g. sum() or avg()) has no fixed scale, so no decimal column fits it: it
+ * travels as its exact text in a string column. So does any shape Parquet's DECIMAL cannot hold
+ * (negative scale, scale above precision, precision above 76).
+ */
+export function numericColumn(name: string, typmod: number): Column {
+  if (typmod < 4) return { name, type: 'string', nullable: true };
+  const precision = ((typmod - 4) >> 16) & 0xffff;
+  const scale = ((((typmod - 4) & 0x7ff) ^ 1024) - 1024) | 0;
+  if (precision < 1 || precision > MAX_COLUMN_PRECISION || scale < 0 || scale > precision) {
+    return { name, type: 'string', nullable: true };
+  }
+  return { name, type: 'decimal', nullable: true, precision, scale };
+}

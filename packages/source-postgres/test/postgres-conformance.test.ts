@@ -1,0 +1,32 @@
+import { runDataSourceConformance } from '@backhaul/core/testing';
+import { createPostgresDataSource } from '@backhaul/source-postgres';
+import { describe } from 'vitest';
+import {
+  adminQuery,
+  postgresUrl,
+  requirePostgres,
+  skipPostgresSuites,
+  uniqueTableName,
+} from './postgres-service.js';
+
+describe.skipIf(skipPostgresSuites)('postgres source', () => {
+  requirePostgres();
+  runDataSourceConformance('postgres', async () => {
+    const table = uniqueTableName('conformance');
+    await adminQuery(
+      `CREATE TABLE ${table} AS
+         SELECT id::int8 AS id, 'name-' || id AS name, (id * 1.5)::float8 AS amount,
+                id % 2 = 0 AS active, CASE WHEN id % 10 = 0 THEN NULL ELSE 'note-' || id END AS note
+         FROM generate_series(1, 1000) AS id`,
+    );
+    return {
+      // A pool of 2: a cursor whose close() leaked its connection would exhaust it within the suite.
+      source: createPostgresDataSource({ connectionString: postgresUrl, poolSize: 2 }),
+      fixtureSql: `SELECT id, name, amount, active, note FROM ${table} ORDER BY id`,
+      paramSql: `SELECT id, name, amount, active, note FROM ${table} WHERE id = $1`,
+      cleanup: async () => {
+        await adminQuery(`DROP TABLE IF EXISTS ${table}`);
+      },
+    };
+  });
+});

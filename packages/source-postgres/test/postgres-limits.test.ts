@@ -1,0 +1,174 @@
+import { BackhaulError, type DataSource, type QueryCursor } from '@backhaul/core';
+import { createPostgresDataSource } from '@backhaul/source-postgres';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postgresUrl, requirePostgres, skipPostgresSuites } from './postgres-service.js';
+
+async function rowsOf(cursor: QueryCursor, batchSize: number): Promise<number[]> {
+  const sizes: number[] = [];
+  try {
+    for await (const batch of cursor.batches(batchSize)) sizes.push(batch.length);
+  } finally {
+    await cursor.close();
+  }
+  return sizes;
+}
+
+async function failureOf(run: () => Promise<unknown>): Promise<BackhaulError> {
+  try {
+    await run();
+  } catch (error) {
+    expect(BackhaulError.isInstance(error), `expected a BackhaulError, got ${String(error)}`).toBe(true);
+    return error as BackhaulError;
+  }
+  throw new Error('expected a failure');
+}
+
+describe.skipIf(skipPostgresSuites)('postgres source: limits', () => {
+  requirePostgres();
+  let source: DataSource;
+  let pool: pg.Pool;
+  beforeAll(() => {
+    // A pool of 1: any leaked connection makes the next test hang instead of passing.
+    pool = new pg.Pool({ connectionString: postgresUrl, max: 1 });
+    source = createPostgresDataSource({ pool, statementTimeoutMs: 10_000 });
+  });
+  afterAll(async () => {
+    await source?.close();
+    await pool?.end();
+  });
+
+  describe('timeoutMs bounds the statement on the server', () => {
+    it("SELECT pg_sleep(5) with timeoutMs 200 fails with 'timeout' well before 5 s", async () => {
+      const started = Date.now();
+      const failure = await failureOf(async () =>
+        rowsOf(await source.query({ sql: 'SELECT pg_sleep(5)', params: [], timeoutMs: 200 }), 10),
+      );
+      expect(failure.code).toBe('timeout');
+      expect(failure.retryable).toBe(true);
+      expect(Date.now() - started).toBeLessThan(2000);
+    });
+
+    it('statementTimeoutMs applies when the request has none', async () => {
+      const short = createPostgresDataSource({ pool, statementTimeoutMs: 200 });
+      const failure = await failureOf(async () =>
+        rowsOf(await short.query({ sql: 'SELECT pg_sleep(5)', params: [] }), 10),
+      );
+      expect(failure.code).toBe('timeout');
+      await short.close();
+    });
+
+    it('a timeout mid-stream (a slow row after fast ones) also ends in timeout', async () => {
+      const cursor = await source.query({
+        sql: 'SELECT i, CASE WHEN i = 500 THEN pg_sleep(5) END FROM generate_series(1, 1000) AS i',
+        params: [],
+        timeoutMs: 300,
+      });
+      const failure = await failureOf(() => rowsOf(cursor, 100));
+      expect(failure.code).toBe('timeout');
+    });
+  });
+
+  describe('maxRows is a hard cap', () => {
+    it('the request cap: no more rows than maxRows arrive, whatever the batch size', async () => {
+      for (const batchSize of [1, 7, 1000]) {
+        const cursor = await source.query({
+          sql: 'SELECT * FROM generate_series(1, 1000)',
+          params: [],
+          maxRows: 250,
+        });
+        const sizes = await rowsOf(cursor, batchSize);
+        expect(sizes.reduce((a, b) => a + b, 0)).toBe(250);
+      }
+    });
+
+    it("the source's maxRows wins over a larger request", async () => {
+      const capped = createPostgresDataSource({ pool, maxRows: 5 });
+      const cursor = await capped.query({
+        sql: 'SELECT * FROM generate_series(1, 1000)',
+        params: [],
+        maxRows: 100,
+      });
+      expect(await rowsOf(cursor, 100)).toEqual([5]);
+      await capped.close();
+    });
+  });
+
+  describe('an AbortSignal stops the query', () => {
+    it('an abort during a slow fetch cancels it on the server at once', async () => {
+      const controller = new AbortController();
+      const cursor = await source.query({
+        sql: 'SELECT i, CASE WHEN i = 200 THEN pg_sleep(8) END FROM generate_series(1, 1000) AS i',
+        params: [],
+        signal: controller.signal,
+      });
+      const started = Date.now();
+      setTimeout(() => controller.abort(new Error('caller cancelled')), 200);
+      await expect(rowsOf(cursor, 1000)).rejects.toThrow('caller cancelled');
+      expect(Date.now() - started).toBeLessThan(3000);
+      // The one connection of the pool is back and usable.
+      expect(await rowsOf(await source.query({ sql: 'SELECT 1', params: [] }), 10)).toEqual([1]);
+    });
+
+    it('an already aborted signal rejects before anything runs', async () => {
+      const controller = new AbortController();
+      controller.abort(new Error('too late'));
+      await expect(source.query({ sql: 'SELECT 1', params: [], signal: controller.signal })).rejects.toThrow(
+        'too late',
+      );
+    });
+
+    it('an abort while the first rows are fetched rejects query()', async () => {
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(new Error('stop now')), 200);
+      const started = Date.now();
+      await expect(
+        source.query({ sql: 'SELECT pg_sleep(8)', params: [], signal: controller.signal }),
+      ).rejects.toThrow('stop now');
+      expect(Date.now() - started).toBeLessThan(3000);
+    });
+  });
+
+  describe('close() ends the query and returns the connection', () => {
+    it('close() in the middle of a result, then many more queries on a pool of 1', async () => {
+      for (let round = 0; round < 5; round++) {
+        const cursor = await source.query({ sql: 'SELECT * FROM generate_series(1, 100000)', params: [] });
+        const iterator = cursor.batches(10)[Symbol.asyncIterator]();
+        expect((await iterator.next()).value).toHaveLength(10);
+        await cursor.close();
+      }
+      expect(await rowsOf(await source.query({ sql: 'SELECT 1', params: [] }), 10)).toEqual([1]);
+    });
+
+    it('close() of the data source closes cursors still open', async () => {
+      const own = createPostgresDataSource({ connectionString: postgresUrl, poolSize: 1 });
+      const cursor = await own.query({ sql: 'SELECT * FROM generate_series(1, 100000)', params: [] });
+      await own.close();
+      await expect(own.query({ sql: 'SELECT 1', params: [] })).rejects.toMatchObject({
+        code: 'service-unavailable',
+      });
+      await cursor.close();
+    });
+  });
+
+  describe('parameters', () => {
+    it('binds strings, numbers, booleans and NULL as parameters, never as SQL text', async () => {
+      const cursor = await source.query({
+        sql: 'SELECT $1::text, $2::int, $3::float8, $4::boolean, $5::text IS NULL',
+        params: ["'; DROP TABLE x; --", 42, 1.25, true, null],
+      });
+      const rows: unknown[][] = [];
+      for await (const batch of cursor.batches(10)) rows.push(...batch);
+      expect(rows).toEqual([["'; DROP TABLE x; --", 42, 1.25, true, true]]);
+    });
+  });
+
+  describe('an unreachable database', () => {
+    it("fails with 'service-unavailable', which the gateway may retry", async () => {
+      const nowhere = createPostgresDataSource({ connectionString: 'postgres://postgres@127.0.0.1:1/none' });
+      const failure = await failureOf(() => nowhere.query({ sql: 'SELECT 1', params: [] }));
+      expect(failure.code).toBe('service-unavailable');
+      await nowhere.close();
+    });
+  });
+});
