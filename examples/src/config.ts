@@ -4,86 +4,229 @@ import { resolve } from 'node:path';
 /**
  * One typed configuration for the reference server and gateway. Every field has a default that
  * runs on a laptop, and an environment variable of the same name in BACKHAUL_SNAKE_CASE
- * (docs/deploy.md lists them).
+ * (docs/deploy.md lists them). Each process validates only its own half at start-up, so a
+ * gateway host never needs the server's S3 keys and a server host never needs a database URL.
  */
 export interface ReferenceConfig {
-  server: {
-    host: string;
-    port: number;
-    /** Base URL handed out in download links; default: the address the server listens on. */
-    publicUrl: string | undefined;
-    storage: { kind: 'fs'; root: string };
-    store: { kind: 'memory' };
-    /** Codecs the server accepts besides identity. */
-    codecs: CodecName[];
-    /** `id:token` pairs. */
-    gateways: { id: string; token: string }[];
-    callerTokens: string[];
-    downloadSecret: string;
-    downloadTtlSeconds: number;
-  };
-  gateway: {
-    serverUrl: string;
-    token: string;
-    sqlitePath: string;
-    codec: CodecName | 'identity';
-    chunksInFlight: number;
-  };
+  server: ServerConfig;
+  gateway: GatewayConfig;
 }
+
+export interface ServerConfig {
+  host: string;
+  port: number;
+  /** Base URL handed out in download links; default: the address the server listens on. */
+  publicUrl: string | undefined;
+  storage: StorageConfig;
+  store: StoreConfig;
+  /** Codecs the server accepts besides identity. */
+  codecs: CodecName[];
+  /** `id:token` pairs. */
+  gateways: { id: string; token: string }[];
+  callerTokens: string[];
+  downloadSecret: string;
+  downloadTtlSeconds: number;
+}
+
+export interface GatewayConfig {
+  serverUrl: string;
+  token: string;
+  source: SourceConfig;
+  codec: CodecName | 'identity';
+  chunksInFlight: number;
+}
+
+/** The command log: in memory (lost on restart) or Redis (durable, shared by several servers). */
+export type StoreConfig = { kind: 'memory' } | { kind: 'redis'; url: string; keyPrefix: string };
+
+/** Where result files go: a local directory, or an S3 / MinIO bucket with presigned URLs. */
+export type StorageConfig =
+  | { kind: 'fs'; root: string }
+  | {
+      kind: 's3';
+      bucket: string;
+      /** Omitted for AWS; e.g. `http://127.0.0.1:9000` for MinIO. */
+      endpoint?: string;
+      region: string;
+      /** Both or neither; neither means the SDK's default chain (env, shared config, instance role). */
+      accessKeyId?: string;
+      secretAccessKey?: string;
+      forcePathStyle: boolean;
+      /** Every object key starts with it; the retention sweep touches nothing outside it. */
+      prefix: string;
+    };
+
+/** The database the gateway answers from. */
+export type SourceConfig =
+  | { kind: 'sqlite'; path: string }
+  | { kind: 'postgres'; url: string }
+  | { kind: 'mysql'; url: string };
 
 export type CodecName = 'zstd' | 'lz4';
 
 export const demoGateway = { id: 'gw-demo', token: 'demo-gateway-token-change-me' };
 export const demoCallerToken = 'demo-caller-token-change-me';
 
+/** Both halves; each program calls only the loader of its own half. */
 export function loadConfig(
   env: NodeJS.ProcessEnv = process.env,
   dataDir = '.backhaul-demo',
 ): ReferenceConfig {
-  const read = (name: string) => env[`BACKHAUL_${name}`]?.trim() || undefined;
-  const integer = (name: string, fallback: number) => {
-    const value = read(name);
-    if (value === undefined) return fallback;
-    const parsed = Number(value);
-    if (!Number.isInteger(parsed) || parsed < 0)
-      throw new Error(`BACKHAUL_${name} must be a whole number, got '${value}'`);
-    return parsed;
-  };
-  const codec = (value: string): CodecName => {
-    if (value === 'zstd' || value === 'lz4') return value;
-    throw new Error(`Unknown codec '${value}': use zstd or lz4`);
-  };
-  const port = integer('PORT', 8080);
-  const host = read('HOST') ?? '127.0.0.1';
+  return { server: loadServerConfig(env, dataDir), gateway: loadGatewayConfig(env, dataDir) };
+}
+
+export function loadServerConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  dataDir = '.backhaul-demo',
+): ServerConfig {
+  const read = reader(env);
   const gateways = (read('GATEWAYS') ?? `${demoGateway.id}:${demoGateway.token}`).split(',').map((pair) => {
     const [id, token, ...rest] = pair.split(':');
     if (!id || !token || rest.length > 0)
-      throw new Error(`BACKHAUL_GATEWAYS wants id:token pairs, got '${pair}'`);
+      throw new ConfigError(`BACKHAUL_GATEWAYS wants id:token pairs, got '${pair}'`);
     return { id, token };
   });
-  const storageKind = read('STORAGE') ?? 'fs';
-  if (storageKind !== 'fs') throw new Error(`BACKHAUL_STORAGE='${storageKind}' is not available yet: use fs`);
-  const gatewayCodec = read('CODEC') ?? 'zstd';
-
+  const { host, port } = listenAddress(env);
   return {
-    server: {
-      host,
-      port,
-      publicUrl: read('PUBLIC_URL'),
-      storage: { kind: 'fs', root: resolve(read('STORAGE_ROOT') ?? `${dataDir}/storage`) },
-      store: { kind: 'memory' },
-      codecs: (read('CODECS') ?? 'zstd,lz4').split(',').filter(Boolean).map(codec),
-      gateways,
-      callerTokens: (read('CALLER_TOKENS') ?? demoCallerToken).split(','),
-      downloadSecret: read('DOWNLOAD_SECRET') ?? randomBytes(32).toString('hex'),
-      downloadTtlSeconds: integer('DOWNLOAD_TTL_SECONDS', 3600),
-    },
-    gateway: {
-      serverUrl: read('SERVER_URL') ?? `http://${host}:${port}`,
-      token: read('GATEWAY_TOKEN') ?? demoGateway.token,
-      sqlitePath: resolve(read('SQLITE_PATH') ?? `${dataDir}/demo.sqlite`),
-      codec: gatewayCodec === 'identity' ? 'identity' : codec(gatewayCodec),
-      chunksInFlight: integer('CHUNKS_IN_FLIGHT', 16),
-    },
+    host,
+    port,
+    publicUrl: optionalUrl(env, 'PUBLIC_URL', ['http:', 'https:']),
+    storage: storageConfig(env, dataDir),
+    store: storeConfig(env),
+    codecs: (read('CODECS') ?? 'zstd,lz4').split(',').filter(Boolean).map(codec),
+    gateways,
+    callerTokens: (read('CALLER_TOKENS') ?? demoCallerToken).split(','),
+    downloadSecret: read('DOWNLOAD_SECRET') ?? randomBytes(32).toString('hex'),
+    downloadTtlSeconds: integer(env, 'DOWNLOAD_TTL_SECONDS', 3600),
   };
+}
+
+export function loadGatewayConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  dataDir = '.backhaul-demo',
+): GatewayConfig {
+  const read = reader(env);
+  const { host, port } = listenAddress(env);
+  const gatewayCodec = read('CODEC') ?? 'zstd';
+  return {
+    serverUrl: optionalUrl(env, 'SERVER_URL', ['http:', 'https:']) ?? `http://${host}:${port}`,
+    token: read('GATEWAY_TOKEN') ?? demoGateway.token,
+    source: sourceConfig(env, dataDir),
+    codec: gatewayCodec === 'identity' ? 'identity' : codec(gatewayCodec),
+    chunksInFlight: integer(env, 'CHUNKS_IN_FLIGHT', 16),
+  };
+}
+
+/** A configuration mistake, reported at start-up with the variable to fix. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function storeConfig(env: NodeJS.ProcessEnv): StoreConfig {
+  const read = reader(env);
+  const kind = oneOf(env, 'STORE', ['memory', 'redis'], 'memory');
+  if (kind === 'memory') return { kind };
+  return {
+    kind,
+    url: optionalUrl(env, 'REDIS_URL', ['redis:', 'rediss:']) ?? 'redis://127.0.0.1:6379',
+    keyPrefix: read('REDIS_KEY_PREFIX') ?? 'backhaul:',
+  };
+}
+
+function storageConfig(env: NodeJS.ProcessEnv, dataDir: string): StorageConfig {
+  const read = reader(env);
+  const kind = oneOf(env, 'STORAGE', ['fs', 's3'], 'fs');
+  // Variables of the kinds not selected are ignored: the test suites read some of the same names.
+  if (kind === 'fs') return { kind, root: resolve(read('STORAGE_ROOT') ?? `${dataDir}/storage`) };
+  const bucket = read('S3_BUCKET');
+  if (bucket === undefined) throw new ConfigError('BACKHAUL_STORAGE=s3 needs BACKHAUL_S3_BUCKET');
+  const endpoint = optionalUrl(env, 'S3_ENDPOINT', ['http:', 'https:']);
+  const accessKeyId = read('S3_ACCESS_KEY_ID');
+  const secretAccessKey = read('S3_SECRET_ACCESS_KEY');
+  if ((accessKeyId === undefined) !== (secretAccessKey === undefined))
+    throw new ConfigError(
+      'Set both BACKHAUL_S3_ACCESS_KEY_ID and BACKHAUL_S3_SECRET_ACCESS_KEY, or neither (the AWS SDK default chain)',
+    );
+  return {
+    kind,
+    bucket,
+    endpoint,
+    region: read('S3_REGION') ?? 'us-east-1',
+    accessKeyId,
+    secretAccessKey,
+    // MinIO and s3rver need path-style URLs; AWS prefers virtual-host style.
+    forcePathStyle: boolean(env, 'S3_FORCE_PATH_STYLE', endpoint !== undefined),
+    prefix: read('S3_PREFIX') ?? 'backhaul',
+  };
+}
+
+function sourceConfig(env: NodeJS.ProcessEnv, dataDir: string): SourceConfig {
+  const read = reader(env);
+  const kind = oneOf(env, 'SOURCE', ['sqlite', 'postgres', 'mysql'], 'sqlite');
+  if (kind === 'sqlite') return { kind, path: resolve(read('SQLITE_PATH') ?? `${dataDir}/demo.sqlite`) };
+  const protocols = kind === 'postgres' ? ['postgres:', 'postgresql:'] : ['mysql:'];
+  const url = optionalUrl(env, 'DATABASE_URL', protocols);
+  if (url === undefined)
+    throw new ConfigError(
+      `BACKHAUL_SOURCE=${kind} needs BACKHAUL_DATABASE_URL (${protocols[0]}//user:password@host:port/db)`,
+    );
+  return { kind, url };
+}
+
+function reader(env: NodeJS.ProcessEnv) {
+  return (name: string) => env[`BACKHAUL_${name}`]?.trim() || undefined;
+}
+
+function listenAddress(env: NodeJS.ProcessEnv) {
+  return { host: reader(env)('HOST') ?? '127.0.0.1', port: integer(env, 'PORT', 8080) };
+}
+
+function integer(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const value = reader(env)(name);
+  if (value === undefined) return fallback;
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 0)
+    throw new ConfigError(`BACKHAUL_${name} must be a whole number, got '${value}'`);
+  return parsed;
+}
+
+function boolean(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+  const value = reader(env)(name)?.toLowerCase();
+  if (value === undefined) return fallback;
+  if (value === 'true' || value === '1') return true;
+  if (value === 'false' || value === '0') return false;
+  throw new ConfigError(`BACKHAUL_${name} must be true or false, got '${value}'`);
+}
+
+function oneOf<const T extends string>(env: NodeJS.ProcessEnv, name: string, allowed: T[], fallback: T): T {
+  const value = reader(env)(name) ?? fallback;
+  if ((allowed as string[]).includes(value)) return value as T;
+  throw new ConfigError(`BACKHAUL_${name}='${value}' is not one of: ${allowed.join(', ')}`);
+}
+
+/** A URL of one of the given protocols, or undefined when the variable is not set. */
+function optionalUrl(env: NodeJS.ProcessEnv, name: string, protocols: string[]): string | undefined {
+  const value = reader(env)(name);
+  if (value === undefined) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    throw new ConfigError(`BACKHAUL_${name} must be a URL, got '${redact(value)}'`);
+  }
+  if (!protocols.includes(parsed.protocol))
+    throw new ConfigError(
+      `BACKHAUL_${name} must start with ${protocols.map((p) => `${p}//`).join(' or ')}, got '${redact(value)}'`,
+    );
+  return value;
+}
+
+/** Error messages end up in logs: never print a password from a connection URL. */
+function redact(value: string): string {
+  return value.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@');
+}
+
+function codec(value: string): CodecName {
+  if (value === 'zstd' || value === 'lz4') return value;
+  throw new ConfigError(`Unknown codec '${value}': use zstd or lz4`);
 }

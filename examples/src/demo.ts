@@ -37,7 +37,10 @@ async function main() {
   say('Backhaul demo: caller → server → SSE → gateway → SQLite → rows and a Parquet file back');
   say();
 
-  const data = ensureDemoDatabase(config.gateway.sqlitePath, demoRows);
+  // The demo checks every answer against SQLite itself, so its gateway always reads SQLite.
+  const sqlitePath = config.gateway.source.kind === 'sqlite' ? config.gateway.source.path : undefined;
+  if (!sqlitePath) throw new Error('The demo reads SQLite: unset BACKHAUL_SOURCE or set it to sqlite');
+  const data = ensureDemoDatabase(sqlitePath, demoRows);
   say(
     `  data     ${data.path}: ${count(data.rows)} orders ${data.generatedMs ? `(generated in ${seconds(data.generatedMs)})` : '(cached)'}`,
   );
@@ -51,12 +54,15 @@ async function main() {
     const env = {
       ...process.env,
       BACKHAUL_PORT: '0',
-      BACKHAUL_STORAGE_ROOT: config.server.storage.root,
-      BACKHAUL_SQLITE_PATH: config.gateway.sqlitePath,
+      ...(config.server.storage.kind === 'fs' ? { BACKHAUL_STORAGE_ROOT: config.server.storage.root } : {}),
+      BACKHAUL_SQLITE_PATH: sqlitePath,
       BACKHAUL_DOWNLOAD_SECRET: config.server.downloadSecret,
     };
     const serverUrl = String((await startProcess('server.js', env, children)).url);
-    say(`  server   ${serverUrl} (memory store, fs storage in ${config.server.storage.root})`);
+    const storage = config.server.storage;
+    say(
+      `  server   ${serverUrl} (${config.server.store.kind} store, ${storage.kind === 'fs' ? `fs storage in ${storage.root}` : `s3 storage, bucket ${storage.bucket}`})`,
+    );
     await startProcess('gateway.js', { ...env, BACKHAUL_SERVER_URL: serverUrl }, children);
     const client = createBackhaulClient({ url: serverUrl, token: demoCallerToken });
     const gateways = await client.gateways();

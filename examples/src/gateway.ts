@@ -1,29 +1,63 @@
-import { createGateway, createSqliteDataSource, type Gateway } from '@backhaul/gateway-node';
-import { loadConfig, type ReferenceConfig } from './config.js';
+import { createGateway, type Gateway } from '@backhaul/gateway-node';
+import { ConfigError, type GatewayConfig, loadGatewayConfig } from './config.js';
 import { isMain } from './is-main.js';
-import { codecFor, consoleLogger } from './wiring.js';
+import { codecFor, consoleLogger, describeUrl, sourceFor } from './wiring.js';
 
-/** The reference gateway: dials out to the server and answers its commands from SQLite. */
-export async function startReferenceGateway(config: ReferenceConfig['gateway']): Promise<Gateway> {
+export interface ReferenceGateway {
+  gateway: Gateway;
+  /** Stops the gateway, then closes its data source (the gateway does not own it). */
+  stop(): Promise<void>;
+}
+
+/** The reference gateway: dials out to the server and answers its commands from the configured database. */
+export async function startReferenceGateway(config: GatewayConfig): Promise<ReferenceGateway> {
+  const logger = consoleLogger('gateway');
+  const dataSource = sourceFor(config);
   const gateway = createGateway({
     serverUrl: config.serverUrl,
     token: config.token,
-    dataSource: createSqliteDataSource({ filename: config.sqlitePath }),
+    dataSource,
     codecs: config.codec === 'identity' ? [] : [codecFor(config.codec)],
     preferredCodec: config.codec,
     chunksInFlight: config.chunksInFlight,
     progressIntervalMs: 250,
-    logger: consoleLogger('gateway'),
+    logger,
   });
-  await gateway.start();
-  return gateway;
+  try {
+    await gateway.start();
+  } catch (error) {
+    await dataSource.close();
+    throw error;
+  }
+  const { source } = config;
+  logger.info('connected', {
+    server: config.serverUrl,
+    source: source.kind === 'sqlite' ? `sqlite ${source.path}` : `${source.kind} ${describeUrl(source.url)}`,
+  });
+  return {
+    gateway,
+    async stop() {
+      await gateway.stop();
+      await dataSource.close();
+    },
+  };
 }
 
 if (isMain(import.meta.url)) {
-  const gateway = await startReferenceGateway(loadConfig().gateway);
+  const reference = await startReferenceGateway(loadGatewayConfig()).catch((error: unknown) => {
+    // A configuration mistake is one clear line, not a stack trace.
+    const message =
+      error instanceof ConfigError
+        ? error.message
+        : error instanceof Error
+          ? (error.stack ?? error.message)
+          : String(error);
+    process.stderr.write(`gateway failed to start: ${message}\n`);
+    process.exit(1);
+  });
   process.stdout.write(`${JSON.stringify({ ready: 'gateway' })}\n`);
   const shutdown = async () => {
-    await gateway.stop();
+    await reference.stop();
     process.exit(0);
   };
   process.once('SIGINT', shutdown);

@@ -1,38 +1,74 @@
+import type { CommandStore } from '@backhaul/core';
 import { type BackhaulServer, createBackhaulServer } from '@backhaul/server-node';
-import { createFsStorage } from '@backhaul/storage-fs';
-import { loadConfig, type ReferenceConfig } from './config.js';
+import { ConfigError, loadServerConfig, type ServerConfig } from './config.js';
 import { isMain } from './is-main.js';
-import { codecFor, consoleLogger } from './wiring.js';
+import { codecFor, consoleLogger, describeUrl, storageFor, storeFor } from './wiring.js';
+
+export interface ReferenceServer {
+  server: BackhaulServer;
+  url: string;
+  /** Stops the sweeper, closes the server, then the command store it was given. */
+  close(): Promise<void>;
+}
 
 /** The reference server: the configuration object turned into a running Backhaul server. */
-export async function startReferenceServer(
-  config: ReferenceConfig['server'],
-): Promise<{ server: BackhaulServer; url: string; stopSweeper: () => void }> {
-  const storage = createFsStorage({
-    root: config.storage.root,
-    retentionMs: config.downloadTtlSeconds * 1000,
-  });
+export async function startReferenceServer(config: ServerConfig): Promise<ReferenceServer> {
+  const logger = consoleLogger('server');
+  const storage = storageFor(config);
+  await storage.prepare(logger);
+  const store: CommandStore | undefined = storeFor(config);
   const server = createBackhaulServer({
-    storage,
+    storage: storage.storage,
+    store,
     codecs: config.codecs.map(codecFor),
     gateways: config.gateways,
     callerTokens: config.callerTokens,
     downloadSecret: config.downloadSecret,
     downloadTtlSeconds: config.downloadTtlSeconds,
     publicUrl: config.publicUrl,
-    logger: consoleLogger('server'),
+    logger,
   });
-  const { url } = await server.listen(config.port, config.host);
-  return { server, url, stopSweeper: storage.startSweeper() };
+  let url: string;
+  try {
+    ({ url } = await server.listen(config.port, config.host));
+  } catch (error) {
+    await store?.close();
+    throw error;
+  }
+  const stopSweeper = storage.startSweeper(logger);
+  logger.info('listening', {
+    url,
+    store: config.store.kind === 'redis' ? `redis ${describeUrl(config.store.url)}` : 'memory',
+    storage: storage.description,
+  });
+  return {
+    server,
+    url,
+    async close() {
+      stopSweeper();
+      await server.close();
+      // The server closes only a store it created itself.
+      await store?.close();
+    },
+  };
 }
 
 if (isMain(import.meta.url)) {
-  const { server, url, stopSweeper } = await startReferenceServer(loadConfig().server);
+  const reference = await startReferenceServer(loadServerConfig()).catch((error: unknown) => {
+    // A configuration mistake is one clear line, not a stack trace.
+    const message =
+      error instanceof ConfigError
+        ? error.message
+        : error instanceof Error
+          ? (error.stack ?? error.message)
+          : String(error);
+    process.stderr.write(`server failed to start: ${message}\n`);
+    process.exit(1);
+  });
   // One machine-readable line on stdout, so a supervisor (or the demo) knows where we listen.
-  process.stdout.write(`${JSON.stringify({ ready: 'server', url })}\n`);
+  process.stdout.write(`${JSON.stringify({ ready: 'server', url: reference.url })}\n`);
   const shutdown = async () => {
-    stopSweeper();
-    await server.close();
+    await reference.close();
     process.exit(0);
   };
   process.once('SIGINT', shutdown);

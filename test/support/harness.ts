@@ -3,14 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createBackhaulClient } from '@backhaul/client';
 import { createZstdCodec } from '@backhaul/codec-zstd';
-import type { Codec, DeliveryPolicy } from '@backhaul/core';
-import {
-  createGateway,
-  createSqliteDataSource,
-  type Gateway,
-  type GatewayOptions,
-} from '@backhaul/gateway-node';
+import type { Codec, CommandStore, DataSource, DeliveryPolicy, ObjectStorage } from '@backhaul/core';
+import { createGateway, type Gateway, type GatewayOptions } from '@backhaul/gateway-node';
 import { type BackhaulServer, createBackhaulServer } from '@backhaul/server-node';
+import { createSqliteDataSource } from '@backhaul/source-sqlite';
 import { createFsStorage } from '@backhaul/storage-fs';
 
 export const gatewayId = 'gw-test';
@@ -26,15 +22,35 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-/** A real server on 127.0.0.1 with filesystem storage in a temp dir, and gateways on a SQLite file. */
-export async function startHarness(options: {
-  sqlitePath: string;
+export interface HarnessOptions {
+  /** The gateways' SQLite file; required unless `dataSource` is given. */
+  sqlitePath?: string;
   codecs?: Codec[];
   delivery?: Partial<DeliveryPolicy>;
-}): Promise<Harness> {
+  /** Default: the server's in-memory store. The caller closes it after `close()`. */
+  store?: CommandStore;
+  /** Default: filesystem storage under `storageRoot`. */
+  storage?: ObjectStorage;
+  /** Builds each gateway's data source (default: SQLite on `sqlitePath`); closed by `close()`. */
+  dataSource?: () => DataSource;
+}
+
+/**
+ * A real server on 127.0.0.1 and gateways that dial it. By default filesystem storage in a temp
+ * dir, the in-memory store and SQLite; each can be replaced by a production adapter.
+ */
+export async function startHarness(options: HarnessOptions): Promise<Harness> {
+  const { sqlitePath } = options;
+  const dataSource =
+    options.dataSource ??
+    (() => {
+      if (sqlitePath === undefined) throw new TypeError('startHarness needs sqlitePath or dataSource');
+      return createSqliteDataSource({ filename: sqlitePath });
+    });
   const storageRoot = mkdtempSync(join(tmpdir(), 'backhaul-e2e-'));
   const server = createBackhaulServer({
-    storage: createFsStorage({ root: storageRoot }),
+    storage: options.storage ?? createFsStorage({ root: storageRoot }),
+    store: options.store,
     codecs: options.codecs ?? [createZstdCodec()],
     gateways: [{ id: gatewayId, token: gatewayToken }],
     callerTokens: [callerToken],
@@ -43,16 +59,22 @@ export async function startHarness(options: {
   });
   const { url } = await server.listen(0, '127.0.0.1');
   const gateways: Gateway[] = [];
+  const dataSources: DataSource[] = [];
   return {
     server,
     url,
     storageRoot,
     client: createBackhaulClient({ url, token: callerToken }),
     async startGateway(overrides = {}) {
+      let source = overrides.dataSource;
+      if (source === undefined) {
+        source = dataSource();
+        dataSources.push(source);
+      }
       const gateway = createGateway({
         serverUrl: url,
         token: gatewayToken,
-        dataSource: createSqliteDataSource({ filename: options.sqlitePath }),
+        dataSource: source,
         codecs: [createZstdCodec()],
         ...overrides,
       });
@@ -63,6 +85,7 @@ export async function startHarness(options: {
     async close() {
       await Promise.all(gateways.map((g) => g.stop()));
       await server.close();
+      await Promise.all(dataSources.map((source) => source.close()));
       rmSync(storageRoot, { recursive: true, force: true });
     },
   };

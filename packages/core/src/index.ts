@@ -7,6 +7,7 @@ export * from './data-source.js';
 export * from './download-signature.js';
 export * from './errors.js';
 export * from './memory-command-store.js';
+export * from './object-key.js';
 export * from './object-storage.js';
 export * from './protocol.js';
 export * from './retry-policy.js';

@@ -32,6 +32,14 @@ export interface FileUploadOptions {
   alreadyStored?: ReadonlySet<number>;
 }
 
+/** The upload half of the file flow, for bytes that are already a file (or any byte stream). */
+export interface ByteUploadOptions extends Omit<FileUploadOptions, 'columns' | 'batches'> {
+  /** The file's bytes in order, in pieces of any size; they are re-cut into `hello.chunkSize` chunks. */
+  bytes: AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+  /** Rows the file holds, read once the bytes are exhausted (default 0). */
+  rowCount?: () => number;
+}
+
 type FileCompletion = Extract<Completion, { kind: 'file' }>;
 
 /**
@@ -44,6 +52,22 @@ type FileCompletion = Extract<Completion, { kind: 'file' }>;
  * most `chunksInFlight` chunks (raw + encoded) plus one Parquet row group are held at any time.
  */
 export async function uploadFile(options: FileUploadOptions): Promise<FileCompletion> {
+  const { progress } = options;
+  let rowCount = 0;
+  progress.stage = 'encoding';
+  const parquet = encodeBatchesAsParquet(options.columns, options.batches, (rows) => {
+    rowCount += rows;
+    progress.rows = rowCount;
+  });
+  return uploadBytes({ ...options, bytes: parquet, rowCount: () => rowCount });
+}
+
+/**
+ * bytes → rechunk(chunkSize) → xxhash64 → codec.encode → PUT …/chunks/{i} (windowed, retried),
+ * returning the completion to send. `uploadFile` is this fed by the Parquet encoder; it is also
+ * how a file that already exists is sent (and what the benchmarks time).
+ */
+export async function uploadBytes(options: ByteUploadOptions): Promise<FileCompletion> {
   const { api, commandId, hello, codec, checksummer, retry, progress, logger } = options;
   // More chunks in flight than the server's reorder window only earns 409 chunk-out-of-window (§6.2).
   const window = new Semaphore(Math.max(1, Math.min(options.chunksInFlight, hello.chunkWindow)));
@@ -55,7 +79,6 @@ export async function uploadFile(options: FileUploadOptions): Promise<FileComple
   options.signal.addEventListener('abort', stopUploads, { once: true });
 
   const fileHash = checksummer.stream();
-  let rowCount = 0;
   let size = 0;
   let chunkCount = 0;
   let failure: unknown;
@@ -91,12 +114,7 @@ export async function uploadFile(options: FileUploadOptions): Promise<FileComple
   };
 
   try {
-    progress.stage = 'encoding';
-    const parquet = encodeBatchesAsParquet(options.columns, options.batches, (rows) => {
-      rowCount += rows;
-      progress.rows = rowCount;
-    });
-    for await (const raw of rechunk(parquet, hello.chunkSize)) {
+    for await (const raw of rechunk(options.bytes, hello.chunkSize)) {
       // Backpressure: the encoder waits here while the window is full.
       await window.acquire();
       if (failure !== undefined || uploads.signal.aborted) {
@@ -132,7 +150,7 @@ export async function uploadFile(options: FileUploadOptions): Promise<FileComple
     format: 'parquet',
     size,
     checksum: fileHash.digest(),
-    rowCount,
+    rowCount: options.rowCount?.() ?? 0,
     chunkCount,
   };
 }

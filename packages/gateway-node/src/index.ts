@@ -2,4 +2,3 @@ export { createGateway, type Gateway, type GatewayEvent, type GatewayOptions } f
 export type { Logger } from './logger.js';
 export { encodeBatchesAsParquet, encodeCursorAsParquet, FILE_BATCH_SIZE } from './parquet-encoding.js';
 export { toJsonRows, toJsonValue } from './row-values.js';
-export { createSqliteDataSource, type SqliteDataSourceOptions } from './sqlite-data-source.js';

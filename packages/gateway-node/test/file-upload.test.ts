@@ -1,14 +1,9 @@
 import { createZstdCodec } from '@backhaul/codec-zstd';
 import { createChecksummer, type RetryPolicy } from '@backhaul/core';
+import { createSqliteDataSource } from '@backhaul/source-sqlite';
 import { parquetMetadata, parquetReadObjects } from 'hyparquet';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createGateway,
-  createSqliteDataSource,
-  encodeCursorAsParquet,
-  type Gateway,
-  type GatewayOptions,
-} from '../src/index.js';
+import { createGateway, encodeCursorAsParquet, type Gateway, type GatewayOptions } from '../src/index.js';
 import { type FakeServer, type FakeServerOptions, startFakeServer, until } from './fake-server.js';
 import { createOrdersDatabase } from './sqlite-fixture.js';
 

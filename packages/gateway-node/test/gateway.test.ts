@@ -1,12 +1,7 @@
 import type { RetryPolicy } from '@backhaul/core';
+import { createSqliteDataSource } from '@backhaul/source-sqlite';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createGateway,
-  createSqliteDataSource,
-  type Gateway,
-  type GatewayEvent,
-  type GatewayOptions,
-} from '../src/index.js';
+import { createGateway, type Gateway, type GatewayEvent, type GatewayOptions } from '../src/index.js';
 import { type FakeServer, type FakeServerOptions, startFakeServer, until } from './fake-server.js';
 import { createOrdersDatabase } from './sqlite-fixture.js';
 

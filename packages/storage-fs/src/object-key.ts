@@ -1,17 +1,8 @@
 import { lstat } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
-import { BackhaulError } from '@backhaul/core';
+import { objectKeySegments, refuseObjectKey } from '@backhaul/core';
 
-/** S3's limit, so a key valid here is valid on every storage. */
-export const maxKeyLength = 1024;
-/** NAME_MAX on Linux and macOS. */
-const maxSegmentLength = 255;
-/**
- * Allow-listed, not deny-listed: letters, digits, '.', '_' and '-', in segments joined by '/'.
- * That alone rules out backslashes, NUL, drive letters (':'), '%'-encoding, empty segments and
- * leading or trailing '/'.
- */
-const keyPattern = /^[A-Za-z0-9._-]+(?:\/[A-Za-z0-9._-]+)*$/;
+export { maxObjectKeyLength as maxKeyLength } from '@backhaul/core';
 
 /** Where temporary uploads live, under the root; no key may reach it. */
 export const uploadsDirectoryName = '.uploads';
@@ -21,19 +12,9 @@ export const uploadsDirectoryName = '.uploads';
  * becomes a path: every operation goes through it.
  */
 export function resolveObjectPath(root: string, key: string): string {
-  if (typeof key !== 'string' || key.length === 0) refuse(key, 'it is empty');
-  if (key.length > maxKeyLength) refuse(key, `it is longer than ${maxKeyLength} characters`);
-  if (!keyPattern.test(key)) {
-    refuse(key, "only letters, digits, '.', '_' and '-' in segments joined by '/' are allowed");
-  }
-  const segments = key.split('/');
-  for (const segment of segments) {
-    // '.', '..' and '.uploads' would escape the key space; no other dot-name is worth the risk.
-    if (segment.startsWith('.')) refuse(key, `segment '${segment}' starts with '.'`);
-    if (segment.length > maxSegmentLength) refuse(key, `a segment is longer than ${maxSegmentLength}`);
-  }
+  const segments = objectKeySegments(key);
   const path = join(root, ...segments);
-  // Belt and braces: whatever the checks above missed, the path must still be inside the root.
+  // Belt and braces: whatever the key rule missed, the path must still be inside the root.
   if (!path.startsWith(root + sep) || resolve(path) !== path) refuse(key, 'it resolves outside the root');
   return path;
 }
@@ -65,7 +46,4 @@ export function isMissing(error: unknown): boolean {
   return code === 'ENOENT' || code === 'ENOTDIR';
 }
 
-function refuse(key: unknown, reason: string): never {
-  const shown = typeof key === 'string' ? JSON.stringify(key.slice(0, 100)) : typeof key;
-  throw new BackhaulError('bad-request', `Object key ${shown} is refused: ${reason}`);
-}
+const refuse = refuseObjectKey;

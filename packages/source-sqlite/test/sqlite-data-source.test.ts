@@ -1,43 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { BackhaulError, type RowValue } from '@backhaul/core';
-import { runDataSourceConformance } from '@backhaul/core/testing';
-import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSqliteDataSource } from '../src/index.js';
-
-function tempDatabase(setup: (db: Database.Database) => void): {
-  filename: string;
-  cleanup(): Promise<void>;
-} {
-  const dir = mkdtempSync(join(tmpdir(), 'backhaul-sqlite-'));
-  const filename = join(dir, 'test.db');
-  const db = new Database(filename);
-  setup(db);
-  db.close();
-  return { filename, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
-}
-
-runDataSourceConformance('sqlite', async () => {
-  const { filename, cleanup } = tempDatabase((db) => {
-    db.exec(
-      'CREATE TABLE fixture (id INTEGER PRIMARY KEY, name TEXT, amount REAL, active BOOLEAN, note TEXT)',
-    );
-    const insert = db.prepare('INSERT INTO fixture VALUES (?, ?, ?, ?, ?)');
-    db.transaction(() => {
-      for (let id = 1; id <= 1000; id++) {
-        insert.run(id, `name-${id}`, id * 1.5, id % 2 === 0 ? 1 : 0, id % 10 === 0 ? null : `note-${id}`);
-      }
-    })();
-  });
-  return {
-    source: createSqliteDataSource({ filename }),
-    fixtureSql: 'SELECT id, name, amount, active, note FROM fixture ORDER BY id',
-    paramSql: 'SELECT id, name, amount, active, note FROM fixture WHERE id = ?',
-    cleanup,
-  };
-});
+import { tempDatabase } from './temp-database.js';
 
 async function readAll(
   source: ReturnType<typeof createSqliteDataSource>,

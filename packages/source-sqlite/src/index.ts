@@ -1,0 +1,1 @@
+export { createSqliteDataSource, type SqliteDataSourceOptions } from './sqlite-data-source.js';
