@@ -10,4 +10,5 @@ export * from './memory-command-store.js';
 export * from './object-key.js';
 export * from './object-storage.js';
 export * from './protocol.js';
+export * from './query-limits.js';
 export * from './retry-policy.js';

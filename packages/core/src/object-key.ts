@@ -16,7 +16,8 @@ const keyPattern = /^[A-Za-z0-9._-]+(?:\/[A-Za-z0-9._-]+)*$/;
 /** The one rule every `ObjectStorage` applies to keys; returns the key's segments or throws `bad-request`. */
 export function objectKeySegments(key: string): string[] {
   if (typeof key !== 'string' || key.length === 0) refuseObjectKey(key, 'it is empty');
-  if (key.length > maxObjectKeyLength) refuseObjectKey(key, `it is longer than ${maxObjectKeyLength} characters`);
+  if (key.length > maxObjectKeyLength)
+    refuseObjectKey(key, `it is longer than ${maxObjectKeyLength} characters`);
   if (!keyPattern.test(key)) {
     refuseObjectKey(key, "only letters, digits, '.', '_' and '-' in segments joined by '/' are allowed");
   }
@@ -25,7 +26,8 @@ export function objectKeySegments(key: string): string[] {
     // '.', '..' and storage-internal names ('.uploads') would escape the key space; no other
     // dot-name is worth the risk.
     if (segment.startsWith('.')) refuseObjectKey(key, `segment '${segment}' starts with '.'`);
-    if (segment.length > maxSegmentLength) refuseObjectKey(key, `a segment is longer than ${maxSegmentLength}`);
+    if (segment.length > maxSegmentLength)
+      refuseObjectKey(key, `a segment is longer than ${maxSegmentLength}`);
   }
   return segments;
 }

@@ -1,4 +1,11 @@
-import { BackhaulError, type Column, type QueryCursor, type RowValue } from '@backhaul/core';
+import {
+  BackhaulError,
+  type Column,
+  checkBatchSize,
+  type QueryCursor,
+  type RowValue,
+  watchQueryInterruptions,
+} from '@backhaul/core';
 import type { FieldPacket, PoolConnection } from 'mysql2';
 import { toBackhaulError } from './mysql-errors.js';
 import { columnFromField } from './mysql-types.js';
@@ -148,18 +155,7 @@ export async function openMysqlCursor(session: MysqlCursorSession): Promise<Quer
     interruption ??= reason;
     wake();
   };
-  const onAbort = () => interrupt(signal?.reason ?? new Error('The query was aborted'));
-  signal?.addEventListener('abort', onAbort, { once: true });
-  const deadline =
-    session.deadlineMs === undefined
-      ? undefined
-      : setTimeout(
-          () =>
-            interrupt(
-              new BackhaulError('timeout', `The query ran longer than its ${session.deadlineMs} ms limit`),
-            ),
-          session.deadlineMs,
-        );
+  const stopWatching = watchQueryInterruptions({ signal, deadlineMs: session.deadlineMs }, interrupt);
   // A checked-out connection that breaks emits 'error' on itself; unheard, that would crash the gateway.
   const onConnectionError = (error: unknown) => {
     failure ??= error;
@@ -178,8 +174,7 @@ export async function openMysqlCursor(session: MysqlCursorSession): Promise<Quer
 
   const end = () => {
     ending ??= (async () => {
-      if (deadline) clearTimeout(deadline);
-      signal?.removeEventListener('abort', onAbort);
+      stopWatching();
       let clean = true;
       if (!ended && taken >= maxRows && interruption === undefined) {
         // The server stops at sql_select_limit by itself; a kill is only needed if it does not.
@@ -219,9 +214,7 @@ export async function openMysqlCursor(session: MysqlCursorSession): Promise<Quer
   return {
     columns: resolvedColumns,
     async *batches(batchSize: number) {
-      if (!Number.isInteger(batchSize) || batchSize < 1) {
-        throw new BackhaulError('bad-request', `batchSize must be a positive integer, got ${batchSize}`);
-      }
+      checkBatchSize(batchSize);
       highWater = Math.min(batchSize, maxRows);
       try {
         while (true) {

@@ -1,4 +1,12 @@
-import { BackhaulError, type DataSource, type QueryCursor, type QueryRequest } from '@backhaul/core';
+import {
+  BackhaulError,
+  type DataSource,
+  isAbortReason,
+  positiveIntegerOption,
+  type QueryCursor,
+  type QueryRequest,
+  resolveQueryLimits,
+} from '@backhaul/core';
 import mysql, { type Pool, type PoolConnection, type PoolOptions } from 'mysql2';
 import { openMysqlCursor } from './mysql-cursor.js';
 import { toBackhaulError } from './mysql-errors.js';
@@ -65,8 +73,8 @@ function run(
  */
 export function createMysqlDataSource(options: MysqlDataSourceOptions = {}): DataSource {
   const statementTimeoutMs =
-    positiveInteger(options.statementTimeoutMs, 'statementTimeoutMs') ?? DEFAULT_STATEMENT_TIMEOUT_MS;
-  const sourceMaxRows = positiveInteger(options.maxRows, 'maxRows') ?? Number.POSITIVE_INFINITY;
+    positiveIntegerOption(options.statementTimeoutMs, 'statementTimeoutMs') ?? DEFAULT_STATEMENT_TIMEOUT_MS;
+  const sourceMaxRows = positiveIntegerOption(options.maxRows, 'maxRows') ?? Number.POSITIVE_INFINITY;
   const ownsPool = options.pool === undefined;
   const connectionOptions: PoolOptions = {
     ...options.connection,
@@ -86,7 +94,7 @@ export function createMysqlDataSource(options: MysqlDataSourceOptions = {}): Dat
     options.pool ??
     mysql.createPool({
       ...connectionOptions,
-      connectionLimit: positiveInteger(options.poolSize, 'poolSize') ?? DEFAULT_POOL_SIZE,
+      connectionLimit: positiveIntegerOption(options.poolSize, 'poolSize') ?? DEFAULT_POOL_SIZE,
     });
   // Idle connections that the server drops emit 'error'; the pool discards them itself.
   if (ownsPool) pool.on('connection', (connection) => connection.on('error', () => undefined));
@@ -134,11 +142,10 @@ export function createMysqlDataSource(options: MysqlDataSourceOptions = {}): Dat
     async query(request: QueryRequest) {
       request.signal?.throwIfAborted();
       if (closed) throw new BackhaulError('service-unavailable', 'The MySQL data source is closed');
-      if (typeof request.sql !== 'string' || request.sql.trim() === '') {
-        throw new BackhaulError('bad-request', 'The query has no SQL');
-      }
-      const timeoutMs = positiveInteger(request.timeoutMs, 'timeoutMs') ?? statementTimeoutMs;
-      const maxRows = Math.min(positiveInteger(request.maxRows, 'maxRows') ?? Infinity, sourceMaxRows);
+      const { timeoutMs, maxRows } = resolveQueryLimits(request, {
+        statementTimeoutMs,
+        maxRows: sourceMaxRows,
+      });
 
       let connection: PoolConnection;
       try {
@@ -207,16 +214,4 @@ export function createMysqlDataSource(options: MysqlDataSourceOptions = {}): Dat
       if (ownsPool) await new Promise<void>((resolve) => pool.end(() => resolve()));
     },
   };
-}
-
-function isAbortReason(error: unknown, signal: AbortSignal | undefined): boolean {
-  return signal?.aborted === true && error === signal.reason;
-}
-
-function positiveInteger(value: number | undefined, name: string): number | undefined {
-  if (value === undefined) return undefined;
-  if (!Number.isInteger(value) || value < 1) {
-    throw new BackhaulError('bad-request', `${name} must be a positive integer, got ${value}`);
-  }
-  return value;
 }

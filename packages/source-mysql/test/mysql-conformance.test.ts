@@ -1,10 +1,8 @@
 import { runDataSourceConformance } from '@backhaul/core/testing';
 import { createMysqlDataSource } from '@backhaul/source-mysql';
-import { describe } from 'vitest';
-import { adminQuery, mysqlUrl, requireMysql, skipMysqlSuites, uniqueTableName } from './mysql-service.js';
+import { adminQuery, mysqlService, mysqlUrl, uniqueTableName } from './mysql-service.js';
 
-describe.skipIf(skipMysqlSuites)('mysql source', () => {
-  requireMysql();
+mysqlService.describe('mysql source', () => {
   runDataSourceConformance('mysql', async () => {
     const table = uniqueTableName('conformance');
     await adminQuery(

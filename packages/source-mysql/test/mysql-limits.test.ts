@@ -1,28 +1,9 @@
-import { BackhaulError, type DataSource, type QueryCursor } from '@backhaul/core';
+import type { DataSource } from '@backhaul/core';
+import { batchSizesOf, expectBackhaulError } from '@backhaul/core/testing';
 import { createMysqlDataSource } from '@backhaul/source-mysql';
 import mysql from 'mysql2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminQuery, mysqlUrl, requireMysql, skipMysqlSuites } from './mysql-service.js';
-
-async function rowsOf(cursor: QueryCursor, batchSize: number): Promise<number[]> {
-  const sizes: number[] = [];
-  try {
-    for await (const batch of cursor.batches(batchSize)) sizes.push(batch.length);
-  } finally {
-    await cursor.close();
-  }
-  return sizes;
-}
-
-async function failureOf(run: () => Promise<unknown>): Promise<BackhaulError> {
-  try {
-    await run();
-  } catch (error) {
-    expect(BackhaulError.isInstance(error), `expected a BackhaulError, got ${String(error)}`).toBe(true);
-    return error as BackhaulError;
-  }
-  throw new Error('expected a failure');
-}
+import { adminQuery, mysqlService, mysqlUrl } from './mysql-service.js';
 
 /** Statements of this test's sessions still running on the server (a leaked query shows up here). */
 async function runningSleeps(): Promise<number> {
@@ -32,8 +13,7 @@ async function runningSleeps(): Promise<number> {
   return Number(rows[0]!.n);
 }
 
-describe.skipIf(skipMysqlSuites)('mysql source: limits', () => {
-  requireMysql();
+mysqlService.describe('mysql source: limits', () => {
   let source: DataSource;
   beforeAll(() => {
     // A pool of 1: any leaked connection makes the next test hang instead of passing.
@@ -46,8 +26,8 @@ describe.skipIf(skipMysqlSuites)('mysql source: limits', () => {
   describe('timeoutMs bounds the statement on the server', () => {
     it("SELECT SLEEP(5) with timeoutMs 200 fails with 'timeout' well before 5 s", async () => {
       const started = Date.now();
-      const failure = await failureOf(async () =>
-        rowsOf(await source.query({ sql: 'SELECT SLEEP(5)', params: [], timeoutMs: 200 }), 10),
+      const failure = await expectBackhaulError(async () =>
+        batchSizesOf(await source.query({ sql: 'SELECT SLEEP(5)', params: [], timeoutMs: 200 }), 10),
       );
       expect(failure.code).toBe('timeout');
       expect(failure.retryable).toBe(true);
@@ -57,8 +37,8 @@ describe.skipIf(skipMysqlSuites)('mysql source: limits', () => {
     it('statementTimeoutMs (max_statement_time) applies when the request has none', async () => {
       const short = createMysqlDataSource({ uri: mysqlUrl, poolSize: 1, statementTimeoutMs: 200 });
       const started = Date.now();
-      const failure = await failureOf(async () =>
-        rowsOf(await short.query({ sql: 'SELECT SLEEP(5)', params: [] }), 10),
+      const failure = await expectBackhaulError(async () =>
+        batchSizesOf(await short.query({ sql: 'SELECT SLEEP(5)', params: [] }), 10),
       );
       expect(failure.code).toBe('timeout');
       expect(failure.message).toMatch(/max_statement_time|maximum statement execution time/);
@@ -75,7 +55,7 @@ describe.skipIf(skipMysqlSuites)('mysql source: limits', () => {
           params: [],
           maxRows: 250,
         });
-        const sizes = await rowsOf(cursor, batchSize);
+        const sizes = await batchSizesOf(cursor, batchSize);
         expect(sizes.reduce((a, b) => a + b, 0)).toBe(250);
       }
     });
@@ -86,19 +66,22 @@ describe.skipIf(skipMysqlSuites)('mysql source: limits', () => {
         params: [],
         maxRows: 30,
       });
-      expect((await rowsOf(cursor, 100)).reduce((a, b) => a + b, 0)).toBe(30);
+      expect((await batchSizesOf(cursor, 100)).reduce((a, b) => a + b, 0)).toBe(30);
     });
 
     it("the source's maxRows wins over a larger request", async () => {
       const capped = createMysqlDataSource({ uri: mysqlUrl, poolSize: 1, maxRows: 5 });
       const cursor = await capped.query({ sql: 'SELECT seq FROM seq_1_to_1000', params: [], maxRows: 100 });
-      expect(await rowsOf(cursor, 100)).toEqual([5]);
+      expect(await batchSizesOf(cursor, 100)).toEqual([5]);
       await capped.close();
     });
 
     it('the cap does not stay on the session: the next query gets every row', async () => {
-      await rowsOf(await source.query({ sql: 'SELECT seq FROM seq_1_to_1000', params: [], maxRows: 3 }), 10);
-      const sizes = await rowsOf(
+      await batchSizesOf(
+        await source.query({ sql: 'SELECT seq FROM seq_1_to_1000', params: [], maxRows: 3 }),
+        10,
+      );
+      const sizes = await batchSizesOf(
         await source.query({ sql: 'SELECT seq FROM seq_1_to_1000', params: [] }),
         1000,
       );
@@ -113,14 +96,14 @@ describe.skipIf(skipMysqlSuites)('mysql source: limits', () => {
       setTimeout(() => controller.abort(new Error('caller cancelled')), 300);
       await expect(
         (async () =>
-          rowsOf(
+          batchSizesOf(
             await source.query({ sql: 'SELECT SLEEP(8)', params: [], signal: controller.signal }),
             10,
           ))(),
       ).rejects.toThrow('caller cancelled');
       expect(Date.now() - started).toBeLessThan(3000);
       expect(await runningSleeps()).toBe(0);
-      expect(await rowsOf(await source.query({ sql: 'SELECT 1', params: [] }), 10)).toEqual([1]);
+      expect(await batchSizesOf(await source.query({ sql: 'SELECT 1', params: [] }), 10)).toEqual([1]);
     });
 
     it('an already aborted signal rejects before anything runs', async () => {
@@ -143,7 +126,7 @@ describe.skipIf(skipMysqlSuites)('mysql source: limits', () => {
         expect((await iterator.next()).value).toHaveLength(10);
         await cursor.close();
       }
-      expect(await rowsOf(await source.query({ sql: 'SELECT 1', params: [] }), 10)).toEqual([1]);
+      expect(await batchSizesOf(await source.query({ sql: 'SELECT 1', params: [] }), 10)).toEqual([1]);
       expect(await runningSleeps()).toBe(0);
     });
 
@@ -163,7 +146,10 @@ describe.skipIf(skipMysqlSuites)('mysql source: limits', () => {
       const pool = mysql.createPool({ uri: mysqlUrl, connectionLimit: 1 });
       const own = createMysqlDataSource({ pool });
       expect(
-        await rowsOf(await own.query({ sql: 'SELECT seq FROM seq_1_to_100', params: [], maxRows: 7 }), 100),
+        await batchSizesOf(
+          await own.query({ sql: 'SELECT seq FROM seq_1_to_100', params: [], maxRows: 7 }),
+          100,
+        ),
       ).toEqual([7]);
       await own.close();
       const settings = await new Promise<Record<string, unknown>>((resolve, reject) =>
@@ -195,7 +181,7 @@ describe.skipIf(skipMysqlSuites)('mysql source: limits', () => {
   describe('an unreachable database', () => {
     it("fails with 'service-unavailable', which the gateway may retry", async () => {
       const nowhere = createMysqlDataSource({ uri: 'mysql://root@127.0.0.1:1/none' });
-      const failure = await failureOf(() => nowhere.query({ sql: 'SELECT 1', params: [] }));
+      const failure = await expectBackhaulError(() => nowhere.query({ sql: 'SELECT 1', params: [] }));
       expect(failure.code).toBe('service-unavailable');
       await nowhere.close();
     });

@@ -1,13 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import { probeService } from '@backhaul/core/testing';
 import mysql from 'mysql2';
-import { beforeAll } from 'vitest';
 
-/**
- * The MySQL/MariaDB the tests run against, and whether it answers. On a laptop without it the
- * suites skip with a warning; CI sets BACKHAUL_REQUIRE_SERVICES=1, which turns that skip into a failure.
- */
+/** The MySQL/MariaDB the tests run against (BACKHAUL_MYSQL_URL), probed once per test file. */
 export const mysqlUrl = process.env.BACKHAUL_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test';
-export const servicesRequired = process.env.BACKHAUL_REQUIRE_SERVICES === '1';
 
 /** Runs SQL outside any data source (fixtures, checks), on a connection of its own. */
 export function adminQuery<T = unknown>(sql: string, values: unknown[] = []): Promise<T> {
@@ -26,37 +22,17 @@ export function adminQuery<T = unknown>(sql: string, values: unknown[] = []): Pr
   });
 }
 
-async function probe(): Promise<string | undefined> {
-  try {
+export const mysqlService = await probeService(
+  'MySQL',
+  async () => {
     await adminQuery('SELECT 1');
-    return undefined;
-  } catch (error) {
-    return error instanceof Error ? error.message || String(error) : String(error);
-  }
-}
-
-const unreachable = await probe();
-export const mysqlReachable = unreachable === undefined;
-/** True when the suites should not run at all: no MySQL, and nobody requires it. */
-export const skipMysqlSuites = !mysqlReachable && !servicesRequired;
-
-if (skipMysqlSuites) {
-  console.warn(
-    `\n⚠ SKIPPING @backhaul/source-mysql tests: MySQL at ${mysqlUrl} is unreachable (${unreachable}). ` +
-      'Start MariaDB/MySQL, or set BACKHAUL_MYSQL_URL; BACKHAUL_REQUIRE_SERVICES=1 makes this a failure.\n',
-  );
-}
-
-/** Call first inside the suite: fails every test of it when MySQL is required but unreachable. */
-export function requireMysql(): void {
-  beforeAll(() => {
-    if (!mysqlReachable) {
-      throw new Error(
-        `MySQL at ${mysqlUrl} is unreachable (${unreachable}) and BACKHAUL_REQUIRE_SERVICES=1 requires it`,
-      );
-    }
-  });
-}
+  },
+  {
+    at: mysqlUrl,
+    skipping: '@backhaul/source-mysql tests',
+    hint: 'Start MariaDB/MySQL, or set BACKHAUL_MYSQL_URL',
+  },
+);
 
 /** A table name no other test file or run uses. */
 export function uniqueTableName(prefix: string): string {

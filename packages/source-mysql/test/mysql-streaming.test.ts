@@ -1,6 +1,7 @@
+import { measureStreamedQuery } from '@backhaul/core/testing';
 import { createMysqlDataSource } from '@backhaul/source-mysql';
-import { describe, expect, it } from 'vitest';
-import { adminQuery, mysqlReachable, mysqlUrl, requireMysql, skipMysqlSuites } from './mysql-service.js';
+import { expect, it } from 'vitest';
+import { adminQuery, mysqlService, mysqlUrl } from './mysql-service.js';
 
 const ROWS = 2_000_000;
 const BATCH = 10_000;
@@ -9,7 +10,7 @@ const HEAP_BUDGET = 100 * 1024 * 1024;
 /** MariaDB's SEQUENCE engine when present; elsewhere (MySQL) 1000 × 1000 × 2 rows from recursive CTEs. */
 async function numbersSql(): Promise<string> {
   const hasSequence =
-    mysqlReachable &&
+    mysqlService.available &&
     (
       await adminQuery<{ n: number }[]>(
         "SELECT COUNT(*) AS n FROM information_schema.ENGINES WHERE ENGINE = 'SEQUENCE'",
@@ -20,35 +21,16 @@ async function numbersSql(): Promise<string> {
     SELECT a.i * 2000 + b.i * 2 + c.i + 1 AS n FROM k a, k b, (SELECT 0 AS i UNION ALL SELECT 1) c`;
 }
 
-describe.skipIf(skipMysqlSuites)('mysql source: a large result streams, never held whole', () => {
-  requireMysql();
-
+mysqlService.describe('mysql source: a large result streams, never held whole', () => {
   it(`reads ${ROWS.toLocaleString('en')} rows in batches of ${BATCH.toLocaleString('en')} with bounded heap`, async () => {
     const sql = `SELECT n, n * 2 AS doubled, CONCAT('row-', n) AS label, n % 3 = 0 AS third FROM (${await numbersSql()}) AS t`;
     const source = createMysqlDataSource({ uri: mysqlUrl, poolSize: 1 });
-    const startHeap = process.memoryUsage().heapUsed;
-    let peakHeap = startHeap;
-    let rows = 0;
-    let batches = 0;
-    const started = performance.now();
-    const cursor = await source.query({ sql, params: [] });
-    for await (const batch of cursor.batches(BATCH)) {
-      expect(batch.length).toBeLessThanOrEqual(BATCH);
-      rows += batch.length;
-      batches++;
-      if (batches % 10 === 0) peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed);
-    }
-    await cursor.close();
-    const seconds = (performance.now() - started) / 1000;
+    const streamed = await measureStreamedQuery(source, sql, BATCH);
     await source.close();
 
-    expect(rows).toBe(ROWS);
-    expect(batches).toBe(ROWS / BATCH);
-    const growth = peakHeap - startHeap;
-    console.warn(
-      `mysql: ${rows.toLocaleString('en')} rows (4 columns) in ${seconds.toFixed(2)} s = ` +
-        `${Math.round(rows / seconds).toLocaleString('en')} rows/s; heap growth ${(growth / 1048576).toFixed(1)} MB`,
-    );
-    expect(growth).toBeLessThan(HEAP_BUDGET);
+    expect(streamed.rows).toBe(ROWS);
+    expect(streamed.batches).toBe(ROWS / BATCH);
+    console.warn(`mysql: ${streamed.report}`);
+    expect(streamed.heapGrowthBytes).toBeLessThan(HEAP_BUDGET);
   }, 120_000);
 });

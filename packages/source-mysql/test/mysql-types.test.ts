@@ -1,8 +1,8 @@
 import type { DataSource, RowValue } from '@backhaul/core';
 import { createMysqlDataSource, decimalColumn, parseDateTime } from '@backhaul/source-mysql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminQuery, mysqlUrl, requireMysql, skipMysqlSuites, uniqueTableName } from './mysql-service.js';
-import { throughParquet } from './parquet-round-trip.js';
+import { throughParquet } from '../../../test/support/parquet-round-trip.js';
+import { adminQuery, mysqlService, mysqlUrl, uniqueTableName } from './mysql-service.js';
 
 /** One column per MariaDB/MySQL type this source maps; the value of the non-NULL row; the expected column. */
 const types = [
@@ -51,8 +51,7 @@ const types = [
   ['c_uuid', 'UUID', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', { type: 'string' }],
 ] as const;
 
-describe.skipIf(skipMysqlSuites)('mysql source: every type survives the trip to Parquet', () => {
-  requireMysql();
+mysqlService.describe('mysql source: every type survives the trip to Parquet', () => {
   const table = uniqueTableName('types');
   let source: DataSource;
   /** Per column, the server's own text of the non-NULL row (HEX for bytes). */

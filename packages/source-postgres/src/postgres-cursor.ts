@@ -1,4 +1,11 @@
-import { BackhaulError, type Column, type QueryCursor, type RowValue } from '@backhaul/core';
+import {
+  BackhaulError,
+  type Column,
+  checkBatchSize,
+  type QueryCursor,
+  type RowValue,
+  watchQueryInterruptions,
+} from '@backhaul/core';
 import type pg from 'pg';
 import type Cursor from 'pg-cursor';
 import { sendCancelRequest } from './postgres-cancel.js';
@@ -47,23 +54,12 @@ export async function openPostgresCursor(session: PostgresCursorSession): Promis
     // The backend is busy computing rows for us: only a cancel request reaches it now.
     if (inFlight) sendCancelRequest(client);
   };
-  const onAbort = () => interrupt(signal?.reason ?? new Error('The query was aborted'));
   const onConnectionError = (error: Error) => {
     // pg fails the running fetch with the same error; listening keeps it from crashing the process.
     connectionError ??= error;
   };
   client.on('error', onConnectionError);
-  signal?.addEventListener('abort', onAbort, { once: true });
-  const deadline =
-    session.deadlineMs === undefined
-      ? undefined
-      : setTimeout(
-          () =>
-            interrupt(
-              new BackhaulError('timeout', `The query ran longer than its ${session.deadlineMs} ms limit`),
-            ),
-          session.deadlineMs,
-        );
+  const stopWatching = watchQueryInterruptions({ signal, deadlineMs: session.deadlineMs }, interrupt);
 
   const throwIfInterrupted = () => {
     if (interruption !== undefined) throw interruption;
@@ -99,8 +95,7 @@ export async function openPostgresCursor(session: PostgresCursorSession): Promis
 
   const end = () => {
     ending ??= (async () => {
-      if (deadline) clearTimeout(deadline);
-      signal?.removeEventListener('abort', onAbort);
+      stopWatching();
       await inFlight;
       let failure: Error | undefined = connectionError;
       if (!failure) {
@@ -141,9 +136,7 @@ export async function openPostgresCursor(session: PostgresCursorSession): Promis
   return {
     columns,
     async *batches(batchSize: number) {
-      if (!Number.isInteger(batchSize) || batchSize < 1) {
-        throw new BackhaulError('bad-request', `batchSize must be a positive integer, got ${batchSize}`);
-      }
+      checkBatchSize(batchSize);
       try {
         while (true) {
           // Checked even when every row is already in hand: an abort must end iteration with an error.

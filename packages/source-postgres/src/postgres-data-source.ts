@@ -1,4 +1,12 @@
-import { BackhaulError, type DataSource, type QueryCursor, type QueryRequest } from '@backhaul/core';
+import {
+  BackhaulError,
+  type DataSource,
+  isAbortReason,
+  positiveIntegerOption,
+  type QueryCursor,
+  type QueryRequest,
+  resolveQueryLimits,
+} from '@backhaul/core';
 import pg from 'pg';
 import Cursor from 'pg-cursor';
 import { openPostgresCursor } from './postgres-cursor.js';
@@ -29,14 +37,14 @@ const DEFAULT_POOL_SIZE = 10;
  */
 export function createPostgresDataSource(options: PostgresDataSourceOptions = {}): DataSource {
   const statementTimeoutMs =
-    positiveInteger(options.statementTimeoutMs, 'statementTimeoutMs') ?? DEFAULT_STATEMENT_TIMEOUT_MS;
-  const sourceMaxRows = positiveInteger(options.maxRows, 'maxRows') ?? Number.POSITIVE_INFINITY;
+    positiveIntegerOption(options.statementTimeoutMs, 'statementTimeoutMs') ?? DEFAULT_STATEMENT_TIMEOUT_MS;
+  const sourceMaxRows = positiveIntegerOption(options.maxRows, 'maxRows') ?? Number.POSITIVE_INFINITY;
   const ownsPool = options.pool === undefined;
   const pool =
     options.pool ??
     new pg.Pool({
       connectionString: options.connectionString,
-      max: positiveInteger(options.poolSize, 'poolSize') ?? DEFAULT_POOL_SIZE,
+      max: positiveIntegerOption(options.poolSize, 'poolSize') ?? DEFAULT_POOL_SIZE,
     });
   // An idle connection that the server drops (restart, idle timeout) emits 'error' on the pool;
   // without a listener that would crash the gateway. The pool discards the connection itself.
@@ -52,11 +60,10 @@ export function createPostgresDataSource(options: PostgresDataSourceOptions = {}
     async query(request: QueryRequest) {
       request.signal?.throwIfAborted();
       if (closed) throw new BackhaulError('service-unavailable', 'The PostgreSQL data source is closed');
-      if (typeof request.sql !== 'string' || request.sql.trim() === '') {
-        throw new BackhaulError('bad-request', 'The query has no SQL');
-      }
-      const timeoutMs = positiveInteger(request.timeoutMs, 'timeoutMs') ?? statementTimeoutMs;
-      const maxRows = Math.min(positiveInteger(request.maxRows, 'maxRows') ?? Infinity, sourceMaxRows);
+      const { timeoutMs, maxRows } = resolveQueryLimits(request, {
+        statementTimeoutMs,
+        maxRows: sourceMaxRows,
+      });
 
       let client: pg.PoolClient;
       try {
@@ -122,16 +129,4 @@ export function createPostgresDataSource(options: PostgresDataSourceOptions = {}
       if (ownsPool) await pool.end();
     },
   };
-}
-
-function isAbortReason(error: unknown, signal: AbortSignal | undefined): boolean {
-  return signal?.aborted === true && error === signal.reason;
-}
-
-function positiveInteger(value: number | undefined, name: string): number | undefined {
-  if (value === undefined) return undefined;
-  if (!Number.isInteger(value) || value < 1) {
-    throw new BackhaulError('bad-request', `${name} must be a positive integer, got ${value}`);
-  }
-  return value;
 }

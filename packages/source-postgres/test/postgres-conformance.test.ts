@@ -1,16 +1,8 @@
 import { runDataSourceConformance } from '@backhaul/core/testing';
 import { createPostgresDataSource } from '@backhaul/source-postgres';
-import { describe } from 'vitest';
-import {
-  adminQuery,
-  postgresUrl,
-  requirePostgres,
-  skipPostgresSuites,
-  uniqueTableName,
-} from './postgres-service.js';
+import { adminQuery, postgresService, postgresUrl, uniqueTableName } from './postgres-service.js';
 
-describe.skipIf(skipPostgresSuites)('postgres source', () => {
-  requirePostgres();
+postgresService.describe('postgres source', () => {
   runDataSourceConformance('postgres', async () => {
     const table = uniqueTableName('conformance');
     await adminQuery(

@@ -1,31 +1,11 @@
-import { BackhaulError, type DataSource, type QueryCursor } from '@backhaul/core';
+import type { DataSource } from '@backhaul/core';
+import { batchSizesOf, expectBackhaulError } from '@backhaul/core/testing';
 import { createPostgresDataSource } from '@backhaul/source-postgres';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { postgresUrl, requirePostgres, skipPostgresSuites } from './postgres-service.js';
+import { postgresService, postgresUrl } from './postgres-service.js';
 
-async function rowsOf(cursor: QueryCursor, batchSize: number): Promise<number[]> {
-  const sizes: number[] = [];
-  try {
-    for await (const batch of cursor.batches(batchSize)) sizes.push(batch.length);
-  } finally {
-    await cursor.close();
-  }
-  return sizes;
-}
-
-async function failureOf(run: () => Promise<unknown>): Promise<BackhaulError> {
-  try {
-    await run();
-  } catch (error) {
-    expect(BackhaulError.isInstance(error), `expected a BackhaulError, got ${String(error)}`).toBe(true);
-    return error as BackhaulError;
-  }
-  throw new Error('expected a failure');
-}
-
-describe.skipIf(skipPostgresSuites)('postgres source: limits', () => {
-  requirePostgres();
+postgresService.describe('postgres source: limits', () => {
   let source: DataSource;
   let pool: pg.Pool;
   beforeAll(() => {
@@ -41,8 +21,8 @@ describe.skipIf(skipPostgresSuites)('postgres source: limits', () => {
   describe('timeoutMs bounds the statement on the server', () => {
     it("SELECT pg_sleep(5) with timeoutMs 200 fails with 'timeout' well before 5 s", async () => {
       const started = Date.now();
-      const failure = await failureOf(async () =>
-        rowsOf(await source.query({ sql: 'SELECT pg_sleep(5)', params: [], timeoutMs: 200 }), 10),
+      const failure = await expectBackhaulError(async () =>
+        batchSizesOf(await source.query({ sql: 'SELECT pg_sleep(5)', params: [], timeoutMs: 200 }), 10),
       );
       expect(failure.code).toBe('timeout');
       expect(failure.retryable).toBe(true);
@@ -51,8 +31,8 @@ describe.skipIf(skipPostgresSuites)('postgres source: limits', () => {
 
     it('statementTimeoutMs applies when the request has none', async () => {
       const short = createPostgresDataSource({ pool, statementTimeoutMs: 200 });
-      const failure = await failureOf(async () =>
-        rowsOf(await short.query({ sql: 'SELECT pg_sleep(5)', params: [] }), 10),
+      const failure = await expectBackhaulError(async () =>
+        batchSizesOf(await short.query({ sql: 'SELECT pg_sleep(5)', params: [] }), 10),
       );
       expect(failure.code).toBe('timeout');
       await short.close();
@@ -64,7 +44,7 @@ describe.skipIf(skipPostgresSuites)('postgres source: limits', () => {
         params: [],
         timeoutMs: 300,
       });
-      const failure = await failureOf(() => rowsOf(cursor, 100));
+      const failure = await expectBackhaulError(() => batchSizesOf(cursor, 100));
       expect(failure.code).toBe('timeout');
     });
   });
@@ -77,7 +57,7 @@ describe.skipIf(skipPostgresSuites)('postgres source: limits', () => {
           params: [],
           maxRows: 250,
         });
-        const sizes = await rowsOf(cursor, batchSize);
+        const sizes = await batchSizesOf(cursor, batchSize);
         expect(sizes.reduce((a, b) => a + b, 0)).toBe(250);
       }
     });
@@ -89,7 +69,7 @@ describe.skipIf(skipPostgresSuites)('postgres source: limits', () => {
         params: [],
         maxRows: 100,
       });
-      expect(await rowsOf(cursor, 100)).toEqual([5]);
+      expect(await batchSizesOf(cursor, 100)).toEqual([5]);
       await capped.close();
     });
   });
@@ -104,10 +84,10 @@ describe.skipIf(skipPostgresSuites)('postgres source: limits', () => {
       });
       const started = Date.now();
       setTimeout(() => controller.abort(new Error('caller cancelled')), 200);
-      await expect(rowsOf(cursor, 1000)).rejects.toThrow('caller cancelled');
+      await expect(batchSizesOf(cursor, 1000)).rejects.toThrow('caller cancelled');
       expect(Date.now() - started).toBeLessThan(3000);
       // The one connection of the pool is back and usable.
-      expect(await rowsOf(await source.query({ sql: 'SELECT 1', params: [] }), 10)).toEqual([1]);
+      expect(await batchSizesOf(await source.query({ sql: 'SELECT 1', params: [] }), 10)).toEqual([1]);
     });
 
     it('an already aborted signal rejects before anything runs', async () => {
@@ -137,7 +117,7 @@ describe.skipIf(skipPostgresSuites)('postgres source: limits', () => {
         expect((await iterator.next()).value).toHaveLength(10);
         await cursor.close();
       }
-      expect(await rowsOf(await source.query({ sql: 'SELECT 1', params: [] }), 10)).toEqual([1]);
+      expect(await batchSizesOf(await source.query({ sql: 'SELECT 1', params: [] }), 10)).toEqual([1]);
     });
 
     it('close() of the data source closes cursors still open', async () => {
@@ -166,7 +146,7 @@ describe.skipIf(skipPostgresSuites)('postgres source: limits', () => {
   describe('an unreachable database', () => {
     it("fails with 'service-unavailable', which the gateway may retry", async () => {
       const nowhere = createPostgresDataSource({ connectionString: 'postgres://postgres@127.0.0.1:1/none' });
-      const failure = await failureOf(() => nowhere.query({ sql: 'SELECT 1', params: [] }));
+      const failure = await expectBackhaulError(() => nowhere.query({ sql: 'SELECT 1', params: [] }));
       expect(failure.code).toBe('service-unavailable');
       await nowhere.close();
     });

@@ -1,27 +1,10 @@
-import { BackhaulError, type DataSource } from '@backhaul/core';
+import type { DataSource } from '@backhaul/core';
+import { countRows, itRefusesEachWrite } from '@backhaul/core/testing';
 import { createPostgresDataSource } from '@backhaul/source-postgres';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  adminQuery,
-  postgresUrl,
-  requirePostgres,
-  skipPostgresSuites,
-  uniqueTableName,
-} from './postgres-service.js';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { adminQuery, postgresService, postgresUrl, uniqueTableName } from './postgres-service.js';
 
-async function drain(source: DataSource, sql: string): Promise<number> {
-  const cursor = await source.query({ sql, params: [] });
-  let rows = 0;
-  try {
-    for await (const batch of cursor.batches(100)) rows += batch.length;
-  } finally {
-    await cursor.close();
-  }
-  return rows;
-}
-
-describe.skipIf(skipPostgresSuites)('postgres source: a query can never change the database', () => {
-  requirePostgres();
+postgresService.describe('postgres source: a query can never change the database', () => {
   const table = uniqueTableName('read_only');
   const sequence = `${table}_seq`;
   let source: DataSource;
@@ -59,33 +42,17 @@ describe.skipIf(skipPostgresSuites)('postgres source: a query can never change t
     ['a DO block', () => `DO $$ BEGIN DELETE FROM ${table}; END $$`],
   ] as const;
 
-  for (const [what, sql] of refused) {
-    it(`refuses ${what} with 'query-failed' or 'bad-request', table unchanged`, async () => {
-      const before = await count();
-      let failure: unknown;
-      try {
-        await drain(source, sql());
-      } catch (error) {
-        failure = error;
-      }
-      expect(BackhaulError.isInstance(failure), `expected a BackhaulError, got ${String(failure)}`).toBe(
-        true,
-      );
-      expect(['query-failed', 'bad-request']).toContain((failure as BackhaulError).code);
-      expect(await count()).toBe(before);
-      expect(before).toBe(10);
-    });
-  }
+  itRefusesEachWrite({ source: () => source, refused, tableRows: count, rowCount: 10 });
 
   it("reports PostgreSQL's own message for a write", async () => {
-    await expect(drain(source, `DELETE FROM ${table} RETURNING id`)).rejects.toMatchObject({
+    await expect(countRows(source, `DELETE FROM ${table} RETURNING id`)).rejects.toMatchObject({
       code: 'query-failed',
       message: expect.stringContaining('read-only transaction'),
     });
   });
 
   it('still reads after every refusal (no connection left in a broken state)', async () => {
-    expect(await drain(source, `SELECT * FROM ${table}`)).toBe(10);
-    expect(await drain(source, `SELECT * FROM ${table}`)).toBe(10);
+    expect(await countRows(source, `SELECT * FROM ${table}`)).toBe(10);
+    expect(await countRows(source, `SELECT * FROM ${table}`)).toBe(10);
   });
 });

@@ -1,14 +1,8 @@
 import type { DataSource, RowValue } from '@backhaul/core';
 import { createPostgresDataSource, numericColumn, parseDateTime } from '@backhaul/source-postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { throughParquet } from './parquet-round-trip.js';
-import {
-  adminQuery,
-  postgresUrl,
-  requirePostgres,
-  skipPostgresSuites,
-  uniqueTableName,
-} from './postgres-service.js';
+import { throughParquet } from '../../../test/support/parquet-round-trip.js';
+import { adminQuery, postgresService, postgresUrl, uniqueTableName } from './postgres-service.js';
 
 /** One column per PostgreSQL type this source maps; the value of the non-NULL row; the expected column. */
 const types = [
@@ -45,8 +39,7 @@ const types = [
   ['c_int_array', 'integer[]', '{1,2,3}', { type: 'string' }],
 ] as const;
 
-describe.skipIf(skipPostgresSuites)('postgres source: every type survives the trip to Parquet', () => {
-  requirePostgres();
+postgresService.describe('postgres source: every type survives the trip to Parquet', () => {
   const table = uniqueTableName('types');
   let source: DataSource;
   /** Per column, the server's own text (and epoch ms for time stamps) of the non-NULL row. */

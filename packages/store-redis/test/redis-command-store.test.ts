@@ -10,7 +10,7 @@ import {
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisCommandStore, type RedisCommandStore } from '../src/index.js';
-import { deleteKeys, redisUrl, requireRedis, skipRedisSuites, uniqueKeyPrefix } from './redis-service.js';
+import { deleteKeys, redisService, redisUrl, uniqueKeyPrefix } from './redis-service.js';
 
 const keyPrefix = uniqueKeyPrefix();
 const policy: DeliveryPolicy = defaultDeliveryPolicy;
@@ -49,8 +49,7 @@ async function indexesOf(redis: Redis, record: Pick<CommandRecord, 'id' | 'gatew
   };
 }
 
-describe.skipIf(skipRedisSuites)('Redis command store', () => {
-  requireRedis();
+redisService.describe('Redis command store', () => {
   let raw: Redis;
   beforeAll(() => {
     raw = new Redis(redisUrl);

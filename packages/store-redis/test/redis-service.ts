@@ -1,60 +1,36 @@
 import { randomUUID } from 'node:crypto';
+import { probeService } from '@backhaul/core/testing';
 import { Redis } from 'ioredis';
-import { beforeAll } from 'vitest';
 
-/**
- * The Redis the tests run against, and whether it answers. On a laptop without Redis the suites
- * skip with a warning; CI sets BACKHAUL_REQUIRE_SERVICES=1, which turns that skip into a failure.
- */
+/** The Redis the tests run against (BACKHAUL_REDIS_URL), probed once per test file. */
 export const redisUrl = process.env.BACKHAUL_REDIS_URL ?? 'redis://127.0.0.1:6379';
-export const servicesRequired = process.env.BACKHAUL_REQUIRE_SERVICES === '1';
 
-async function ping(): Promise<string | undefined> {
-  const probe = new Redis(redisUrl, {
-    lazyConnect: true,
-    connectTimeout: 1000,
-    maxRetriesPerRequest: 0,
-    enableOfflineQueue: false,
-    retryStrategy: () => null,
-  });
-  // The socket error (e.g. ECONNREFUSED) says more than connect()'s "Connection is closed".
-  let socketError: string | undefined;
-  probe.on('error', (error: Error) => {
-    socketError ??= error.message;
-  });
-  try {
-    await probe.connect();
-    await probe.ping();
-    return undefined;
-  } catch (error) {
-    return socketError ?? (error instanceof Error ? error.message : String(error));
-  } finally {
-    probe.disconnect();
-  }
-}
-
-const unreachable = await ping();
-export const redisReachable = unreachable === undefined;
-/** True when the suites should not run at all: no Redis, and nobody requires it. */
-export const skipRedisSuites = !redisReachable && !servicesRequired;
-
-if (skipRedisSuites) {
-  console.warn(
-    `\n⚠ SKIPPING @backhaul/store-redis tests: Redis at ${redisUrl} is unreachable (${unreachable}). ` +
-      'Start Redis, or set BACKHAUL_REDIS_URL; BACKHAUL_REQUIRE_SERVICES=1 makes this a failure.\n',
-  );
-}
-
-/** Call first inside the suite: fails every test of it when Redis is required but unreachable. */
-export function requireRedis(): void {
-  beforeAll(() => {
-    if (!redisReachable) {
-      throw new Error(
-        `Redis at ${redisUrl} is unreachable (${unreachable}) and BACKHAUL_REQUIRE_SERVICES=1 requires it`,
-      );
+export const redisService = await probeService(
+  'Redis',
+  async () => {
+    const probe = new Redis(redisUrl, {
+      lazyConnect: true,
+      connectTimeout: 1000,
+      maxRetriesPerRequest: 0,
+      enableOfflineQueue: false,
+      retryStrategy: () => null,
+    });
+    // The socket error (e.g. ECONNREFUSED) says more than connect()'s "Connection is closed".
+    let socketError: Error | undefined;
+    probe.on('error', (error: Error) => {
+      socketError ??= error;
+    });
+    try {
+      await probe.connect();
+      await probe.ping();
+    } catch (error) {
+      throw socketError ?? error;
+    } finally {
+      probe.disconnect();
     }
-  });
-}
+  },
+  { at: redisUrl, skipping: '@backhaul/store-redis tests', hint: 'Start Redis, or set BACKHAUL_REDIS_URL' },
+);
 
 /** A key prefix no other test file or run uses. */
 export function uniqueKeyPrefix(): string {
@@ -63,7 +39,7 @@ export function uniqueKeyPrefix(): string {
 
 /** Deletes every key under a prefix (SCAN, not KEYS, so a shared Redis is not blocked). */
 export async function deleteKeys(prefix: string): Promise<void> {
-  if (!redisReachable) return;
+  if (!redisService.available) return;
   const redis = new Redis(redisUrl);
   try {
     let cursor = '0';

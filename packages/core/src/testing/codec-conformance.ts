@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Codec } from '../codec.js';
-import { BackhaulError, type ErrorCode } from '../errors.js';
+import { expectBackhaulError } from './expect-backhaul-error.js';
 
 export interface CodecConformanceOptions {
   /**
@@ -54,8 +54,8 @@ export function runCodecConformance(
     it('refuses with payload-too-large when the output would exceed maxOutputBytes', async () => {
       const codec = await createCodec();
       const encoded = await codec.encode(new Uint8Array(4 * chunkSize));
-      await expectCode(codec.decode(encoded, chunkSize), 'payload-too-large');
-      await expectCode(codec.decode(encoded, 4 * chunkSize - 1), 'payload-too-large');
+      await expectBackhaulError(codec.decode(encoded, chunkSize), 'payload-too-large');
+      await expectBackhaulError(codec.decode(encoded, 4 * chunkSize - 1), 'payload-too-large');
     });
 
     it('accepts output exactly equal to maxOutputBytes', async () => {
@@ -68,36 +68,32 @@ export function runCodecConformance(
     if (validatesFrames) {
       it('rejects garbage bytes with corrupt-data', async () => {
         const codec = await createCodec();
-        await expectCode(
+        await expectBackhaulError(
           codec.decode(new TextEncoder().encode('this is not a frame of any codec'), chunkSize),
           'corrupt-data',
         );
-        await expectCode(codec.decode(pseudoRandomBytes(4096, 7), chunkSize), 'corrupt-data');
+        await expectBackhaulError(codec.decode(pseudoRandomBytes(4096, 7), chunkSize), 'corrupt-data');
       });
 
       it('rejects a truncated valid frame with corrupt-data', async () => {
         const codec = await createCodec();
         const encoded = await codec.encode(repetitiveText(64 * 1024));
-        await expectCode(codec.decode(encoded.subarray(0, encoded.length - 3), chunkSize), 'corrupt-data');
-        await expectCode(codec.decode(encoded.subarray(0, encoded.length >> 1), chunkSize), 'corrupt-data');
+        await expectBackhaulError(
+          codec.decode(encoded.subarray(0, encoded.length - 3), chunkSize),
+          'corrupt-data',
+        );
+        await expectBackhaulError(
+          codec.decode(encoded.subarray(0, encoded.length >> 1), chunkSize),
+          'corrupt-data',
+        );
       });
 
       it('rejects an empty input with corrupt-data', async () => {
         const codec = await createCodec();
-        await expectCode(codec.decode(new Uint8Array(0), chunkSize), 'corrupt-data');
+        await expectBackhaulError(codec.decode(new Uint8Array(0), chunkSize), 'corrupt-data');
       });
     }
   });
-}
-
-async function expectCode(promise: Promise<unknown>, code: ErrorCode): Promise<void> {
-  const error = await promise.then(
-    () => undefined,
-    (reason: unknown) => reason,
-  );
-  expect(error, `expected a BackhaulError '${code}', but decode succeeded`).toBeDefined();
-  expect(BackhaulError.isInstance(error), `expected a BackhaulError, got ${String(error)}`).toBe(true);
-  expect((error as BackhaulError).code).toBe(code);
 }
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {

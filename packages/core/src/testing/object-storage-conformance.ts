@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BackhaulError } from '../errors.js';
 import type { ByteRange, ObjectStorage } from '../object-storage.js';
+import { expectBackhaulError } from './expect-backhaul-error.js';
 
 export interface ObjectStorageFixture {
   storage: ObjectStorage;
@@ -69,7 +69,7 @@ export function runObjectStorageConformance(
       await upload.writePart(parts[0]!);
       await upload.writePart(parts[1]!);
       expect(await storage.head('pending.bin')).toBeUndefined();
-      await expectNotFound(storage.read('pending.bin'));
+      await expectBackhaulError(storage.read('pending.bin'), 'not-found');
       await upload.writePart(parts[2]!);
       await upload.complete();
       expect((await storage.head('pending.bin'))?.size).toBe(concat(parts).length);
@@ -81,7 +81,7 @@ export function runObjectStorageConformance(
       await upload.abort();
       await upload.abort();
       expect(await storage.head('aborted.bin')).toBeUndefined();
-      await expectNotFound(storage.read('aborted.bin'));
+      await expectBackhaulError(storage.read('aborted.bin'), 'not-found');
       // The key is free for a later upload.
       await put('aborted.bin', [Uint8Array.of(1, 2, 3)]);
       expect((await storage.head('aborted.bin'))?.size).toBe(3);
@@ -109,15 +109,15 @@ export function runObjectStorageConformance(
       await put('doomed.bin', [Uint8Array.of(9)]);
       await storage.delete('doomed.bin');
       expect(await storage.head('doomed.bin')).toBeUndefined();
-      await expectNotFound(storage.read('doomed.bin'));
+      await expectBackhaulError(storage.read('doomed.bin'), 'not-found');
       await storage.delete('doomed.bin');
       await storage.delete('never-existed.bin');
     });
 
     it('answers a missing key with head() undefined and read() rejecting not-found', async () => {
       expect(await storage.head('missing/object.bin')).toBeUndefined();
-      await expectNotFound(storage.read('missing/object.bin'));
-      await expectNotFound(storage.read('missing/object.bin', { start: 0, end: 1 }));
+      await expectBackhaulError(storage.read('missing/object.bin'), 'not-found');
+      await expectBackhaulError(storage.read('missing/object.bin', { start: 0, end: 1 }), 'not-found');
     });
 
     it('sweep(createdBefore) deletes older objects, keeps newer ones and returns the count', async () => {
@@ -165,16 +165,6 @@ async function readAll(storage: ObjectStorage, key: string, range?: ByteRange): 
   const pieces: Uint8Array[] = [];
   for await (const piece of await storage.read(key, range)) pieces.push(piece);
   return concat(pieces);
-}
-
-async function expectNotFound(promise: Promise<unknown>): Promise<void> {
-  const error = await promise.then(
-    () => undefined,
-    (reason: unknown) => reason,
-  );
-  expect(error, 'expected read() to reject with not-found').toBeDefined();
-  expect(BackhaulError.isInstance(error), `expected a BackhaulError, got ${String(error)}`).toBe(true);
-  expect((error as BackhaulError).code).toBe('not-found');
 }
 
 function concat(parts: Uint8Array[]): Uint8Array {
