@@ -1,7 +1,7 @@
 import { createGateway, type Gateway } from '@backhaul/gateway-node';
-import { ConfigError, type GatewayConfig, loadGatewayConfig } from './config.js';
+import { type GatewayConfig, loadGatewayConfig } from './config.js';
 import { isMain } from './is-main.js';
-import { codecFor, consoleLogger, describeUrl, sourceFor } from './wiring.js';
+import { codecFor, consoleLogger, describeUrl, sourceFor, startOrExit } from './wiring.js';
 
 export interface ReferenceGateway {
   gateway: Gateway;
@@ -30,7 +30,7 @@ export async function startReferenceGateway(config: GatewayConfig): Promise<Refe
     throw error;
   }
   const { source } = config;
-  logger.info('connected', {
+  logger.info('using', {
     server: config.serverUrl,
     source: source.kind === 'sqlite' ? `sqlite ${source.path}` : `${source.kind} ${describeUrl(source.url)}`,
   });
@@ -44,17 +44,7 @@ export async function startReferenceGateway(config: GatewayConfig): Promise<Refe
 }
 
 if (isMain(import.meta.url)) {
-  const reference = await startReferenceGateway(loadGatewayConfig()).catch((error: unknown) => {
-    // A configuration mistake is one clear line, not a stack trace.
-    const message =
-      error instanceof ConfigError
-        ? error.message
-        : error instanceof Error
-          ? (error.stack ?? error.message)
-          : String(error);
-    process.stderr.write(`gateway failed to start: ${message}\n`);
-    process.exit(1);
-  });
+  const reference = await startOrExit('gateway', () => startReferenceGateway(loadGatewayConfig()));
   process.stdout.write(`${JSON.stringify({ ready: 'gateway' })}\n`);
   const shutdown = async () => {
     await reference.stop();

@@ -1,8 +1,7 @@
-import type { CommandStore } from '@backhaul/core';
 import { type BackhaulServer, createBackhaulServer } from '@backhaul/server-node';
-import { ConfigError, loadServerConfig, type ServerConfig } from './config.js';
+import { loadServerConfig, type ServerConfig } from './config.js';
 import { isMain } from './is-main.js';
-import { codecFor, consoleLogger, describeUrl, storageFor, storeFor } from './wiring.js';
+import { codecFor, consoleLogger, startOrExit, storageFor, storeFor } from './wiring.js';
 
 export interface ReferenceServer {
   server: BackhaulServer;
@@ -15,56 +14,45 @@ export interface ReferenceServer {
 export async function startReferenceServer(config: ServerConfig): Promise<ReferenceServer> {
   const logger = consoleLogger('server');
   const storage = storageFor(config);
-  await storage.prepare(logger);
-  const store: CommandStore | undefined = storeFor(config);
-  const server = createBackhaulServer({
-    storage: storage.storage,
-    store,
-    codecs: config.codecs.map(codecFor),
-    gateways: config.gateways,
-    callerTokens: config.callerTokens,
-    downloadSecret: config.downloadSecret,
-    downloadTtlSeconds: config.downloadTtlSeconds,
-    publicUrl: config.publicUrl,
-    logger,
-  });
-  let url: string;
+  const store = storeFor(config);
+  await store.prepare(logger);
+  let server: BackhaulServer | undefined;
   try {
-    ({ url } = await server.listen(config.port, config.host));
+    await storage.prepare(logger);
+    server = createBackhaulServer({
+      storage: storage.storage,
+      store: store.store,
+      codecs: config.codecs.map(codecFor),
+      gateways: config.gateways,
+      callerTokens: config.callerTokens,
+      downloadSecret: config.downloadSecret,
+      downloadTtlSeconds: config.downloadTtlSeconds,
+      publicUrl: config.publicUrl,
+      logger,
+    });
+    const { url } = await server.listen(config.port, config.host);
+    const stopSweeper = storage.startSweeper(logger);
+    logger.info('using', { store: store.description, storage: storage.description });
+    const running = server;
+    return {
+      server: running,
+      url,
+      async close() {
+        stopSweeper();
+        await running.close();
+        // The server closes only a store it created itself.
+        await store.close();
+      },
+    };
   } catch (error) {
-    await store?.close();
+    await server?.close().catch(() => undefined);
+    await store.close().catch(() => undefined);
     throw error;
   }
-  const stopSweeper = storage.startSweeper(logger);
-  logger.info('listening', {
-    url,
-    store: config.store.kind === 'redis' ? `redis ${describeUrl(config.store.url)}` : 'memory',
-    storage: storage.description,
-  });
-  return {
-    server,
-    url,
-    async close() {
-      stopSweeper();
-      await server.close();
-      // The server closes only a store it created itself.
-      await store?.close();
-    },
-  };
 }
 
 if (isMain(import.meta.url)) {
-  const reference = await startReferenceServer(loadServerConfig()).catch((error: unknown) => {
-    // A configuration mistake is one clear line, not a stack trace.
-    const message =
-      error instanceof ConfigError
-        ? error.message
-        : error instanceof Error
-          ? (error.stack ?? error.message)
-          : String(error);
-    process.stderr.write(`server failed to start: ${message}\n`);
-    process.exit(1);
-  });
+  const reference = await startOrExit('server', () => startReferenceServer(loadServerConfig()));
   // One machine-readable line on stdout, so a supervisor (or the demo) knows where we listen.
   process.stdout.write(`${JSON.stringify({ ready: 'server', url: reference.url })}\n`);
   const shutdown = async () => {

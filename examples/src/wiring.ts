@@ -1,13 +1,19 @@
 import { createLz4Codec } from '@backhaul/codec-lz4';
 import { createZstdCodec } from '@backhaul/codec-zstd';
-import type { Codec, CommandStore, DataSource, ObjectStorage } from '@backhaul/core';
+import {
+  BackhaulError,
+  type Codec,
+  type CommandStore,
+  type DataSource,
+  type ObjectStorage,
+} from '@backhaul/core';
 import { createMysqlDataSource } from '@backhaul/source-mysql';
 import { createPostgresDataSource } from '@backhaul/source-postgres';
 import { createSqliteDataSource } from '@backhaul/source-sqlite';
 import { createFsStorage } from '@backhaul/storage-fs';
 import { createS3Storage } from '@backhaul/storage-minio';
 import { createRedisCommandStore } from '@backhaul/store-redis';
-import type { CodecName, GatewayConfig, ServerConfig } from './config.js';
+import { type CodecName, ConfigError, type GatewayConfig, type ServerConfig } from './config.js';
 
 export function codecFor(name: CodecName): Codec {
   return name === 'zstd' ? createZstdCodec() : createLz4Codec();
@@ -89,10 +95,62 @@ export function storageFor(config: ServerConfig): ReferenceStorage {
   };
 }
 
-/** The command store, or undefined for the server's own in-memory store. */
-export function storeFor(config: ServerConfig): CommandStore | undefined {
-  if (config.store.kind === 'memory') return undefined;
-  return createRedisCommandStore({ url: config.store.url, keyPrefix: config.store.keyPrefix });
+/** A command store plus what the reference server does around it. */
+export interface ReferenceStore {
+  /** Undefined: the server's own in-memory store. */
+  store: CommandStore | undefined;
+  description: string;
+  /** Run once before listening: fails when the store does not answer. */
+  prepare(logger: Logger): Promise<void>;
+  close(): Promise<void>;
+}
+
+const redisStartTimeoutMs = 10_000;
+
+export function storeFor(config: ServerConfig): ReferenceStore {
+  const settings = config.store;
+  if (settings.kind === 'memory') {
+    return { store: undefined, description: 'memory', async prepare() {}, async close() {} };
+  }
+  const store = createRedisCommandStore({ url: settings.url, keyPrefix: settings.keyPrefix });
+  const where = describeUrl(settings.url);
+  let logger: Logger = consoleLogger('server');
+  let lastError = 'no answer';
+  // ioredis reconnects by itself; without a listener every failed attempt is an "unhandled error".
+  store.redis.on('error', (error: Error) => {
+    if (error.message !== lastError)
+      logger.warn('Redis connection error', { redis: where, error: error.message });
+    lastError = error.message;
+  });
+  return {
+    store,
+    description: `redis ${where} prefix '${settings.keyPrefix}'`,
+    async prepare(startLogger) {
+      logger = startLogger;
+      // Refuse to start rather than accept queries no store can persist (protocol §7).
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(
+              new ConfigError(
+                `Redis at ${where} did not answer within ${redisStartTimeoutMs / 1000} s (${lastError})`,
+              ),
+            ),
+          redisStartTimeoutMs,
+        );
+      });
+      try {
+        await Promise.race([store.redis.ping(), timeout]);
+      } catch (error) {
+        await store.close().catch(() => undefined);
+        throw error;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    close: () => store.close(),
+  };
 }
 
 export function sourceFor(config: GatewayConfig): DataSource {
@@ -113,6 +171,25 @@ export function describeUrl(url: string): string {
   parsed.username = '';
   parsed.password = '';
   return parsed.toString();
+}
+
+/**
+ * Runs a program's start-up; on failure prints one line (a configuration mistake or a refusal
+ * from the server needs no stack trace) and exits with status 1, so a supervisor sees the failure at once.
+ */
+export async function startOrExit<T>(who: string, start: () => Promise<T>): Promise<T> {
+  try {
+    return await start();
+  } catch (error) {
+    const message =
+      error instanceof ConfigError || BackhaulError.isInstance(error)
+        ? error.message
+        : error instanceof Error
+          ? (error.stack ?? error.message)
+          : String(error);
+    process.stderr.write(`${who} failed to start: ${message}\n`);
+    process.exit(1);
+  }
 }
 
 /** Log lines on stderr, so stdout stays free for the one machine-readable ready line. */

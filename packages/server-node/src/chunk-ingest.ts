@@ -13,6 +13,7 @@ import {
   parseMessage,
   type StoredResult,
 } from '@backhaul/core';
+import { failpoint } from './failpoints.js';
 import { discardBody, readBody } from './http-io.js';
 import type { Logger } from './logger.js';
 
@@ -137,6 +138,7 @@ export function createChunkIngest(options: ChunkIngestOptions): ChunkIngest {
   const writePart = async (file: FileAssembly, bytes: Uint8Array) => {
     file.upload ??= await storage.beginUpload(file.key, { contentType: 'application/vnd.apache.parquet' });
     await file.upload.writePart(bytes);
+    failpoint('mid-assembly'); // a part is in storage, the file is not complete
   };
 
   /** Appends the next in-order chunk to the hasher and the part buffer; writes a part once full. */

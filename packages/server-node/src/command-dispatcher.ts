@@ -13,6 +13,7 @@ import {
   submitQuerySchema,
 } from '@backhaul/core';
 import type { CommandStreams } from './command-stream.js';
+import { failpoint } from './failpoints.js';
 import type { Logger } from './logger.js';
 
 /**
@@ -26,7 +27,10 @@ export interface CommandDispatcher {
   apply(id: string, event: DeliveryEvent): Promise<CommandRecord>;
   /** docs/protocol.md §4: on every (re)connection, every command not yet acked, oldest first. */
   sendUndelivered(gatewayId: string): Promise<void>;
-  /** One pass of the deadline timer; exposed for tests. */
+  /**
+   * One pass of the timer, exposed for tests: applies due deadlines, then sends the commands
+   * found pending for the gateways whose streams this server holds.
+   */
   sweep(): Promise<void>;
   start(): void;
   stop(): void;
@@ -47,41 +51,76 @@ export interface CommandDispatcherOptions {
 
 /** Records handled per timer tick; the rest wait for the next tick rather than stall this one. */
 const SWEEP_BATCH = 100;
+/**
+ * Connected gateways whose pending commands one tick looks up (one `listUndelivered` each), in
+ * turn: with more connected than this, each is looked at every ⌈connected / this⌉ ticks.
+ */
+const SWEEP_GATEWAYS = 100;
 
 export function createCommandDispatcher(options: CommandDispatcherOptions): CommandDispatcher {
   const { store, policy, streams, logger } = options;
   let timer: NodeJS.Timeout | undefined;
   let sweeping: Promise<void> | undefined;
+  let gatewayCursor = 0;
 
-  async function apply(id: string, event: DeliveryEvent): Promise<CommandRecord> {
-    const { record, changed } = await applyDeliveryEvent(store, id, event, policy);
-    if (changed) {
+  /** Applies one event with compare-and-set; `changed` is true only for the writer that won. */
+  async function step(
+    id: string,
+    event: DeliveryEvent,
+  ): Promise<{ record: CommandRecord; changed: boolean }> {
+    const outcome = await applyDeliveryEvent(store, id, event, policy);
+    if (outcome.changed) {
       try {
-        options.onChange(record, event);
+        options.onChange(outcome.record, event);
       } catch (error) {
         logger.error('a state change listener failed', { id, error: String(error) });
       }
     }
-    return record;
+    return outcome;
   }
 
-  /** Marks a pending command dispatched (starting its ack timer) and writes it to the stream. */
-  async function dispatch(id: string): Promise<void> {
+  async function apply(id: string, event: DeliveryEvent): Promise<CommandRecord> {
+    return (await step(id, event)).record;
+  }
+
+  /**
+   * Marks a pending command dispatched (starting its ack timer) and writes it to the stream.
+   *
+   * Several servers may share one store, so a delivery is written only by the server whose
+   * compare-and-set moved the command from pending to dispatched: the others see `changed: false`
+   * and send nothing, and no delivery goes out twice. `resend` is for a gateway that just
+   * (re)connected (§4): a command already dispatched is written again, since the copy sent before
+   * the stream broke may be lost; the gateway dedupes it by ID.
+   */
+  async function dispatch(id: string, resend: boolean): Promise<void> {
     let record = await store.get(id);
     if (!record || !streams.isConnected(record.gatewayId)) return;
-    if (record.state === 'pending') record = await apply(id, { type: 'dispatch' });
+    let claimed = false;
+    if (record.state === 'pending') {
+      try {
+        ({ record, changed: claimed } = await step(id, { type: 'dispatch' }));
+      } catch (error) {
+        // Another server sent it and the gateway acked it in between: nothing left to send.
+        if (BackhaulError.isInstance(error) && error.code === 'invalid-state') return;
+        throw error;
+      }
+    }
     // Only a dispatched command goes out: one acked meanwhile needs nothing more.
-    if (record.state === 'dispatched') streams.send(record);
+    if (record.state !== 'dispatched' || !(claimed || resend)) return;
+    if (streams.send(record)) failpoint('after-send');
   }
 
-  async function sweep(): Promise<void> {
+  async function sweepDeadlines(): Promise<void> {
     const due = await store.listDue(Date.now(), SWEEP_BATCH);
     for (const candidate of due) {
       try {
-        const record = await apply(candidate.id, { type: 'deadline' });
-        // An ack timeout put it back to pending: resend now rather than wait for a reconnect.
-        if (record.state === 'pending' && record.redeliveries > candidate.redeliveries)
-          await dispatch(record.id);
+        const { record, changed } = await step(candidate.id, { type: 'deadline' });
+        // Another server (or an ack) got there first: what follows is that writer's business.
+        if (!changed) continue;
+        // An ack timeout put it back to pending: resend now rather than wait for a reconnect. If
+        // this server does not hold the gateway's stream, the server that does picks it up in
+        // its own sweep (sweepConnectedGateways).
+        if (record.state === 'pending') await dispatch(record.id, false);
         if (record.state === 'dead-lettered' || record.state === 'expired') {
           logger.warn('command gave up', { id: record.id, state: record.state, reason: record.reason });
         }
@@ -89,6 +128,37 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
         logger.error('deadline handling failed', { id: candidate.id, error: String(error) });
       }
     }
+  }
+
+  /**
+   * Sends the pending commands of the gateways whose streams this server holds. With one store
+   * shared by several servers, a command can be pending for a gateway connected to another
+   * server: submitted there, or put back to pending by that server's ack timeout. The server that
+   * holds the stream finds it here and dispatches it with compare-and-set, so exactly one server
+   * sends it. Cost: one `listUndelivered` per connected gateway, O(connected gateways) store
+   * reads per full round, bounded to SWEEP_GATEWAYS per tick (taken in turn).
+   */
+  async function sweepConnectedGateways(): Promise<void> {
+    const connected = streams.connectedGatewayIds();
+    if (connected.length === 0) return;
+    const count = Math.min(SWEEP_GATEWAYS, connected.length);
+    const start = gatewayCursor % connected.length;
+    gatewayCursor = (start + count) % connected.length;
+    for (let offset = 0; offset < count; offset++) {
+      const gatewayId = connected[(start + offset) % connected.length] as string;
+      try {
+        for (const record of await store.listUndelivered(gatewayId)) {
+          if (record.state === 'pending') await dispatch(record.id, false);
+        }
+      } catch (error) {
+        logger.error('sending pending commands failed', { gatewayId, error: String(error) });
+      }
+    }
+  }
+
+  async function sweep(): Promise<void> {
+    await sweepDeadlines();
+    await sweepConnectedGateways();
   }
 
   return {
@@ -114,14 +184,15 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
       // Persist first, send second: a crash between the two leaves a pending command that the
       // next connection of the gateway picks up, never a command the store does not know.
       await store.insert(record);
-      await dispatch(record.id);
+      failpoint('after-persist');
+      await dispatch(record.id, false);
       return (await store.get(record.id)) ?? record;
     },
     apply,
     async sendUndelivered(gatewayId) {
       for (const record of await store.listUndelivered(gatewayId)) {
         if (!streams.isConnected(gatewayId)) return;
-        await dispatch(record.id);
+        await dispatch(record.id, true);
       }
     },
     sweep() {

@@ -10,6 +10,8 @@ export interface CommandStreams {
   /** Opens a stream, sends `retry:` and `hello`, and makes it the gateway's current stream. */
   open(gatewayId: string, req: IncomingMessage, res: ServerResponse): SseConnection;
   isConnected(gatewayId: string): boolean;
+  /** The gateways with a live stream on this server. */
+  connectedGatewayIds(): string[];
   /**
    * Writes a command to the gateway's stream. Returns false when the gateway has no stream: the
    * command stays in the store and goes out on the next connection.
@@ -74,6 +76,8 @@ export function createCommandStreams(options: CommandStreamOptions): CommandStre
       return stream;
     },
     isConnected: (gatewayId) => gateways.get(gatewayId)?.stream?.closed === false,
+    connectedGatewayIds: () =>
+      [...gateways].filter(([, gateway]) => gateway.stream?.closed === false).map(([id]) => id),
     send(record) {
       const gateway = gateways.get(record.gatewayId);
       const stream = gateway?.stream;

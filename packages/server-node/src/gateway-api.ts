@@ -13,6 +13,7 @@ import {
   rowBatchSchema,
 } from '@backhaul/core';
 import { resultKey, type StoredFile } from './chunk-ingest.js';
+import { failpoint } from './failpoints.js';
 import { readJson, sendEmpty, sendJson } from './http-io.js';
 import type { Route } from './router.js';
 import { type ServerParts, SMALL_JSON_BYTES } from './server-parts.js';
@@ -70,6 +71,7 @@ export function gatewayRoutes(parts: ServerParts): Route[] {
       pattern: new RegExp(`^${command}/ack$`),
       async handle({ req, res, params: [id = ''] }) {
         await ownCommand(req, id);
+        failpoint('before-ack-recorded');
         await dispatcher.apply(id, { type: 'ack' }); // §5.1 idempotent
         sendEmpty(res, 204);
       },

@@ -1,0 +1,227 @@
+// npm run bench:query: a PostgreSQL table → rows → Parquet → chunks → storage → verified URL, with
+// the real gateway (createGateway + the PostgreSQL source), encoding overlapped with the upload.
+// Two passes without the network first say where the time goes: reading rows, and rows → Parquet.
+
+import { rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import { createLz4Codec } from '@backhaul/codec-lz4';
+import { createZstdCodec } from '@backhaul/codec-zstd';
+import { createChecksummer } from '@backhaul/core';
+import { createGateway, encodeCursorAsParquet } from '@backhaul/gateway-node';
+import { createPostgresDataSource } from '@backhaul/source-postgres';
+import pg from 'pg';
+import { benchServer } from './lib/bench-api.js';
+import { DEFAULT_ROWS } from './lib/dataset.js';
+import { oneOf, parseOptions, toFlags } from './lib/options.js';
+import { machine } from './lib/proc.js';
+import { progress, round, runMain } from './lib/report.js';
+import { type ServerSide, startServerSide } from './lib/setup.js';
+import { spawnTs } from './lib/spawn.js';
+import { now } from './lib/timing.js';
+import { gatewayId, gatewayToken } from './lib/tokens.js';
+import { requireWan, WAN } from './lib/wan.js';
+
+const spec = {
+  'pg-url': {
+    default: 'postgres://postgres@127.0.0.1:5432/test',
+    help: 'PostgreSQL to read (the table is created there if missing)',
+  },
+  table: { default: 'bench_orders', help: 'table name' },
+  rows: { default: DEFAULT_ROWS, help: 'rows in the table (2.2 M ≈ 100 MB of Parquet)' },
+  storage: { default: 'fs', help: 'fs | s3 (s3rver started by the bench)' },
+  codec: { default: 'zstd', help: 'chunk codec: zstd | lz4 | none' },
+  'server-url': { default: undefined, help: 'run the gateway side only, against this server' },
+  wan: { default: false, help: 'server side in bh_api, gateway (and its database connection) in bh_gw' },
+  'chunks-in-flight': { default: 16, help: 'chunk PUTs in flight' },
+  passes: { default: true, help: 'also time the read-only and encode-only passes' },
+} as const;
+
+const options = parseOptions('query', spec);
+const storage = oneOf('storage', options.storage, ['fs', 's3'] as const);
+const codec = oneOf('codec', options.codec, ['zstd', 'lz4', 'none'] as const);
+const TABLE_VERSION = 'backhaul-bench-v1';
+let serverSide: ServerSide | undefined;
+let forwarder: Server | undefined;
+const sql = () => `SELECT * FROM ${options.table} ORDER BY id`;
+
+runMain(
+  'query',
+  async () => {
+    await ensureTable();
+    if (options.wan) return runAcrossWan();
+    let url = options['server-url'];
+    if (!url) {
+      serverSide = await startServerSide({ storage, wan: false });
+      url = serverSide.server.url;
+    }
+    return gatewaySide(
+      url.replace(/\/+$/, ''),
+      options['pg-url'],
+      options['server-url'] ? 'url' : 'loopback',
+    );
+  },
+  async () => {
+    await serverSide?.stop();
+    forwarder?.close();
+  },
+);
+
+/** The table, deterministic (every value a function of the row number), made once. */
+async function ensureTable(): Promise<void> {
+  const client = new pg.Client({ connectionString: options['pg-url'] });
+  await client.connect();
+  try {
+    const table = client.escapeIdentifier(options.table);
+    const marker = `${TABLE_VERSION} rows=${options.rows}`;
+    const found = await client.query(`SELECT obj_description(to_regclass($1), 'pg_class') AS marker`, [
+      options.table,
+    ]);
+    if (found.rows[0]?.marker === marker) return;
+    progress(`creating table ${options.table} with ${options.rows} rows (once)`);
+    const started = now();
+    await client.query(`DROP TABLE IF EXISTS ${table}`);
+    await client.query(`
+      CREATE TABLE ${table} AS
+      SELECT g::bigint AS id,
+             (1 + (g * 7919) % 200000)::int AS customer_id,
+             (ARRAY['new','paid','shipped','delivered','cancelled','refunded'])[1 + (g * 31) % 6] AS status,
+             CASE WHEN g % 20 = 0 THEN NULL ELSE (((g * 104729) % 10000000) / 100.0)::numeric(12,2) END AS amount,
+             CASE WHEN g % 10 = 3 THEN NULL ELSE ((g * 2654435761) % 1000003)::float8 / 10000.03 END AS score,
+             timestamptz '2024-01-01 00:00:00+00' + g * interval '10 seconds' + ((g * 37) % 10000) * interval '1 millisecond' AS created_at,
+             CASE WHEN g % 50 = 7 THEN NULL ELSE (g * 13) % 2 = 0 END AS paid
+      FROM generate_series(1::bigint, ${Number(options.rows)}::bigint) AS g`);
+    await client.query(`ALTER TABLE ${table} ADD PRIMARY KEY (id)`);
+    await client.query(`ANALYZE ${table}`);
+    await client.query(`COMMENT ON TABLE ${table} IS '${marker}'`);
+    progress(`table ready in ${((now() - started) / 1000).toFixed(1)} s`);
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * --wan: server in bh_api; this bench as the gateway side in bh_gw. The database stays next to the
+ * gateway: bh_gw reaches it through a Unix socket (filesystem, not network) forwarded to its TCP port.
+ */
+async function runAcrossWan(): Promise<Record<string, unknown>> {
+  requireWan();
+  const target = new URL(options['pg-url']);
+  const socketDir = join('/tmp', `backhaul-bench-pg-${process.pid}`);
+  await rm(socketDir, { recursive: true, force: true });
+  await import('node:fs/promises').then((fs) => fs.mkdir(socketDir, { recursive: true }));
+  const { connect } = await import('node:net');
+  forwarder = createServer((socket) => {
+    const upstream = connect(Number(target.port || 5432), target.hostname);
+    socket.pipe(upstream).pipe(socket);
+    socket.on('error', () => upstream.destroy());
+    upstream.on('error', () => socket.destroy());
+  });
+  await new Promise<void>((resolve) => forwarder!.listen(join(socketDir, '.s.PGSQL.5432'), resolve));
+  const viaSocket = new URL(options['pg-url']);
+  viaSocket.searchParams.set('host', socketDir);
+  serverSide = await startServerSide({ storage, wan: true });
+  const child = spawnTs(
+    join('bench', 'query.ts'),
+    toFlags({ ...options, wan: false, 'server-url': serverSide.server.url, 'pg-url': viaSocket.toString() }),
+    { netns: WAN.gatewayNs, label: WAN.gatewayNs },
+  );
+  const { code, lastJson } = await child.exited;
+  if (code !== 0 || !lastJson) throw new Error(`the gateway side in ${WAN.gatewayNs} failed (exit ${code})`);
+  return { ...lastJson, link: 'wan' };
+}
+
+async function gatewaySide(url: string, pgUrl: string, link: string): Promise<Record<string, unknown>> {
+  const dataSource = createPostgresDataSource({ connectionString: pgUrl });
+  const checksummer = await createChecksummer();
+  let readS: number | undefined;
+  let encodeS: number | undefined;
+  let encodedBytes: number | undefined;
+  let encodedChecksum: string | undefined;
+  try {
+    if (options.passes) {
+      // Pass 1: rows only (PostgreSQL → pg → row arrays).
+      let started = now();
+      let cursor = await dataSource.query({ sql: sql(), params: [] });
+      let rows = 0;
+      for await (const batch of cursor.batches(8192)) rows += batch.length;
+      await cursor.close();
+      readS = (now() - started) / 1000;
+      progress(`read pass: ${rows} rows in ${readS.toFixed(2)} s (${Math.round(rows / readS)} rows/s)`);
+      // Pass 2: rows → Parquet, as file mode does, bytes discarded.
+      started = now();
+      cursor = await dataSource.query({ sql: sql(), params: [] });
+      const hash = checksummer.stream();
+      encodedBytes = 0;
+      for await (const piece of encodeCursorAsParquet(cursor)) {
+        hash.update(piece);
+        encodedBytes += piece.length;
+      }
+      encodeS = (now() - started) / 1000;
+      encodedChecksum = hash.digest();
+      progress(
+        `encode pass: ${(encodedBytes / 1e6).toFixed(1)} MB of Parquet in ${encodeS.toFixed(2)} s (${(encodedBytes / 1e6 / encodeS).toFixed(1)} MB/s, reading included)`,
+      );
+    }
+
+    // The whole path, through the real gateway.
+    const server = await benchServer(url);
+    const gateway = createGateway({
+      serverUrl: url,
+      token: gatewayToken(0),
+      dataSource,
+      codecs: [createZstdCodec(), createLz4Codec()],
+      preferredCodec: codec === 'none' ? 'identity' : codec,
+      chunksInFlight: options['chunks-in-flight'],
+    });
+    await gateway.start();
+    const stages: Record<string, number> = {};
+    let issuedAt = 0;
+    gateway.on((event) => {
+      const at = round((now() - issuedAt) / 1000);
+      if (event.type === 'command') stages.command_received ??= at;
+      if (event.type === 'progress' && event.stage === 'uploading') stages.uploading ??= at;
+      if (event.type === 'completed') stages.completion_answered = at;
+    });
+    try {
+      issuedAt = now();
+      const query = await server.submit({ gatewayId: gatewayId(0), sql: sql(), mode: 'file' });
+      const done = await query.done();
+      const totalS = Number(done.completedNs - query.issuedNs) / 1e9;
+      const result = done.view.result;
+      if (done.view.state !== 'completed' || result?.kind !== 'file') {
+        throw new Error(`query ended ${done.view.state}: ${JSON.stringify(done.view.error)}`);
+      }
+      const check = await server.verify(result.url);
+      if (check.size !== result.size || check.checksum !== result.checksum)
+        throw new Error('download differs from the result');
+      if (encodedChecksum && check.checksum !== encodedChecksum)
+        throw new Error('the upload differs from the local encode');
+      await server.deleteResult(gatewayId(0), query.id);
+      progress(
+        `query → URL: ${totalS.toFixed(2)} s for ${(result.size / 1e6).toFixed(1)} MB, ${result.rowCount} rows`,
+        stages,
+      );
+      return {
+        bench: 'query',
+        rows: result.rowCount,
+        parquet_bytes: result.size,
+        total_s: round(totalS),
+        encode_mb_s: encodeS === undefined ? null : round(result.size / 1e6 / encodeS, 1),
+        encode_s: encodeS === undefined ? null : round(encodeS),
+        read_s: readS === undefined ? null : round(readS),
+        read_rows_s: readS === undefined ? null : Math.round(result.rowCount / readS),
+        verified: true,
+        stages_s: stages,
+        storage: server.storage ?? (options['server-url'] ? 'unknown' : storage),
+        codec,
+        link,
+        ...machine(),
+      };
+    } finally {
+      await gateway.stop();
+    }
+  } finally {
+    await dataSource.close();
+  }
+}

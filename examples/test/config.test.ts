@@ -1,0 +1,138 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadGatewayConfig, loadServerConfig } from '../src/config.js';
+
+const server = (env: Record<string, string>) => loadServerConfig(env, '/data');
+const gateway = (env: Record<string, string>) => loadGatewayConfig(env, '/data');
+
+describe('the reference configuration runs on embedded defaults with no variables set', () => {
+  it('memory store, filesystem storage, SQLite source', () => {
+    expect(server({}).store).toEqual({ kind: 'memory' });
+    expect(server({}).storage).toEqual({ kind: 'fs', root: '/data/storage' });
+    expect(gateway({}).source).toEqual({ kind: 'sqlite', path: '/data/demo.sqlite' });
+    expect(gateway({ BACKHAUL_SQLITE_PATH: '/srv/shop.sqlite' }).source).toEqual({
+      kind: 'sqlite',
+      path: '/srv/shop.sqlite',
+    });
+  });
+});
+
+describe('Redis, S3 and PostgreSQL or MySQL are chosen by variables alone', () => {
+  it('BACKHAUL_STORE=redis', () => {
+    expect(server({ BACKHAUL_STORE: 'redis' }).store).toEqual({
+      kind: 'redis',
+      url: 'redis://127.0.0.1:6379',
+      keyPrefix: 'backhaul:',
+    });
+    expect(
+      server({
+        BACKHAUL_STORE: 'redis',
+        BACKHAUL_REDIS_URL: 'rediss://:pw@redis.internal:6380/2',
+        BACKHAUL_REDIS_KEY_PREFIX: '{prod}:',
+      }).store,
+    ).toEqual({ kind: 'redis', url: 'rediss://:pw@redis.internal:6380/2', keyPrefix: '{prod}:' });
+  });
+
+  it('BACKHAUL_STORAGE=s3: path-style by default with an endpoint (MinIO), virtual-host style without (AWS)', () => {
+    expect(
+      server({
+        BACKHAUL_STORAGE: 's3',
+        BACKHAUL_S3_BUCKET: 'results',
+        BACKHAUL_S3_ENDPOINT: 'http://127.0.0.1:9000',
+        BACKHAUL_S3_ACCESS_KEY_ID: 'key',
+        BACKHAUL_S3_SECRET_ACCESS_KEY: 'secret',
+      }).storage,
+    ).toEqual({
+      kind: 's3',
+      bucket: 'results',
+      endpoint: 'http://127.0.0.1:9000',
+      region: 'us-east-1',
+      accessKeyId: 'key',
+      secretAccessKey: 'secret',
+      forcePathStyle: true,
+      prefix: 'backhaul',
+    });
+    const aws = server({
+      BACKHAUL_STORAGE: 's3',
+      BACKHAUL_S3_BUCKET: 'results',
+      BACKHAUL_S3_REGION: 'eu-west-1',
+    });
+    expect(aws.storage).toMatchObject({ kind: 's3', region: 'eu-west-1', forcePathStyle: false });
+    expect(aws.storage).not.toHaveProperty('accessKeyId', expect.anything());
+    expect(
+      server({ BACKHAUL_STORAGE: 's3', BACKHAUL_S3_BUCKET: 'r', BACKHAUL_S3_FORCE_PATH_STYLE: 'true' })
+        .storage,
+    ).toMatchObject({ forcePathStyle: true });
+  });
+
+  it('BACKHAUL_SOURCE=postgres or mysql with BACKHAUL_DATABASE_URL', () => {
+    expect(
+      gateway({ BACKHAUL_SOURCE: 'postgres', BACKHAUL_DATABASE_URL: 'postgresql://reader@db:5432/shop' })
+        .source,
+    ).toEqual({ kind: 'postgres', url: 'postgresql://reader@db:5432/shop' });
+    expect(
+      gateway({ BACKHAUL_SOURCE: 'mysql', BACKHAUL_DATABASE_URL: 'mysql://reader@db:3306/shop' }).source,
+    ).toEqual({ kind: 'mysql', url: 'mysql://reader@db:3306/shop' });
+  });
+
+  it('each half reads only its own variables: a gateway host needs no S3 bucket, a server host no database URL', () => {
+    expect(() => gateway({ BACKHAUL_STORAGE: 's3' })).not.toThrow();
+    expect(() => server({ BACKHAUL_SOURCE: 'postgres' })).not.toThrow();
+  });
+});
+
+describe('a configuration mistake stops the start with the variable to fix', () => {
+  const mistakes: [string, () => unknown, RegExp][] = [
+    [
+      'unknown store',
+      () => server({ BACKHAUL_STORE: 'etcd' }),
+      /BACKHAUL_STORE='etcd' is not one of: memory, redis/,
+    ],
+    [
+      'redis URL scheme',
+      () => server({ BACKHAUL_STORE: 'redis', BACKHAUL_REDIS_URL: 'http://x' }),
+      /BACKHAUL_REDIS_URL must start with redis:\/\/ or rediss:\/\//,
+    ],
+    [
+      's3 without bucket',
+      () => server({ BACKHAUL_STORAGE: 's3' }),
+      /BACKHAUL_STORAGE=s3 needs BACKHAUL_S3_BUCKET/,
+    ],
+    [
+      'one S3 key without the other',
+      () => server({ BACKHAUL_STORAGE: 's3', BACKHAUL_S3_BUCKET: 'r', BACKHAUL_S3_ACCESS_KEY_ID: 'k' }),
+      /both BACKHAUL_S3_ACCESS_KEY_ID and BACKHAUL_S3_SECRET_ACCESS_KEY, or neither/,
+    ],
+    [
+      'endpoint not a URL',
+      () => server({ BACKHAUL_STORAGE: 's3', BACKHAUL_S3_BUCKET: 'r', BACKHAUL_S3_ENDPOINT: 'minio:9000' }),
+      /BACKHAUL_S3_ENDPOINT must start with http:\/\/ or https:\/\//,
+    ],
+    [
+      'path style not a boolean',
+      () => server({ BACKHAUL_STORAGE: 's3', BACKHAUL_S3_BUCKET: 'r', BACKHAUL_S3_FORCE_PATH_STYLE: 'yes' }),
+      /BACKHAUL_S3_FORCE_PATH_STYLE must be true or false/,
+    ],
+    [
+      'source without URL',
+      () => gateway({ BACKHAUL_SOURCE: 'postgres' }),
+      /BACKHAUL_SOURCE=postgres needs BACKHAUL_DATABASE_URL/,
+    ],
+    [
+      'unknown source',
+      () => gateway({ BACKHAUL_SOURCE: 'oracle' }),
+      /BACKHAUL_SOURCE='oracle' is not one of: sqlite, postgres, mysql/,
+    ],
+    ['bad port', () => server({ BACKHAUL_PORT: 'eighty' }), /BACKHAUL_PORT must be a whole number/],
+  ];
+  it.each(mistakes)('%s', (_label, load, message) => {
+    expect(load).toThrow(ConfigError);
+    expect(load).toThrow(message);
+  });
+
+  it('never prints the password of a database URL', () => {
+    const load = () =>
+      gateway({ BACKHAUL_SOURCE: 'mysql', BACKHAUL_DATABASE_URL: 'postgres://reader:s3cret@db:5432/shop' });
+    expect(load).toThrow(/must start with mysql:\/\/, got 'postgres:\/\/reader:\*\*\*@db:5432\/shop'/);
+    expect(load).not.toThrow(/s3cret/);
+  });
+});
