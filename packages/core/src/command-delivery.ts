@@ -37,6 +37,15 @@ export type DeliveryEvent =
   /** The timer found the record past its deadline. */
   | { type: 'deadline' };
 
+/**
+ * States in which the gateway's answers (progress, completion, failure) are taken. `pending` is
+ * among them: a command goes back to pending when its ack was lost, yet the gateway may have it
+ * and be answering. An answer proves delivery; refusing it would throw a finished result away.
+ */
+function answerable(state: CommandState): boolean {
+  return state === 'pending' || state === 'dispatched' || state === 'acknowledged' || state === 'running';
+}
+
 export function isTerminal(state: CommandState): boolean {
   return terminalStates.includes(state);
 }
@@ -104,7 +113,7 @@ export function transition(
       return refuse();
 
     case 'progress':
-      if (state === 'acknowledged' || state === 'running' || state === 'dispatched') {
+      if (answerable(state)) {
         return next({
           state: 'running',
           progress: event.progress,
@@ -114,14 +123,14 @@ export function transition(
       return refuse();
 
     case 'complete':
-      if (state === 'acknowledged' || state === 'running' || state === 'dispatched') {
+      if (answerable(state)) {
         return next({ state: 'completed', result: event.result, deadline: undefined });
       }
       if (state === 'completed') return record;
       return refuse();
 
     case 'fail':
-      if (state === 'acknowledged' || state === 'running' || state === 'dispatched') {
+      if (answerable(state)) {
         return next({ state: 'failed', error: event.error, deadline: undefined });
       }
       if (state === 'failed') return record;

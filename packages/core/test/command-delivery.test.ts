@@ -224,9 +224,6 @@ describe("§7 events not allowed from the current state throw 'invalid-state'", 
   const expired = () => transition(pending(), { type: 'deadline' }, policy, t0 + policy.queueTimeoutMs);
 
   const cases: [string, () => CommandRecord, DeliveryEvent][] = [
-    ['progress on pending', pending, { type: 'progress', progress: {} }],
-    ['complete on pending', pending, { type: 'complete', result: rowsResult }],
-    ['fail on pending', pending, { type: 'fail', error: { code: 'x', message: 'y' } }],
     ['dispatch on acknowledged', acked, { type: 'dispatch' }],
     ['dispatch on completed', completed, { type: 'dispatch' }],
     ['progress on completed', completed, { type: 'progress', progress: {} }],
@@ -404,11 +401,31 @@ describe('applyDeliveryEvent writes with compare-and-set and retries when anothe
     await expect(applyDeliveryEvent(store, 'nope', { type: 'ack' }, policy)).rejects.toMatchObject({
       code: 'not-found',
     });
-    const record = pending();
+    const record = transition(
+      transition(pending(), { type: 'dispatch' }, policy, t0),
+      { type: 'ack' },
+      policy,
+      t0,
+    );
     await store.insert(record);
-    await expect(
-      applyDeliveryEvent(store, record.id, { type: 'complete', result: rowsResult }, policy),
-    ).rejects.toMatchObject({ code: 'invalid-state' });
+    await expect(applyDeliveryEvent(store, record.id, { type: 'dispatch' }, policy)).rejects.toMatchObject({
+      code: 'invalid-state',
+    });
     expect(await store.get(record.id)).toEqual(record);
   });
+});
+
+describe('§7 an answer to a command that went back to pending (its ack was lost) is taken, not thrown away', () => {
+  const cases: [string, DeliveryEvent, CommandRecord['state']][] = [
+    ['progress', { type: 'progress', progress: { rows: 5 } }, 'running'],
+    ['complete', { type: 'complete', result: rowsResult }, 'completed'],
+    ['fail', { type: 'fail', error: { code: 'query-failed', message: 'boom' } }, 'failed'],
+  ];
+  for (const [name, event, expected] of cases) {
+    it(`${name} on pending moves it to ${expected}`, () => {
+      const next = transition(pending(), event, policy, t0 + 10);
+      expect(next.state).toBe(expected);
+      expect(next.version).toBe(2);
+    });
+  }
 });

@@ -62,7 +62,8 @@ const REDIS_RUNS = Math.max(1, Math.round(RUNS / 10));
 const MAX_ACTIONS = 60;
 const strictness = process.env.BACKHAUL_MODEL_STRICT ?? '';
 const STRICT_STRANDED = strictness === '1' || strictness.includes('stranded');
-const STRICT_REFUSED = strictness === '1' || strictness.includes('refused');
+// A completion refused while pending was a real gap (fixed: answers are taken from pending), so it always fails now.
+const STRICT_REFUSED = true;
 const GATEWAY = 'gw-1';
 const SWEEP_BATCH = 100;
 
@@ -393,13 +394,25 @@ class DeliveryModel {
     this.stats.sends++;
   }
 
-  private async dispatch(s: ServerName, epoch: number, id: string, crashBeforeSend = false): Promise<void> {
+  private async dispatch(
+    s: ServerName,
+    epoch: number,
+    id: string,
+    crashBeforeSend = false,
+    resend = false,
+  ): Promise<void> {
     let record = await this.store.get(id);
     if (!this.alive(s, epoch) || !record || !this.isConnected(s)) return;
+    let claimed = false;
     if (record.state === 'pending') {
       try {
-        record = (await applyDeliveryEvent(this.store, id, { type: 'dispatch' }, this.policy, this.now))
-          .record;
+        ({ record, changed: claimed } = await applyDeliveryEvent(
+          this.store,
+          id,
+          { type: 'dispatch' },
+          this.policy,
+          this.now,
+        ));
       } catch (error) {
         // Acked (from an earlier copy) between the read and the write: the machine refuses the
         // dispatch and command-dispatcher.ts lets the error out (submit answers 409,
@@ -411,7 +424,8 @@ class DeliveryModel {
     }
     if (!this.alive(s, epoch)) return;
     if (crashBeforeSend) return this.crash(s);
-    if (record.state === 'dispatched') this.send(s, record);
+    // command-dispatcher.ts: only the server whose compare-and-set claimed it sends, or a resend on connect.
+    if (record.state === 'dispatched' && (claimed || resend)) this.send(s, record);
   }
 
   async submit(s: ServerName, crash: 'none' | 'afterInsert' | 'afterDispatch'): Promise<void> {
@@ -449,7 +463,7 @@ class DeliveryModel {
     const due = await this.store.listDue(this.clock, SWEEP_BATCH);
     for (const candidate of due) {
       if (!this.alive(s, epoch)) return;
-      const { record } = await applyDeliveryEvent(
+      const { record, changed } = await applyDeliveryEvent(
         this.store,
         candidate.id,
         { type: 'deadline' },
@@ -458,9 +472,15 @@ class DeliveryModel {
       );
       if (!this.alive(s, epoch)) return;
       if (crashAfterWrite) return this.crash(s);
-      // An ack timeout put it back to pending: resend now rather than wait for a reconnect.
-      if (record.state === 'pending' && record.redeliveries > candidate.redeliveries)
-        await this.dispatch(s, epoch, record.id);
+      // Another writer got there first: what follows is its business (command-dispatcher.ts).
+      if (!changed) continue;
+      if (record.state === 'pending') await this.dispatch(s, epoch, record.id);
+    }
+    // sweepConnectedGateways: the server holding the stream sends what is pending for its gateway.
+    if (!this.alive(s, epoch) || !this.isConnected(s)) return;
+    for (const record of await this.store.listUndelivered(GATEWAY)) {
+      if (!this.alive(s, epoch)) return;
+      if (record.state === 'pending') await this.dispatch(s, epoch, record.id);
     }
   }
 
@@ -468,7 +488,7 @@ class DeliveryModel {
     const epoch = this.servers[s].epoch;
     for (const record of await this.store.listUndelivered(GATEWAY)) {
       if (!this.alive(s, epoch) || !this.isConnected(s)) return;
-      await this.dispatch(s, epoch, record.id);
+      await this.dispatch(s, epoch, record.id, false, true);
     }
   }
 
@@ -502,7 +522,7 @@ class DeliveryModel {
       case 'complete': {
         if (stored.state === 'completed') return; // a repeated completion gets the same answer
         let error: unknown;
-        if (isTerminal(stored.state) || stored.state === 'pending') {
+        if (isTerminal(stored.state)) {
           error = new BackhaulError('invalid-state', `Cannot accept a completion in state ${stored.state}`);
         } else {
           try {

@@ -37,9 +37,12 @@ export function gatewayRoutes(parts: ServerParts): Route[] {
     return record;
   };
 
-  /** Uploads and row batches are only taken while the command is out and not yet answered. */
+  /**
+   * Uploads and row batches are taken until the command ends. A pending command is included: it
+   * went back to pending because its ack was lost, but the gateway has it (§7).
+   */
   const requireInFlight = (record: CommandRecord, what: string) => {
-    if (isTerminal(record.state) || record.state === 'pending') {
+    if (isTerminal(record.state)) {
       throw new BackhaulError(
         'invalid-state',
         `Cannot accept ${what} for command ${record.id} in state ${record.state}`,
