@@ -2,11 +2,17 @@
 // stream client, its server API and its chunk uploader), fed bytes that are already a file instead
 // of rows to encode, so the figure is the transport alone. Imports gateway internals by path until
 // gateway-node exports `uploadBytes`.
-import { type Codec, CodecRegistry, createChecksummer, defaultRetryPolicy, type Hello } from '@backhaul/core';
+import {
+  type Codec,
+  CodecRegistry,
+  createChecksummer,
+  defaultRetryPolicy,
+  type Hello,
+  silentLogger,
+} from '@backhaul/core';
 import { Agent } from 'undici';
 import { CommandStreamClient } from '../../packages/gateway-node/src/command-stream-client.js';
 import { uploadBytes } from '../../packages/gateway-node/src/file-uploader.js';
-import { silentLogger } from '../../packages/gateway-node/src/logger.js';
 import type { ProgressState } from '../../packages/gateway-node/src/progress.js';
 import { ServerApi } from '../../packages/gateway-node/src/server-api.js';
 import { monotonicNs } from './timing.js';

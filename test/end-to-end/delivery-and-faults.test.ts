@@ -1,28 +1,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createChecksummer, type DataSource } from '@backhaul/core';
+import { createChecksummer } from '@backhaul/core';
 import { encodeCursorAsParquet, type GatewayEvent } from '@backhaul/gateway-node';
 import { createSqliteDataSource } from '@backhaul/source-sqlite';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDemoDatabase } from '../../examples/src/demo-data.js';
+import { countingSource } from '../support/counting-source.js';
 import { type FaultProxy, type RequestFault, startFaultProxy } from '../support/fault-proxy.js';
 import { gatewayId, type Harness, startHarness } from '../support/harness.js';
-
-/** Counts the queries that reach the database, so "ran once" is a fact, not an inference. */
-function countingSource(inner: DataSource): DataSource & { queries: string[] } {
-  const queries: string[] = [];
-  return {
-    specificationVersion: 'v1',
-    name: `counting-${inner.name}`,
-    queries,
-    query: (request) => {
-      queries.push(request.sql);
-      return inner.query(request);
-    },
-    close: () => inner.close(),
-  };
-}
 
 async function until(condition: () => boolean, what: string, timeoutMs = 20_000) {
   const deadline = Date.now() + timeoutMs;

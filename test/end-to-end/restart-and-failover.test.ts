@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createBackhaulClient } from '@backhaul/client';
-import type { DataSource, QueryView } from '@backhaul/core';
+import type { QueryView } from '@backhaul/core';
 import { createGateway, type Gateway, type GatewayEvent } from '@backhaul/gateway-node';
 import { createSqliteDataSource } from '@backhaul/source-sqlite';
 import { createRedisCommandStore } from '@backhaul/store-redis';
@@ -15,6 +15,7 @@ import {
   redisUrl,
   uniqueKeyPrefix,
 } from '../../packages/store-redis/test/redis-service.js';
+import { countingSource } from '../support/counting-source.js';
 import {
   freePort,
   processCallerToken,
@@ -35,21 +36,6 @@ import {
 
 const ROWS = Array.from({ length: 25 }, (_, i) => [i + 1, `item-${i + 1}`, (i + 1) * 1.5]);
 const SQL = 'SELECT id, name, price FROM items ORDER BY id';
-
-/** Counts the queries that reach the database, so "ran once" is a fact, not an inference. */
-function countingSource(inner: DataSource): DataSource & { queries: string[] } {
-  const queries: string[] = [];
-  return {
-    specificationVersion: 'v1',
-    name: `counting-${inner.name}`,
-    queries,
-    query: (request) => {
-      queries.push(request.sql);
-      return inner.query(request);
-    },
-    close: () => inner.close(),
-  };
-}
 
 async function until<T>(
   probe: () => Promise<T | undefined> | T | undefined,

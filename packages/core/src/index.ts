@@ -6,6 +6,7 @@ export * from './command-store.js';
 export * from './data-source.js';
 export * from './download-signature.js';
 export * from './errors.js';
+export * from './logger.js';
 export * from './memory-command-store.js';
 export * from './object-key.js';
 export * from './object-storage.js';

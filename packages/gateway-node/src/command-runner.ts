@@ -1,3 +1,4 @@
+import type { Logger } from '@backhaul/core';
 import {
   BackhaulError,
   type Checksummer,
@@ -15,7 +16,6 @@ import {
   type RowValue,
 } from '@backhaul/core';
 import { uploadFile } from './file-uploader.js';
-import type { Logger } from './logger.js';
 import type { ProgressState } from './progress.js';
 import { sendRowBatches } from './row-batch-sender.js';
 import { toJsonRows } from './row-values.js';

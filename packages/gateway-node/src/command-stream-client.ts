@@ -1,7 +1,7 @@
+import type { Logger } from '@backhaul/core';
 import { BackhaulError, type Hello, helloSchema, parseJson, parseMessage, sleep } from '@backhaul/core';
 import { createParser } from 'eventsource-parser';
 import { request } from 'undici';
-import type { Logger } from './logger.js';
 import { describeError, problemFromResponse, type ServerApi } from './server-api.js';
 
 export interface CommandStreamHandlers {

@@ -1,4 +1,5 @@
 import { setMaxListeners } from 'node:events';
+import type { Logger } from '@backhaul/core';
 import {
   type Checksummer,
   type Codec,
@@ -10,7 +11,6 @@ import {
   rechunk,
   withRetry,
 } from '@backhaul/core';
-import type { Logger } from './logger.js';
 import { encodeBatchesAsParquet } from './parquet-encoding.js';
 import type { ProgressState } from './progress.js';
 import { describeError, type ServerApi } from './server-api.js';

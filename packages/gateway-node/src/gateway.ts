@@ -8,12 +8,13 @@ import {
   type DataSource,
   defaultRetryPolicy,
   type Hello,
+  type Logger,
   type RetryPolicy,
+  silentLogger,
 } from '@backhaul/core';
 import { Agent } from 'undici';
 import { CommandRunner } from './command-runner.js';
 import { CommandStreamClient } from './command-stream-client.js';
-import { type Logger, silentLogger } from './logger.js';
 import { FILE_BATCH_SIZE } from './parquet-encoding.js';
 import { ServerApi } from './server-api.js';
 

@@ -1,3 +1,4 @@
+import type { Logger } from '@backhaul/core';
 import {
   BackhaulError,
   type ChunkReceipt,
@@ -11,7 +12,6 @@ import {
   withRetry,
 } from '@backhaul/core';
 import { type Dispatcher, request } from 'undici';
-import type { Logger } from './logger.js';
 
 export interface ServerApiOptions {
   serverUrl: string;

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { Logger } from '@backhaul/core';
 import {
   BackhaulError,
   type Checksummer,
@@ -15,7 +16,6 @@ import {
 } from '@backhaul/core';
 import { failpoint } from './failpoints.js';
 import { discardBody, readBody } from './http-io.js';
-import type { Logger } from './logger.js';
 
 /**
  * Chunk ingest, the server's hot path (docs/protocol.md §6). One chunk's journey:

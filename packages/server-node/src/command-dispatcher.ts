@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Logger } from '@backhaul/core';
 import {
   applyDeliveryEvent,
   BackhaulError,
@@ -14,7 +15,6 @@ import {
 } from '@backhaul/core';
 import type { CommandStreams } from './command-stream.js';
 import { failpoint } from './failpoints.js';
-import type { Logger } from './logger.js';
 
 /**
  * Moves commands through the delivery state machine (docs/protocol.md §7) and onto the gateways'

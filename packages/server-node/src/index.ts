@@ -1,5 +1,5 @@
+export type { Logger } from '@backhaul/core';
 export { type BackhaulServer, createBackhaulServer } from './backhaul-server.js';
 export { resultKey } from './chunk-ingest.js';
 export type { GatewayCredential } from './credentials.js';
-export type { Logger } from './logger.js';
 export type { BackhaulServerOptions } from './server-options.js';

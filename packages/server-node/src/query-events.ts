@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from '@backhaul/core';
 import { type CommandRecord, type CommandStore, isTerminal, type RowBatch, sseEvents } from '@backhaul/core';
-import type { Logger } from './logger.js';
 import type { QueryViews } from './query-views.js';
 import type { RowResults } from './row-results.js';
 import type { SseConnection, SseHub } from './sse-connection.js';

@@ -5,10 +5,11 @@ import {
   DEFAULT_CHUNK_SIZE,
   type DeliveryPolicy,
   defaultDeliveryPolicy,
+  type Logger,
   type ObjectStorage,
+  silentLogger,
 } from '@backhaul/core';
 import type { GatewayCredential } from './credentials.js';
-import { type Logger, silentLogger } from './logger.js';
 
 /** One typed configuration object; defaults are the design's figures (docs/protocol.md, DESIGN.md). */
 export interface BackhaulServerOptions {

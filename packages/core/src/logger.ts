@@ -1,4 +1,7 @@
-/** The logger the server writes to; any object with these three methods (pino, console, …) fits. */
+/**
+ * Where the server and the gateway write what they do; any object with these three methods
+ * (pino, console, …) fits. Library code never prints by itself.
+ */
 export interface Logger {
   info(message: string, data?: object): void;
   warn(message: string, data?: object): void;
