@@ -12,6 +12,7 @@ import pg from 'pg';
 import S3rver from 's3rver';
 import { describe } from 'vitest';
 import { type Harness, startHarness } from './harness.js';
+import { pingRedis } from './ping-redis.js';
 
 /**
  * The real services the production-adapter tests run against, probed once per test file with
@@ -50,29 +51,6 @@ export function describeWithServices(services: ServiceProbe[], title: string, su
     for (const service of services) service.require();
     suite();
   });
-}
-
-async function pingRedis(url: string): Promise<void> {
-  const probe = new Redis(url, {
-    lazyConnect: true,
-    connectTimeout: 1000,
-    maxRetriesPerRequest: 0,
-    enableOfflineQueue: false,
-    retryStrategy: () => null,
-  });
-  // The socket error (e.g. ECONNREFUSED) says more than connect()'s "Connection is closed".
-  let socketError: Error | undefined;
-  probe.on('error', (error: Error) => {
-    socketError ??= error;
-  });
-  try {
-    await probe.connect();
-    await probe.ping();
-  } catch (error) {
-    throw socketError ?? error;
-  } finally {
-    probe.disconnect();
-  }
 }
 
 /** Runs SQL on MariaDB/MySQL outside any data source (fixtures, checks), on a connection of its own. */

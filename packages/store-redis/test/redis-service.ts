@@ -1,36 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { probeService } from '@backhaul/core/testing';
 import { Redis } from 'ioredis';
+import { pingRedis } from '../../../test/support/ping-redis.js';
 
 /** The Redis the tests run against (BACKHAUL_REDIS_URL), probed once per test file. */
 export const redisUrl = process.env.BACKHAUL_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-export const redisService = await probeService(
-  'Redis',
-  async () => {
-    const probe = new Redis(redisUrl, {
-      lazyConnect: true,
-      connectTimeout: 1000,
-      maxRetriesPerRequest: 0,
-      enableOfflineQueue: false,
-      retryStrategy: () => null,
-    });
-    // The socket error (e.g. ECONNREFUSED) says more than connect()'s "Connection is closed".
-    let socketError: Error | undefined;
-    probe.on('error', (error: Error) => {
-      socketError ??= error;
-    });
-    try {
-      await probe.connect();
-      await probe.ping();
-    } catch (error) {
-      throw socketError ?? error;
-    } finally {
-      probe.disconnect();
-    }
-  },
-  { at: redisUrl, skipping: '@backhaul/store-redis tests', hint: 'Start Redis, or set BACKHAUL_REDIS_URL' },
-);
+export const redisService = await probeService('Redis', () => pingRedis(redisUrl), {
+  at: redisUrl,
+  skipping: '@backhaul/store-redis tests',
+  hint: 'Start Redis, or set BACKHAUL_REDIS_URL',
+});
 
 /** A key prefix no other test file or run uses. */
 export function uniqueKeyPrefix(): string {
