@@ -128,11 +128,13 @@ export async function openMysqlCursor(session: MysqlCursorSession): Promise<Quer
   });
 
   /** Stops the statement on the server and lets the connection read on to its end. */
+  let killing: Promise<void> | undefined;
   const stop = async () => {
     if (stopping || ended) return;
     stopping = true;
     resume();
-    await session.killQuery(connection.threadId).catch(() => undefined);
+    killing = session.killQuery(connection.threadId).catch(() => undefined);
+    await killing;
   };
 
   /** True once the statement ended (rows, error or kill), false when `ms` passed first. */
@@ -184,6 +186,13 @@ export async function openMysqlCursor(session: MysqlCursorSession): Promise<Quer
       if (!ended) {
         void stop();
         clean = await waitForEnd(DRAIN_TIMEOUT_MS);
+      }
+      // A KILL QUERY travels on another connection and may land after the statement ended on its
+      // own: on a reused connection it would interrupt the next query. Wait for it, then retire
+      // the connection rather than hand it out again.
+      if (stopping) {
+        await killing;
+        clean = false;
       }
       connection.removeListener('error', onConnectionError);
       // A broken connection (not a SQL error, which leaves it usable) is not handed out again.
