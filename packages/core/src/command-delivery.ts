@@ -6,7 +6,10 @@ import { terminalStates } from './protocol.js';
 /**
  * The command delivery state machine (docs/protocol.md §7):
  *
- *   pending → dispatched → acknowledged → running → completed | failed | expired
+ *   [queued →] pending → dispatched → acknowledged → running → completed | failed | expired
+ *
+ * A query that waits for an admission slot (docs/protocol.md §3.7) starts `queued`: the gateway
+ * knows nothing of it, so it is neither sent nor answerable, and it expires at its deadline.
  *
  * A dispatched command not acked within `ackTimeoutMs` goes back to pending to be sent again,
  * at most `maxRedeliveries` times, then it is dead-lettered with a reason. Once acked, a separate
@@ -17,7 +20,7 @@ export interface DeliveryPolicy {
   ackTimeoutMs: number;
   maxRedeliveries: number;
   completionTimeoutMs: number;
-  /** How long a command may wait for its gateway to connect before it expires. */
+  /** How long a command may wait for its gateway to connect, or queued for an admission slot, before it expires. */
   queueTimeoutMs: number;
 }
 
@@ -29,6 +32,8 @@ export const defaultDeliveryPolicy: DeliveryPolicy = {
 };
 
 export type DeliveryEvent =
+  /** A queued query got its admission slot: it becomes pending, to be sent. */
+  | { type: 'admit' }
   | { type: 'dispatch' }
   | { type: 'ack' }
   | { type: 'progress'; progress: Progress }
@@ -55,12 +60,13 @@ export function newCommandRecord(
   gatewayId: string,
   policy: DeliveryPolicy,
   now: number,
+  initialState: 'pending' | 'queued' = 'pending',
 ): CommandRecord {
   return {
     id: command.id,
     gatewayId,
     command,
-    state: 'pending',
+    state: initialState,
     version: 1,
     createdAt: now,
     updatedAt: now,
@@ -98,6 +104,11 @@ export function transition(
   const { state } = record;
 
   switch (event.type) {
+    case 'admit':
+      // The wait for a slot is over: the wait for the gateway starts afresh.
+      if (state === 'queued') return next({ state: 'pending', deadline: now + policy.queueTimeoutMs });
+      return refuse();
+
     case 'dispatch':
       if (state === 'pending') return next({ state: 'dispatched', deadline: now + policy.ackTimeoutMs });
       // A resend on reconnect of a command still waiting for its ack keeps its deadline.
@@ -154,6 +165,13 @@ export function transition(
       }
       if (state === 'pending') {
         return next({ state: 'expired', deadline: undefined, reason: 'the gateway did not connect in time' });
+      }
+      if (state === 'queued') {
+        return next({
+          state: 'expired',
+          deadline: undefined,
+          reason: 'no admission slot became free in time',
+        });
       }
       if (state === 'acknowledged' || state === 'running') {
         return next({

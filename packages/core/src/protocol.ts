@@ -78,6 +78,11 @@ export const submitQuerySchema = z.object({
   maxRows: z.number().int().positive().optional(),
   /** How long the query may run on the database. */
   timeoutMs: z.number().int().positive().max(86_400_000).optional(),
+  /**
+   * §3.7 What the server does when the query's concurrency class is full: `refuse` answers
+   * 429 with `Retry-After` and creates nothing; `queue` creates the query in state `queued`.
+   */
+  whenBusy: z.enum(['refuse', 'queue']).default('refuse'),
 });
 export type SubmitQuery = z.input<typeof submitQuerySchema>;
 
@@ -178,6 +183,7 @@ export const chunkReceiptSchema = z.object({
 export type ChunkReceipt = z.infer<typeof chunkReceiptSchema>;
 
 export const commandStateSchema = z.enum([
+  'queued',
   'pending',
   'dispatched',
   'acknowledged',
@@ -212,6 +218,8 @@ export interface QueryView {
   createdAt: string;
   updatedAt: string;
   deliveries: number;
+  /** §3.7 While `queued`: 1 for the next query of its class to run. */
+  queuePosition?: number;
   progress?: Progress;
   result?: QueryResultView;
   error?: Failure;

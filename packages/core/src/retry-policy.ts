@@ -57,7 +57,25 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-/** Runs `operation` until it succeeds, fails with a non-retryable error, or tries run out. */
+/**
+ * A 429 with `Retry-After`: the server is fine and the request was not tried, it only has no slot
+ * free yet (docs/protocol.md §3.7). Such an answer says nothing about the request itself.
+ */
+export function isThrottled(error: unknown): boolean {
+  return (
+    BackhaulError.isInstance(error) &&
+    error.status === 429 &&
+    error.retryable &&
+    error.retryAfterMs !== undefined
+  );
+}
+
+/**
+ * Runs `operation` until it succeeds, fails with a non-retryable error, or tries run out. A
+ * throttled answer (`isThrottled`) waits its Retry-After and does not use up a try: a busy server
+ * must not turn into a failed upload. What bounds that wait is the signal, and on the server the
+ * command's own deadline, after which the request is refused for good.
+ */
 export async function withRetry<T>(
   policy: RetryPolicy,
   operation: (attempt: number) => Promise<T>,
@@ -69,7 +87,15 @@ export async function withRetry<T>(
     try {
       return await operation(attempt);
     } catch (error) {
-      if (attempt >= policy.maxAttempts || !retryable(error) || options.signal?.aborted) throw error;
+      if (options.signal?.aborted) throw error;
+      if (isThrottled(error)) {
+        const delay = (error as BackhaulError).retryAfterMs as number;
+        options.onRetry?.(error, attempt, delay);
+        await wait(delay, options.signal);
+        attempt--;
+        continue;
+      }
+      if (attempt >= policy.maxAttempts || !retryable(error)) throw error;
       const retryAfter = BackhaulError.isInstance(error) ? error.retryAfterMs : undefined;
       const delay = backoffDelay(policy, attempt, retryAfter);
       options.onRetry?.(error, attempt, delay);

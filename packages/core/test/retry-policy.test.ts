@@ -66,6 +66,42 @@ describe('§2 clients MUST NOT retry before Retry-After', () => {
   });
 });
 
+describe('§3.7 a throttled answer (429 + Retry-After) does not use up a try', () => {
+  it('waits each Retry-After and still has every try left for real failures', async () => {
+    const waits: number[] = [];
+    let calls = 0;
+    const error = await withRetry(
+      policy,
+      async () => {
+        calls++;
+        if (calls <= 12) throw new BackhaulError('too-many-requests', 'no slot', { retryAfterMs: 1_000 });
+        throw new BackhaulError('checksum-mismatch', `call ${calls}`);
+      },
+      { sleep: async (ms) => void waits.push(ms) },
+    ).catch((e: unknown) => e);
+    // 12 throttled answers, then maxAttempts (5) real tries.
+    expect(calls).toBe(12 + policy.maxAttempts);
+    expect(waits.slice(0, 12)).toEqual(Array(12).fill(1_000));
+    expect((error as Error).message).toBe(`call ${12 + policy.maxAttempts}`);
+  });
+
+  it('stops waiting when the signal aborts', async () => {
+    const controller = new AbortController();
+    let calls = 0;
+    const error = await withRetry(
+      policy,
+      async () => {
+        calls++;
+        if (calls === 3) controller.abort(new Error('stopped'));
+        throw new BackhaulError('too-many-requests', 'no slot', { retryAfterMs: 1 });
+      },
+      { signal: controller.signal, sleep: async () => {} },
+    ).catch((e: unknown) => e);
+    expect(calls).toBe(3);
+    expect((error as BackhaulError).code).toBe('too-many-requests');
+  });
+});
+
 describe('withRetry stops after maxAttempts', () => {
   it('tries exactly maxAttempts times and throws the last error', async () => {
     const attempts: number[] = [];

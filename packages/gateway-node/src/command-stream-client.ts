@@ -80,7 +80,9 @@ export class CommandStreamClient {
       }
       if (helloSeen) handlers.onDisconnected(cause);
       failures++;
-      const delayMs = this.#reconnectDelay(failures);
+      // §2: a 429 or 503 with Retry-After is not retried before it, whatever the backoff says.
+      const retryAfterMs = BackhaulError.isInstance(cause) ? (cause.retryAfterMs ?? 0) : 0;
+      const delayMs = Math.max(this.#reconnectDelay(failures), retryAfterMs);
       logger.warn('command stream lost, reconnecting', {
         error: describeError(cause),
         delayMs,

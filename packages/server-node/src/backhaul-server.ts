@@ -12,6 +12,7 @@ import {
   type QueryView,
   type SubmitQuery,
 } from '@backhaul/core';
+import { type AdmissionSnapshot, createAdmission } from './admission.js';
 import { callerRoutes } from './caller-api.js';
 import { type ChunkIngest, createChunkIngest } from './chunk-ingest.js';
 import { createCommandDispatcher } from './command-dispatcher.js';
@@ -43,7 +44,12 @@ export interface BackhaulServer {
   submitQuery(request: SubmitQuery): Promise<QueryView>;
   getQuery(id: string): Promise<QueryView>;
   listGateways(): GatewayView[];
+  /** Slots in use and queries queued per concurrency class of this process (docs/protocol.md §3.7). */
+  admission(): AdmissionSnapshot;
 }
+
+/** The caller identity of queries submitted in-process (`submitQuery`), for fair shares. */
+const IN_PROCESS_CALLER = 'in-process';
 
 /** How long a client waits before reconnecting an SSE stream (the `retry:` field). */
 const SSE_RETRY_MS = 2000;
@@ -58,7 +64,15 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
   const signer = createDownloadSigner(config.downloadSecret);
   const hub = createSseHub(config.heartbeatMs);
   const rows = createRowResults(config.rowsByteLimit * 2);
-  const views = createQueryViews({ storage, signer, downloadTtlSeconds: config.downloadTtlSeconds, rows });
+  // A queued query that gets its slot is handed to the dispatcher, which is created below.
+  const admission = createAdmission(config.admission, (id) => void dispatcher.admit(id));
+  const views = createQueryViews({
+    storage,
+    signer,
+    downloadTtlSeconds: config.downloadTtlSeconds,
+    rows,
+    queuePosition: admission.position,
+  });
   const streams = createCommandStreams({
     hub,
     gatewayIds: credentials.gatewayIds,
@@ -83,12 +97,15 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
     policy: config.delivery,
     streams,
     hasGateway: credentials.hasGateway,
+    admission,
     rowsByteLimit: config.rowsByteLimit,
     sweepIntervalMs: config.sweepIntervalMs,
     logger,
     onChange(record, event) {
       events.changed(record, event.type === 'progress');
       if (isTerminal(record.state)) {
+        // §3.7: however it ended, its slot (or queue place) goes to the next query at once.
+        admission.release(record.id);
         // A command that ended any other way than completed must not leave a half-written file.
         if (record.state !== 'completed') {
           ingest
@@ -130,6 +147,7 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
     credentials,
     streams,
     dispatcher,
+    admission,
     ingest: () => {
       if (!ingest)
         throw new BackhaulError('service-unavailable', 'The server is starting', { retryAfterMs: 1000 });
@@ -217,6 +235,7 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
       if (closed) return;
       closed = true;
       dispatcher.stop();
+      admission.close();
       hub.closeAll();
       await ready.catch(() => undefined);
       await ingest?.abortAll();
@@ -233,7 +252,7 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
     },
 
     async submitQuery(request) {
-      const record = await dispatcher.submit(request);
+      const record = await dispatcher.submit(request, IN_PROCESS_CALLER);
       return views.view(record, baseUrl());
     },
 
@@ -244,5 +263,7 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
     },
 
     listGateways: () => streams.views(),
+
+    admission: () => admission.snapshot(),
   };
 }

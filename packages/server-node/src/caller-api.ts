@@ -38,9 +38,10 @@ export function callerRoutes(parts: ServerParts): Route[] {
       method: 'POST',
       pattern: /^\/v1\/queries\/?$/,
       async handle({ req, res }) {
-        credentials.requireCaller(req);
+        const callerId = credentials.requireCaller(req);
         const { json } = await readJson(req, 'query', QUERY_JSON_BYTES);
-        const record = await dispatcher.submit(json as SubmitQuery); // validated inside
+        // Validated inside; 429 + Retry-After when its class is full and it may not queue (§3.7).
+        const record = await dispatcher.submit(json as SubmitQuery, callerId);
         const expressBase = (req as { baseUrl?: unknown }).baseUrl;
         const mount = `${typeof expressBase === 'string' ? expressBase : ''}${options.basePath}`;
         // §3.1: 202 + QueryView, `Location: /v1/queries/{id}` (under the mount path, if any).

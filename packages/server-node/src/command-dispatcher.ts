@@ -7,12 +7,14 @@ import {
   type CommandStore,
   type DeliveryEvent,
   type DeliveryPolicy,
+  isTerminal,
   newCommandRecord,
   PROTOCOL_VERSION,
   parseMessage,
   type SubmitQuery,
   submitQuerySchema,
 } from '@backhaul/core';
+import type { Admission, AdmissionTicket } from './admission.js';
 import type { CommandStreams } from './command-stream.js';
 import { failpoint } from './failpoints.js';
 
@@ -22,7 +24,13 @@ import { failpoint } from './failpoints.js';
  * announced is always one it can find again after a crash (at-least-once starts with the write).
  */
 export interface CommandDispatcher {
-  submit(request: SubmitQuery): Promise<CommandRecord>;
+  /**
+   * Admits (§3.7) and persists a query of `callerId`, then sends it. Over the limit it is 429
+   * with nothing created, unless the caller asked to queue: then it is persisted `queued`.
+   */
+  submit(request: SubmitQuery, callerId: string): Promise<CommandRecord>;
+  /** A queued query got its slot (called by admission control): makes it pending and sends it. */
+  admit(id: string): Promise<void>;
   /** Applies one event with compare-and-set and tells the listeners when the record changed. */
   apply(id: string, event: DeliveryEvent): Promise<CommandRecord>;
   /** docs/protocol.md §4: on every (re)connection, every command not yet acked, oldest first. */
@@ -43,6 +51,7 @@ export interface CommandDispatcherOptions {
   policy: DeliveryPolicy;
   streams: CommandStreams;
   hasGateway(id: string): boolean;
+  admission: Admission;
   rowsByteLimit: number;
   sweepIntervalMs: number;
   logger: Logger;
@@ -156,13 +165,47 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
     }
   }
 
+  /**
+   * Frees the slots of commands that ended without this process seeing it: with a shared store,
+   * another server may have taken the completion, or expired a query queued here. One store read
+   * per slot held or queued here, every tick; the state listener frees everything else at once.
+   */
+  async function releaseEnded(): Promise<void> {
+    for (const id of options.admission.tracked()) {
+      if (inserting.has(id)) continue;
+      try {
+        const record = await store.get(id);
+        if (!record || isTerminal(record.state)) options.admission.release(id);
+      } catch (error) {
+        logger.error('checking an admitted command failed', { id, error: String(error) });
+      }
+    }
+  }
+
   async function sweep(): Promise<void> {
     await sweepDeadlines();
     await sweepConnectedGateways();
+    await releaseEnded();
+  }
+
+  /** Records being written: an admission that races with the insert waits for it. */
+  const inserting = new Map<string, Promise<void>>();
+
+  async function insert(record: CommandRecord): Promise<void> {
+    const written = store.insert(record);
+    inserting.set(record.id, written);
+    try {
+      await written;
+    } catch (error) {
+      options.admission.release(record.id);
+      throw error;
+    } finally {
+      inserting.delete(record.id);
+    }
   }
 
   return {
-    async submit(request) {
+    async submit(request, callerId) {
       const query = parseMessage(submitQuerySchema, request, 'query');
       if (!options.hasGateway(query.gatewayId)) {
         throw new BackhaulError('not-found', `No gateway '${query.gatewayId}' is configured`);
@@ -180,13 +223,46 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
         rowsByteLimit: options.rowsByteLimit,
         issuedAt: now,
       };
+      const ticket: AdmissionTicket = {
+        id: command.id,
+        gatewayId: query.gatewayId,
+        callerId,
+        admissionClass: options.admission.classOf(query.mode),
+      };
+      // §3.7: a slot is taken before anything is written, so a refusal leaves no trace.
+      const full = options.admission.tryTake(ticket);
+      if (full) {
+        if (query.whenBusy !== 'queue') throw options.admission.refusal(full, ticket.admissionClass);
+        const queueFull = options.admission.enqueue(ticket);
+        if (queueFull) throw options.admission.refusal(queueFull, ticket.admissionClass);
+        const queued = newCommandRecord(command, query.gatewayId, policy, now, 'queued');
+        await insert(queued);
+        return (await store.get(queued.id)) ?? queued;
+      }
       const record = newCommandRecord(command, query.gatewayId, policy, now);
       // Persist first, send second: a crash between the two leaves a pending command that the
       // next connection of the gateway picks up, never a command the store does not know.
-      await store.insert(record);
+      await insert(record);
       failpoint('after-persist');
       await dispatch(record.id, false);
       return (await store.get(record.id)) ?? record;
+    },
+    async admit(id) {
+      try {
+        await inserting.get(id);
+        await step(id, { type: 'admit' });
+        await dispatch(id, false);
+      } catch (error) {
+        // Expired (or never written) meanwhile: the slot goes to the next in line.
+        if (
+          !BackhaulError.isInstance(error) ||
+          (error.code !== 'invalid-state' && error.code !== 'not-found')
+        ) {
+          logger.error('admitting a queued query failed', { id, error: String(error) });
+        }
+        const record = await store.get(id).catch(() => undefined);
+        if (!record || isTerminal(record.state)) options.admission.release(id);
+      }
     },
     apply,
     async sendUndelivered(gatewayId) {

@@ -15,15 +15,19 @@ export interface GatewayCredential {
   tokenSha256?: string;
 }
 
-export type Principal = { kind: 'gateway'; gatewayId: string } | { kind: 'caller' };
+/**
+ * `callerId` names a caller for fair shares and monitoring (docs/protocol.md §3.7) without
+ * revealing its token: `caller-` and the first 12 hex digits of the token's SHA-256.
+ */
+export type Principal = { kind: 'gateway'; gatewayId: string } | { kind: 'caller'; callerId: string };
 
 export interface Credentials {
   readonly gatewayIds: readonly string[];
   hasGateway(id: string): boolean;
   /** docs/protocol.md §1: no or wrong credential → 401; a caller token on a gateway endpoint → 403. */
   requireGateway(req: IncomingMessage): string;
-  /** A gateway token on a caller endpoint → 403; none or unknown → 401. */
-  requireCaller(req: IncomingMessage): void;
+  /** A gateway token on a caller endpoint → 403; none or unknown → 401. Returns the caller's ID. */
+  requireCaller(req: IncomingMessage): string;
 }
 
 const sha256 = (token: string) => createHash('sha256').update(token, 'utf8').digest();
@@ -62,7 +66,12 @@ export function createCredentials(
   }
   for (const token of callerTokens) {
     if (token.length === 0) throw new RangeError('A caller token is empty');
-    add(sha256(token), { kind: 'caller' }, 'Caller tokens');
+    const digest = sha256(token);
+    add(
+      digest,
+      { kind: 'caller', callerId: `caller-${digest.toString('hex').slice(0, 12)}` },
+      'Caller tokens',
+    );
   }
 
   const identify = (req: IncomingMessage): Principal => {
@@ -89,6 +98,7 @@ export function createCredentials(
       const principal = identify(req);
       if (principal.kind !== 'caller')
         throw new BackhaulError('forbidden', 'A gateway token cannot use caller endpoints');
+      return principal.callerId;
     },
   };
 }

@@ -1,4 +1,12 @@
 export type { Logger } from '@backhaul/core';
+export type {
+  AdmissionClass,
+  AdmissionLimits,
+  AdmissionScope,
+  AdmissionSnapshot,
+  ClassOccupancy,
+} from './admission.js';
+export { defaultAdmissionLimits } from './admission.js';
 export { type BackhaulServer, createBackhaulServer } from './backhaul-server.js';
 export { resultKey } from './chunk-ingest.js';
 export type { GatewayCredential } from './credentials.js';

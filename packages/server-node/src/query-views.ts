@@ -25,6 +25,8 @@ export interface QueryViewOptions {
   signer: DownloadSigner;
   downloadTtlSeconds: number;
   rows: RowResults;
+  /** §3.7 The place of a queued query in this process's admission queue. */
+  queuePosition(id: string): number | undefined;
 }
 
 /** `results/gw/x.parquet` → `results/gw/x.parquet` with each segment percent-encoded. */
@@ -83,6 +85,12 @@ export function createQueryViews(options: QueryViewOptions): QueryViews {
     };
   };
 
+  const queuePosition = (record: CommandRecord) => {
+    if (record.state !== 'queued') return {};
+    const position = options.queuePosition(record.id);
+    return position === undefined ? {} : { queuePosition: position };
+  };
+
   return {
     fileUrl,
     async view(record, baseUrl) {
@@ -95,7 +103,11 @@ export function createQueryViews(options: QueryViewOptions): QueryViews {
         createdAt: new Date(record.createdAt).toISOString(),
         updatedAt: new Date(record.updatedAt).toISOString(),
         // A pending record waits for its next send; every other state follows one.
-        deliveries: record.state === 'pending' ? record.redeliveries : record.redeliveries + 1,
+        deliveries:
+          record.state === 'pending' || record.state === 'queued'
+            ? record.redeliveries
+            : record.redeliveries + 1,
+        ...queuePosition(record),
         ...(record.progress ? { progress: record.progress } : {}),
         ...(result ? { result } : {}),
         ...(record.error ? { error: record.error } : {}),

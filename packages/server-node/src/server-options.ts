@@ -9,6 +9,7 @@ import {
   type ObjectStorage,
   silentLogger,
 } from '@backhaul/core';
+import { type AdmissionLimits, resolveAdmissionLimits } from './admission.js';
 import type { GatewayCredential } from './credentials.js';
 
 /** One typed configuration object; defaults are the design's figures (docs/protocol.md, DESIGN.md). */
@@ -47,6 +48,11 @@ export interface BackhaulServerOptions {
   maxJsonBodyBytes?: number;
   /** How long row batches of an ended query stay readable; default: downloadTtlSeconds. */
   rowRetentionMs?: number;
+  /**
+   * Concurrency classes and fair shares of this server process (docs/protocol.md §3.7, deploy.md);
+   * defaults: 200 small queries, 50 medium files, 10 large files (past 100 MiB) at once.
+   */
+  admission?: Partial<AdmissionLimits>;
   /** Default: silent. */
   logger?: Logger;
 }
@@ -69,6 +75,7 @@ export interface ResolvedOptions {
   rowsByteLimit: number;
   maxJsonBodyBytes: number;
   rowRetentionMs: number;
+  admission: AdmissionLimits;
   logger: Logger;
 }
 
@@ -127,6 +134,7 @@ export function resolveOptions(options: BackhaulServerOptions): ResolvedOptions 
     rowsByteLimit: positiveInteger('rowsByteLimit', options.rowsByteLimit, 8 * 1024 * 1024),
     maxJsonBodyBytes: positiveInteger('maxJsonBodyBytes', options.maxJsonBodyBytes, 16 * 1024 * 1024),
     rowRetentionMs: positiveInteger('rowRetentionMs', options.rowRetentionMs, downloadTtlSeconds * 1000),
+    admission: resolveAdmissionLimits(options.admission),
     logger: options.logger ?? silentLogger,
   };
 }

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { CommandStore, DownloadSigner } from '@backhaul/core';
+import type { Admission } from './admission.js';
 import type { ChunkIngest } from './chunk-ingest.js';
 import type { CommandDispatcher } from './command-dispatcher.js';
 import type { CommandStreams } from './command-stream.js';
@@ -16,6 +17,7 @@ export interface ServerParts {
   credentials: Credentials;
   streams: CommandStreams;
   dispatcher: CommandDispatcher;
+  admission: Admission;
   /** Ready once the xxhash WebAssembly module has loaded (before the first request is served). */
   ingest(): ChunkIngest;
   rows: RowResults;
