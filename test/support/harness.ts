@@ -5,7 +5,7 @@ import { createBackhaulClient } from '@backhaul/client';
 import { createZstdCodec } from '@backhaul/codec-zstd';
 import type { Codec, CommandStore, DataSource, DeliveryPolicy, ObjectStorage } from '@backhaul/core';
 import { createGateway, type Gateway, type GatewayOptions } from '@backhaul/gateway-node';
-import { type BackhaulServer, createBackhaulServer } from '@backhaul/server-node';
+import { type BackhaulServer, type BackhaulServerOptions, createBackhaulServer } from '@backhaul/server-node';
 import { createSqliteDataSource } from '@backhaul/source-sqlite';
 import { createFsStorage } from '@backhaul/storage-fs';
 
@@ -33,6 +33,10 @@ export interface HarnessOptions {
   storage?: ObjectStorage;
   /** Builds each gateway's data source (default: SQLite on `sqlitePath`); closed by `close()`. */
   dataSource?: () => DataSource;
+  /** Concurrency limits of the server (default: the design's). */
+  admission?: BackhaulServerOptions['admission'];
+  /** Gateways the server accepts besides `gatewayId`, e.g. one a test drives by hand. */
+  extraGateways?: BackhaulServerOptions['gateways'];
 }
 
 /**
@@ -52,9 +56,10 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
     storage: options.storage ?? createFsStorage({ root: storageRoot }),
     store: options.store,
     codecs: options.codecs ?? [createZstdCodec()],
-    gateways: [{ id: gatewayId, token: gatewayToken }],
+    gateways: [{ id: gatewayId, token: gatewayToken }, ...(options.extraGateways ?? [])],
     callerTokens: [callerToken],
     delivery: options.delivery,
+    admission: options.admission,
     sweepIntervalMs: 50,
   });
   const { url } = await server.listen(0, '127.0.0.1');
