@@ -74,13 +74,14 @@ describe('§4.2 a command event carries a valid commandSchema', () => {
   });
 });
 
-describe('§3.1 submitQuery defaults mode to auto and params to []', () => {
+describe('§3.1 submitQuery defaults mode to auto, params to [] and whenBusy to refuse', () => {
   it('fills the defaults', () => {
     expect(parseMessage(submitQuerySchema, { gatewayId: 'gw-1', sql: 'SELECT 1' }, 'query')).toEqual({
       gatewayId: 'gw-1',
       sql: 'SELECT 1',
       mode: 'auto',
       params: [],
+      whenBusy: 'refuse',
     });
   });
 
@@ -97,6 +98,7 @@ describe('§3.1 submitQuery defaults mode to auto and params to []', () => {
     ['maxRows', { maxRows: 0 }],
     ['timeoutMs', { timeoutMs: 86_400_001 }],
     ['mode', { mode: 'all' }],
+    ['whenBusy', { whenBusy: 'wait' }],
     ['sql', { sql: '' }],
   ])('rejects a bad %s', (path, patch) => {
     expect(rejection(submitQuerySchema, { gatewayId: 'gw-1', sql: 'SELECT 1', ...patch }).message).toContain(
