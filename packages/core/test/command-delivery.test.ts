@@ -429,3 +429,39 @@ describe('§7 an answer to a command that went back to pending (its ack was lost
     });
   }
 });
+
+describe('§3.7 a queued query waits for an admission slot before it can be sent', () => {
+  const queued = () => ({ ...pending('cmd-q'), state: 'queued' as const });
+
+  it('is admitted to pending with a fresh queue deadline, and only once', () => {
+    const admitted = transition(queued(), { type: 'admit' }, policy, t0 + 5);
+    expect(admitted).toMatchObject({
+      state: 'pending',
+      deadline: t0 + 5 + policy.queueTimeoutMs,
+      version: 2,
+    });
+    expectInvalidState(() => transition(admitted, { type: 'admit' }, policy, t0 + 6), 'pending');
+  });
+
+  it('is neither sent nor answerable: the gateway has never seen it', () => {
+    for (const event of [
+      { type: 'dispatch' },
+      { type: 'ack' },
+      { type: 'progress', progress: { rows: 1 } },
+      { type: 'complete', result: rowsResult },
+      { type: 'fail', error: { code: 'query-failed', message: 'x' } },
+    ] as DeliveryEvent[]) {
+      expectInvalidState(() => transition(queued(), event, policy, t0 + 1), 'queued');
+    }
+  });
+
+  it('expires at its deadline with a reason', () => {
+    const record = queued();
+    const expired = transition(record, { type: 'deadline' }, policy, (record.deadline as number) + 1);
+    expect(expired).toMatchObject({
+      state: 'expired',
+      deadline: undefined,
+      reason: 'no admission slot became free in time',
+    });
+  });
+});
