@@ -118,7 +118,7 @@ export function runCommandStoreConformance(name: string, createStore: () => Prom
       expect(stored?.version).toBe(2);
     });
 
-    it('listUndelivered returns only pending and dispatched records of that gateway, oldest first', async () => {
+    it('listUndelivered returns only pending and dispatched records of that gateway, oldest first (never queued)', async () => {
       const gatewayId = uniqueId('gw');
       const otherGatewayId = uniqueId('gw');
       const base = Date.now() - 60_000;
@@ -127,7 +127,7 @@ export function runCommandStoreConformance(name: string, createStore: () => Prom
       const pendingOld = makeRecord({ gatewayId, state: 'pending' }, base + 1);
       const pendingNew = makeRecord({ gatewayId, state: 'pending' }, base + 3);
       const others: CommandRecord[] = (
-        ['acknowledged', 'running', 'completed', 'failed', 'expired', 'dead-lettered'] as const
+        ['queued', 'acknowledged', 'running', 'completed', 'failed', 'expired', 'dead-lettered'] as const
       ).map((state, i) => makeRecord({ gatewayId, state }, base + 10 + i));
       const foreign = makeRecord({ gatewayId: otherGatewayId, state: 'pending' }, base);
       for (const record of [pendingNew, dispatched, ...others, foreign, pendingOld])
@@ -158,15 +158,22 @@ export function runCommandStoreConformance(name: string, createStore: () => Prom
       const third = due(now, 'acknowledged');
       const first = due(now - 30, 'pending');
       const second = due(now - 20, 'running');
+      // A query queued for an admission slot expires at its deadline like any other.
+      const queued = due(now - 10, 'queued');
       const terminal = (['completed', 'failed', 'expired', 'dead-lettered'] as const).map((state) =>
         due(now - 25, state),
       );
       const future = due(now + 1);
       const noDeadline = makeRecord({ gatewayId, state: 'completed', deadline: undefined });
-      for (const record of [third, future, ...terminal, second, noDeadline, first])
+      for (const record of [third, future, ...terminal, second, queued, noDeadline, first])
         await store.insert(record);
 
-      expect((await store.listDue(now, 10)).map((r) => r.id)).toEqual([first.id, second.id, third.id]);
+      expect((await store.listDue(now, 10)).map((r) => r.id)).toEqual([
+        first.id,
+        second.id,
+        queued.id,
+        third.id,
+      ]);
       expect((await store.listDue(now, 2)).map((r) => r.id)).toEqual([first.id, second.id]);
       expect((await store.listDue(now - 21, 10)).map((r) => r.id)).toEqual([first.id]);
       expect(await store.listDue(now - 31, 10)).toEqual([]);
@@ -180,10 +187,10 @@ export function runCommandStoreConformance(name: string, createStore: () => Prom
         deadline: undefined,
         version: first.version + 1,
       });
-      expect((await store.listDue(now, 10)).map((r) => r.id)).toEqual([second.id, third.id]);
+      expect((await store.listDue(now, 10)).map((r) => r.id)).toEqual([second.id, queued.id, third.id]);
 
       // Leave nothing due behind on a durable store.
-      for (const record of [second, third, future]) {
+      for (const record of [second, queued, third, future]) {
         await store.compareAndSet({
           ...record,
           state: 'expired',
