@@ -365,3 +365,38 @@ describe('§3.7 a file is promoted when its chunks cross a class boundary', () =
     expect((await submit({ gatewayId: gatewayA.id })).response.status).toBe(202);
   });
 });
+
+describe('§3.7 with two servers on one store, a slot is freed where it was taken', () => {
+  it('a query submitted on one server and answered through the other frees its slot on the first', async () => {
+    store = createMemoryCommandStore();
+    const options = { store, sweepIntervalMs: 20, admission: { small: 1 } };
+    const [a, b] = await Promise.all([startServer(options), startServer(options)]);
+    try {
+      // The gateway's stream and answers go to b; the caller submits on a.
+      const stream = await openCommandStream(b.url, gatewayA.token);
+      streams.push(stream);
+      await stream.nextOf('hello');
+      const submitted = await fetch(`${a.url}/v1/queries`, {
+        method: 'POST',
+        headers: { ...auth(callerToken), 'content-type': 'application/json' },
+        body: JSON.stringify({ gatewayId: gatewayA.id, sql: 'select 1', mode: 'rows' }),
+      });
+      const { id } = (await submitted.json()) as { id: string };
+      expect(a.server.admission().classes.small.inUse).toBe(1);
+      // b sends it from its sweep (it holds the stream); the answers reach b only.
+      expect(JSON.parse((await stream.nextOf('command')).data).id).toBe(id);
+      expect((await gatewayPost(b.url, gatewayA.token, id, 'ack')).status).toBe(204);
+      const done = await gatewayPost(b.url, gatewayA.token, id, 'complete', {
+        kind: 'rows',
+        rowCount: 0,
+        batchCount: 0,
+      });
+      expect(done.status).toBe(200);
+      // a never saw the completion; its sweep finds the query ended and frees the slot.
+      await waitFor(() => a.server.admission().classes.small.inUse === 0);
+      expect(b.server.admission().classes.small.inUse).toBe(0);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+});
