@@ -26,6 +26,15 @@ export interface ServerConfig {
   callerTokens: string[];
   downloadSecret: string;
   downloadTtlSeconds: number;
+  /** Concurrency limits of this server process (docs/deploy.md, "Admission control"); unset: the defaults. */
+  admission: {
+    small?: number;
+    medium?: number;
+    large?: number;
+    largeFileBytes?: number;
+    gatewayShare?: number;
+    callerShare?: number;
+  };
 }
 
 export interface GatewayConfig {
@@ -98,7 +107,35 @@ export function loadServerConfig(
     callerTokens: (read('CALLER_TOKENS') ?? demoCallerToken).split(','),
     downloadSecret: read('DOWNLOAD_SECRET') ?? randomBytes(32).toString('hex'),
     downloadTtlSeconds: integer(env, 'DOWNLOAD_TTL_SECONDS', 3600),
+    admission: admissionConfig(env),
   };
+}
+
+/** Only what is set: the server's own defaults (200/50/10, 100 MiB, 0.8) fill the rest. */
+function admissionConfig(env: NodeJS.ProcessEnv): ServerConfig['admission'] {
+  const read = reader(env);
+  const admission: ServerConfig['admission'] = {};
+  const integers = {
+    small: 'MAX_SMALL_QUERIES',
+    medium: 'MAX_MEDIUM_FILES',
+    large: 'MAX_LARGE_FILES',
+    largeFileBytes: 'LARGE_FILE_BYTES',
+  } as const;
+  for (const [key, name] of Object.entries(integers)) {
+    if (read(name) !== undefined) admission[key as keyof typeof integers] = integer(env, name, 0);
+  }
+  for (const [key, name] of [
+    ['gatewayShare', 'GATEWAY_SHARE'],
+    ['callerShare', 'CALLER_SHARE'],
+  ] as const) {
+    const value = read(name);
+    if (value === undefined) continue;
+    const parsed = Number(value);
+    if (!(parsed > 0 && parsed <= 1))
+      throw new ConfigError(`BACKHAUL_${name} must be a fraction in (0, 1], got '${value}'`);
+    admission[key] = parsed;
+  }
+  return admission;
 }
 
 export function loadGatewayConfig(

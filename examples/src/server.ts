@@ -27,6 +27,7 @@ export async function startReferenceServer(config: ServerConfig): Promise<Refere
       callerTokens: config.callerTokens,
       downloadSecret: config.downloadSecret,
       downloadTtlSeconds: config.downloadTtlSeconds,
+      admission: config.admission,
       publicUrl: config.publicUrl,
       logger,
     });

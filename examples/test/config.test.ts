@@ -136,3 +136,28 @@ describe('a configuration mistake stops the start with the variable to fix', () 
     expect(load).not.toThrow(/s3cret/);
   });
 });
+
+describe('admission limits come from variables, and only those set override the server defaults', () => {
+  it('reads the four sizes and two shares, and refuses a share outside (0, 1]', () => {
+    expect(server({}).admission).toEqual({});
+    expect(
+      server({
+        BACKHAUL_MAX_SMALL_QUERIES: '400',
+        BACKHAUL_MAX_MEDIUM_FILES: '20',
+        BACKHAUL_MAX_LARGE_FILES: '4',
+        BACKHAUL_LARGE_FILE_BYTES: '52428800',
+        BACKHAUL_GATEWAY_SHARE: '1',
+        BACKHAUL_CALLER_SHARE: '0.5',
+      }).admission,
+    ).toEqual({
+      small: 400,
+      medium: 20,
+      large: 4,
+      largeFileBytes: 52_428_800,
+      gatewayShare: 1,
+      callerShare: 0.5,
+    });
+    expect(() => server({ BACKHAUL_GATEWAY_SHARE: '1.5' })).toThrow(ConfigError);
+    expect(() => server({ BACKHAUL_MAX_LARGE_FILES: 'ten' })).toThrow(ConfigError);
+  });
+});

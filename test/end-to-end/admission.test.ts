@@ -72,10 +72,11 @@ describe('§3.7 admission control seen from a real gateway and a real caller', (
     expect(harness.server.admission().classes.large).toEqual({ limit: 1, inUse: 1, queued: 0 });
 
     // The real gateway behind a proxy that logs every status, with a retry budget of 2 tries.
-    proxy = await startFaultProxy(harness.url);
+    const logged = await startFaultProxy(harness.url);
+    proxy = logged;
     const retries: { index: number; delayMs: number; error: string }[] = [];
     const gateway = await harness.startGateway({
-      serverUrl: proxy.url,
+      serverUrl: logged.url,
       retry: { maxAttempts: 2, baseDelayMs: 10, maxDelayMs: 50 },
       logger: {
         info: () => {},
@@ -94,7 +95,7 @@ describe('§3.7 admission control seen from a real gateway and a real caller', (
     // Chunk 2 is where the file needs a large slot: it is refused more often than the retry
     // budget allows, and the gateway keeps waiting instead of failing the upload.
     const throttled = () =>
-      proxy!.log.filter((e) => e.method === 'PUT' && e.path.endsWith('/chunks/2') && e.status === 429);
+      logged.log.filter((e) => e.method === 'PUT' && e.path.endsWith('/chunks/2') && e.status === 429);
     await until(() => throttled().length >= 3, 'three 429s on chunk 2');
     expect((await harness.client.get(submitted.id)).state).not.toBe('failed');
 
@@ -107,7 +108,7 @@ describe('§3.7 admission control seen from a real gateway and a real caller', (
     if (final.result?.kind !== 'file') throw new Error('expected a file');
 
     const statuses = (suffix: string) =>
-      proxy.log.filter((e) => e.method === 'PUT' && e.path.endsWith(suffix)).map((e) => e.status);
+      logged.log.filter((e) => e.method === 'PUT' && e.path.endsWith(suffix)).map((e) => e.status);
     const refusals = statuses('/chunks/2').filter((s) => s === 429).length;
     expect(refusals).toBeGreaterThanOrEqual(3);
     expect(statuses('/chunks/2')).toEqual([...Array(refusals).fill(429), 201]);
@@ -119,7 +120,7 @@ describe('§3.7 admission control seen from a real gateway and a real caller', (
       expect(retry.error).toMatch(/^too-many-requests: /);
     }
     // The same holds for every chunk past the threshold: one logged retry per 429, none failed.
-    const all429 = proxy.log.filter((e) => e.method === 'PUT' && e.status === 429).length;
+    const all429 = logged.log.filter((e) => e.method === 'PUT' && e.status === 429).length;
     expect(retries.filter((r) => r.error.startsWith('too-many-requests')).length).toBe(all429);
     // Chunks 0 and 1 never needed the large slot.
     expect(statuses('/chunks/0')).toEqual([201]);
