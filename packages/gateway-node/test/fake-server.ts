@@ -64,6 +64,8 @@ export interface FakeServer {
   chunkRequests: { open: number; maxOpen: number; total: number };
   /** Decides a fault for a chunk attempt (1-based); undefined lets it through. */
   chunkFault?: (commandId: string, index: number, attempt: number) => ChunkFault | undefined;
+  /** Decides a refusal of a command stream connection (1-based); undefined accepts it. */
+  streamFault?: (attempt: number) => ChunkFault | undefined;
   /** Sends a command on every open stream, and again on every reconnection until acked (§4.2). */
   send(command: Partial<Command> & { id: string; sql: string }): Command;
   /** Stops heartbeats on the open streams but keeps their sockets: a dead stream that looks alive. */
@@ -170,11 +172,17 @@ export async function startFakeServer(options: FakeServerOptions = {}): Promise<
     return Buffer.concat(parts);
   };
 
+  let streamAttempts = 0;
   const handle = async (request: IncomingMessage, response: ServerResponse) => {
     if (request.headers.authorization !== `Bearer ${token}`)
       return problem(response, 401, 'unauthorized', false);
     const url = new URL(request.url ?? '/', 'http://localhost');
     if (request.method === 'GET' && url.pathname === '/v1/gateway/commands') {
+      const fault = fake.streamFault?.(++streamAttempts);
+      if (fault) {
+        const headers = fault.retryAfter ? { 'retry-after': fault.retryAfter } : {};
+        return problem(response, fault.status, fault.code, fault.retryable, headers);
+      }
       silenced = false;
       const lastEventId = request.headers['last-event-id'];
       const connection: StreamConnection = {

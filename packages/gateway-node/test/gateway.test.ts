@@ -104,6 +104,33 @@ describe('§4.2 a command is recognised by its ID and never run twice', () => {
     expect(server.rows.get('twice')!.reduce((n, b) => n + b.rows.length, 0)).toBe(2500);
   });
 
+  it('§2 a stream refused with 429 or 503 and Retry-After is not dialled again before it', async () => {
+    const reconnects: number[] = [];
+    const { gateway, server } = await setup(
+      {},
+      {
+        logger: {
+          info() {},
+          error() {},
+          warn: (message, data) => {
+            if (message === 'command stream lost, reconnecting')
+              reconnects.push((data as { delayMs: number }).delayMs);
+          },
+        },
+      },
+    );
+    server.streamFault = (attempt) =>
+      attempt === 1
+        ? { status: 429, code: 'too-many-requests', retryable: true, retryAfter: '1' }
+        : attempt === 2
+          ? { status: 503, code: 'service-unavailable', retryable: true, retryAfter: '2' }
+          : undefined;
+    await gateway.start();
+    // The backoff alone (20..200 ms) would have come back much sooner: the server's word wins.
+    expect(reconnects).toEqual([1000, 2000]);
+    expect(server.connections).toHaveLength(1);
+  });
+
   it('an invalid command is logged and skipped; the gateway keeps working', async () => {
     const errors: string[] = [];
     const { gateway, server } = await setup(
