@@ -8,18 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDemoDatabase } from '../../examples/src/demo-data.js';
 import { type FaultProxy, startFaultProxy } from '../support/fault-proxy.js';
 import { callerToken, gatewayId, type Harness, startHarness } from '../support/harness.js';
+import { until } from '../support/until.js';
 
 const CHUNK = 524_288;
 /** A gateway driven by hand over HTTP, to hold the only large slot for as long as the test wants. */
 const holder = { id: 'gw-holder', token: 'gateway-holder-token-for-tests' };
-
-async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 describe('§3.7 admission control seen from a real gateway and a real caller', () => {
   let dir: string;
@@ -96,7 +89,7 @@ describe('§3.7 admission control seen from a real gateway and a real caller', (
     // budget allows, and the gateway keeps waiting instead of failing the upload.
     const throttled = () =>
       logged.log.filter((e) => e.method === 'PUT' && e.path.endsWith('/chunks/2') && e.status === 429);
-    await until(() => throttled().length >= 3, 'three 429s on chunk 2');
+    await until(() => throttled().length >= 3, 'three 429s on chunk 2', 30_000);
     expect((await harness.client.get(submitted.id)).state).not.toBe('failed');
 
     // The holder ends its file; the large slot is free and the gateway's next try gets it.
