@@ -66,9 +66,15 @@ const SWEEP_BATCH = 100;
  */
 const SWEEP_GATEWAYS = 100;
 
+/** How often (in timer ticks) the slots held here are checked against the store. */
+const RELEASE_CHECK_TICKS = 5;
+
 export function createCommandDispatcher(options: CommandDispatcherOptions): CommandDispatcher {
   const { store, policy, streams, logger } = options;
   let timer: NodeJS.Timeout | undefined;
+  let ticks = 0;
+  /** Records being written: an admission that races with the insert waits for it. */
+  const inserting = new Map<string, Promise<void>>();
   let sweeping: Promise<void> | undefined;
   let gatewayCursor = 0;
 
@@ -168,9 +174,11 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
   /**
    * Frees the slots of commands that ended without this process seeing it: with a shared store,
    * another server may have taken the completion, or expired a query queued here. One store read
-   * per slot held or queued here, every tick; the state listener frees everything else at once.
+   * per slot held or queued here, every RELEASE_CHECK_TICKS ticks; the state listener frees
+   * everything this process sees end at once, so this only catches the rest.
    */
   async function releaseEnded(): Promise<void> {
+    if (++ticks % RELEASE_CHECK_TICKS !== 0) return;
     for (const id of options.admission.tracked()) {
       if (inserting.has(id)) continue;
       try {
@@ -187,9 +195,6 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
     await sweepConnectedGateways();
     await releaseEnded();
   }
-
-  /** Records being written: an admission that races with the insert waits for it. */
-  const inserting = new Map<string, Promise<void>>();
 
   async function insert(record: CommandRecord): Promise<void> {
     const written = store.insert(record);
