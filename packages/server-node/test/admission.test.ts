@@ -1,5 +1,9 @@
-import { type CommandStore, createMemoryCommandStore } from '@backhaul/core';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type CommandStore, createMemoryCommandStore, type ObjectStorage } from '@backhaul/core';
 import type { AdmissionSnapshot, BackhaulServerOptions } from '@backhaul/server-node';
+import { createFsStorage } from '@backhaul/storage-fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   auth,
@@ -179,6 +183,35 @@ describe('§3.7 slots are released whenever a query ends (counts return to 0)', 
     });
     expect(failed.status).toBe(204);
     expect(inUse()).toEqual([0, 0, 0]);
+  });
+
+  it('on an upload the server aborts because storage failed mid-file', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'backhaul-admission-'));
+    const fs = createFsStorage({ root });
+    // Storage that accepts the upload but loses the first part written: the file is beyond repair.
+    const storage: ObjectStorage = {
+      ...fs,
+      beginUpload: async (key, options) => ({
+        ...(await fs.beginUpload(key, options)),
+        writePart: async () => {
+          throw new Error('disk gone');
+        },
+      }),
+    };
+    try {
+      await start({ medium: 1 }, { storage });
+      const stream = await open(gatewayA.token);
+      const { body } = await submit({ gatewayId: gatewayA.id, mode: 'file' });
+      await stream.nextOf('command');
+      await gatewayPost(t!.url, gatewayA.token, body.id, 'ack');
+      expect(inUse()).toEqual([0, 1, 0]);
+      const broken = await putChunk(t!.url, gatewayA.token, body.id, 0, randomBytesOf(chunkSize, 4));
+      expect(broken.status).toBe(500);
+      await waitFor(async () => (await view(body.id)).state === 'failed');
+      expect(inUse()).toEqual([0, 0, 0]);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 
   it('on expiry of an acked query, on dead-lettering, and on expiry while queued', async () => {
