@@ -39,10 +39,11 @@ export function gatewayRoutes(parts: ServerParts): Route[] {
 
   /**
    * Uploads and row batches are taken until the command ends. A pending command is included: it
-   * went back to pending because its ack was lost, but the gateway has it (§7).
+   * went back to pending because its ack was lost, but the gateway has it (§7). A queued one is not.
    */
   const requireInFlight = (record: CommandRecord, what: string) => {
-    if (isTerminal(record.state)) {
+    // A queued command (§3.7) was never sent: no gateway can be answering it.
+    if (isTerminal(record.state) || record.state === 'queued') {
       throw new BackhaulError(
         'invalid-state',
         `Cannot accept ${what} for command ${record.id} in state ${record.state}`,

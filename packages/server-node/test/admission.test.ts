@@ -152,6 +152,18 @@ describe('§3.7 whenBusy: queue — queued with its position, then run in order 
     expect(queued()).toEqual([0, 0, 0]);
   });
 
+  it('a queued query takes no chunks, rows or ack: it was never sent', async () => {
+    await start({ small: 1, medium: 1 });
+    await submit({ gatewayId: gatewayA.id, mode: 'file' });
+    const queuedFile = await submit({ gatewayId: gatewayA.id, mode: 'file', whenBusy: 'queue' });
+    expect(queuedFile.body.state).toBe('queued');
+    const chunk = await putChunk(t!.url, gatewayA.token, queuedFile.body.id, 0, randomBytesOf(100, 9));
+    expect(chunk.status).toBe(409);
+    expect((await gatewayPost(t!.url, gatewayA.token, queuedFile.body.id, 'ack')).status).toBe(409);
+    expect(occupancy().classes.medium).toEqual({ limit: 1, inUse: 1, queued: 1 });
+    expect((await view(queuedFile.body.id)).state).toBe('queued');
+  });
+
   it('refuses with scope queue once maxQueued queries wait', async () => {
     await start({ small: 1, maxQueued: 1 });
     await submit({ gatewayId: gatewayA.id });
