@@ -160,6 +160,9 @@ describe('§3.7 whenBusy: queue — queued with its position, then run in order 
     const chunk = await putChunk(t!.url, gatewayA.token, queuedFile.body.id, 0, randomBytesOf(100, 9));
     expect(chunk.status).toBe(409);
     expect((await gatewayPost(t!.url, gatewayA.token, queuedFile.body.id, 'ack')).status).toBe(409);
+    const rows = await gatewayPost(t!.url, gatewayA.token, queuedFile.body.id, 'rows', { seq: 0, rows: [] });
+    expect(rows.status).toBe(409);
+    expect(((await rows.json()) as { detail: string }).detail).toMatch(/in state queued/);
     expect(occupancy().classes.medium).toEqual({ limit: 1, inUse: 1, queued: 1 });
     expect((await view(queuedFile.body.id)).state).toBe('queued');
   });
