@@ -47,6 +47,23 @@ export interface BackhaulServerOptions {
   maxJsonBodyBytes?: number;
   /** How long row batches of an ended query stay readable; default: downloadTtlSeconds. */
   rowRetentionMs?: number;
+  /**
+   * Time allowed to receive a request's headers on the own `listen()` server (Node's
+   * `headersTimeout`): a client that trickles headers (slowloris) is answered 408 and closed.
+   * Default 60 000 (Node's default). A framework you mount the handler in sets its own.
+   */
+  headersTimeoutMs?: number;
+  /**
+   * Time allowed to receive a whole request, body included: Node's `requestTimeout` on the own
+   * `listen()` server, and enforced by the handler itself on every body it reads (chunks, JSON),
+   * so it holds when mounted in Express or Fastify too. Default 300 000 (Node's default).
+   */
+  requestTimeoutMs?: number;
+  /**
+   * The handler answers 408 and closes the connection when a request body it reads stalls this
+   * long without a byte. Default 30 000.
+   */
+  bodyIdleTimeoutMs?: number;
   /** Default: silent. */
   logger?: Logger;
 }
@@ -69,6 +86,9 @@ export interface ResolvedOptions {
   rowsByteLimit: number;
   maxJsonBodyBytes: number;
   rowRetentionMs: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  bodyIdleTimeoutMs: number;
   logger: Logger;
 }
 
@@ -106,6 +126,11 @@ export function resolveOptions(options: BackhaulServerOptions): ResolvedOptions 
   if (options.downloadSecret !== undefined && options.downloadSecret.length < 16) {
     throw new RangeError('downloadSecret must be at least 16 characters');
   }
+  const headersTimeoutMs = positiveInteger('headersTimeoutMs', options.headersTimeoutMs, 60_000);
+  const requestTimeoutMs = positiveInteger('requestTimeoutMs', options.requestTimeoutMs, 300_000);
+  // Node refuses a headersTimeout above requestTimeout; say so at start-up, in our names.
+  if (headersTimeoutMs > requestTimeoutMs)
+    throw new RangeError('headersTimeoutMs must not exceed requestTimeoutMs');
   let basePath = trimSlashes(options.basePath ?? '');
   if (basePath && !basePath.startsWith('/')) basePath = `/${basePath}`;
   return {
@@ -127,6 +152,9 @@ export function resolveOptions(options: BackhaulServerOptions): ResolvedOptions 
     rowsByteLimit: positiveInteger('rowsByteLimit', options.rowsByteLimit, 8 * 1024 * 1024),
     maxJsonBodyBytes: positiveInteger('maxJsonBodyBytes', options.maxJsonBodyBytes, 16 * 1024 * 1024),
     rowRetentionMs: positiveInteger('rowRetentionMs', options.rowRetentionMs, downloadTtlSeconds * 1000),
+    headersTimeoutMs,
+    requestTimeoutMs,
+    bodyIdleTimeoutMs: positiveInteger('bodyIdleTimeoutMs', options.bodyIdleTimeoutMs, 30_000),
     logger: options.logger ?? silentLogger,
   };
 }
