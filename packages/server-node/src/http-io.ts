@@ -110,6 +110,8 @@ export function requireMediaType(req: IncomingMessage, accepted: readonly string
 export function discardBody(req: IncomingMessage, limit: number): Promise<boolean> {
   if (req.complete || req.readableEnded) return Promise.resolve(true);
   if (req.destroyed) return Promise.resolve(false);
+  // A body declared past the limit is not waited for at all: answer now and close.
+  if (Number(req.headers['content-length']) > limit) return Promise.resolve(false);
   return new Promise((resolve) => {
     let seen = 0;
     const finish = (result: boolean) => {
