@@ -191,7 +191,10 @@ export class CommandStreamClient {
               onHealthy();
               handlers.onHello(hello);
             } catch (error) {
-              dropConnection(error as BackhaulError, 'invalid hello on the command stream');
+              const problem = BackhaulError.isInstance(error)
+                ? error
+                : new BackhaulError('invalid-message', `invalid hello: ${String(error)}`);
+              dropConnection(problem, 'invalid hello on the command stream');
             }
           } else if (event.event === 'command') {
             // §4: "The server MUST first send retry: and a hello event"; a command before it
@@ -241,6 +244,8 @@ export class CommandStreamClient {
         parser.feed(decoder.decode(bytes as Uint8Array, { stream: true }));
         if (controller.signal.aborted) break;
       }
+      // Dropped for a protocol violation: the loop logs and backs off on the reason, not on "closed".
+      if (controller.signal.aborted) throw controller.signal.reason;
     } catch (error) {
       // An abort carries its reason (dead stream or stop); surface that rather than "aborted".
       throw controller.signal.aborted ? controller.signal.reason : error;
