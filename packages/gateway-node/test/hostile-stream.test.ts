@@ -2,9 +2,9 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { BackhaulError, type Logger } from '@backhaul/core';
 import { createSqliteDataSource } from '@backhaul/source-sqlite';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { countingSource } from '../../../test/support/counting-source.js';
-import { createGateway, type Gateway } from '../src/index.js';
+import { createGateway } from '../src/index.js';
 import { until } from './fake-server.js';
 import { createOrdersDatabase } from './sqlite-fixture.js';
 
@@ -22,7 +22,6 @@ interface HostileServer {
   closedByGateway: number;
   /** Every other request, as `METHOD /path`. */
   requests: string[];
-  close(): Promise<void>;
 }
 
 type Script = (connection: number, res: ServerResponse) => void | Promise<void>;
@@ -44,6 +43,13 @@ async function startHostileServer(script: Script): Promise<HostileServer> {
     res.writeHead(204).end();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  onTestFinished(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     get connections() {
@@ -53,11 +59,6 @@ async function startHostileServer(script: Script): Promise<HostileServer> {
       return state.closedByGateway;
     },
     requests: state.requests,
-    close: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
   };
 }
 
@@ -120,24 +121,15 @@ async function flood(res: ServerResponse, piece: string, total: number): Promise
   return written;
 }
 
+// One small database for the file; each test's gateway and server are torn down after it.
 let database: ReturnType<typeof createOrdersDatabase>;
 beforeAll(() => {
   database = createOrdersDatabase(10);
 });
 afterAll(() => database.cleanup());
-
-let server: HostileServer | undefined;
-let gateway: Gateway | undefined;
-afterEach(async () => {
-  await gateway?.stop().catch(() => {});
-  await server?.close();
-  gateway = undefined;
-  server = undefined;
-});
-
 function gatewayFor(url: string, log: LogEntry[], maxEventLength = 64 * 1024) {
   const source = countingSource(createSqliteDataSource({ filename: database.filename }));
-  gateway = createGateway({
+  const gateway = createGateway({
     serverUrl: url,
     token: 'any-token',
     dataSource: source,
@@ -145,13 +137,14 @@ function gatewayFor(url: string, log: LogEntry[], maxEventLength = 64 * 1024) {
     maxEventLength,
     logger: recordingLogger(log),
   });
+  onTestFinished(() => gateway.stop().catch(() => {}));
   return { gateway, source };
 }
 
 describe('§4 garbage on a healthy stream: logged, skipped, nothing runs, the stream stays', () => {
   it('skips lines without a field, invalid JSON in data:, unknown and unnamed events', async () => {
     let sentAll = false;
-    server = await startHostileServer((_, res) => {
+    const server = await startHostileServer((_, res) => {
       res.write(hello());
       res.write('this line has no colon and means nothing\n');
       res.write('\u0000\u00ff binary junk: \u0007\n\n');
@@ -186,7 +179,7 @@ describe('§4 garbage on a healthy stream: logged, skipped, nothing runs, the st
 
 describe('§4.1 a broken hello: the connection is dropped and retried with backoff; nothing after it runs', () => {
   it('invalid JSON in the hello, with a command right behind it in the same write', async () => {
-    server = await startHostileServer((connection, res) => {
+    const server = await startHostileServer((connection, res) => {
       if (connection <= 2)
         res.write(`event: hello\ndata: {"v":1,"codecs":\n\n${command(`after-bad-hello-${connection}`)}`);
       else res.write(hello());
@@ -204,7 +197,7 @@ describe('§4.1 a broken hello: the connection is dropped and retried with backo
   });
 
   it('a command before any hello is a protocol violation: not run, not acked, the stream is retried', async () => {
-    server = await startHostileServer((connection, res) => {
+    const server = await startHostileServer((connection, res) => {
       res.write(connection === 1 ? `${command('before-hello')}${hello()}` : hello());
     });
     const log: LogEntry[] = [];
@@ -219,7 +212,7 @@ describe('§4.1 a broken hello: the connection is dropped and retried with backo
   });
 
   it('a hello of another protocol version stops the gateway with a clear error instead of retrying', async () => {
-    server = await startHostileServer((_, res) => {
+    const server = await startHostileServer((_, res) => {
       res.write(`${hello({ v: 2 })}${command('from-the-future')}`);
     });
     const log: LogEntry[] = [];
@@ -247,7 +240,7 @@ describe('§4 an event that never ends: the gateway caps one event and drops the
     const maxEventLength = 64 * 1024;
     const total = 64 * 1024 * 1024;
     const written: number[] = [];
-    server = await startHostileServer(async (connection, res) => {
+    const server = await startHostileServer(async (connection, res) => {
       res.write(hello());
       if (connection === 1) {
         res.write('event: command\ndata: ');
@@ -261,7 +254,7 @@ describe('§4 an event that never ends: the gateway caps one event and drops the
     const { gateway, source } = gatewayFor(server.url, log, maxEventLength);
     await gateway.start();
     await until(
-      () => (server?.connections ?? 0) >= 3 && written.length === 2,
+      () => server.connections >= 3 && written.length === 2,
       'both floods dropped and a third connection',
       20_000,
     );

@@ -237,103 +237,44 @@ describe('§6.1 every chunk header malformed in turn: 400 or 415 with its proble
       'backhaul-checksum': await xxhash(chunk),
       'backhaul-raw-length': String(chunk.length),
     };
-    const cases: {
+    type Case = {
       what: string;
       index?: string;
       headers: Record<string, string | undefined>;
       status: number;
       code: string;
-    }[] = [
-      { what: 'no codec', headers: { 'backhaul-codec': undefined }, status: 400, code: 'invalid-message' },
-      {
-        what: 'no checksum',
-        headers: { 'backhaul-checksum': undefined },
-        status: 400,
-        code: 'invalid-message',
-      },
-      {
-        what: 'no raw length',
-        headers: { 'backhaul-raw-length': undefined },
-        status: 400,
-        code: 'invalid-message',
-      },
-      {
-        what: 'raw length not a number',
-        headers: { 'backhaul-raw-length': 'lots' },
-        status: 400,
-        code: 'invalid-message',
-      },
-      {
-        what: 'raw length negative',
-        headers: { 'backhaul-raw-length': '-1000' },
-        status: 400,
-        code: 'invalid-message',
-      },
-      {
-        what: 'raw length in exponent form',
-        headers: { 'backhaul-raw-length': '1e3' },
-        status: 400,
-        code: 'invalid-message',
-      },
-      {
-        what: 'raw length fractional',
-        headers: { 'backhaul-raw-length': '999.5' },
-        status: 400,
-        code: 'invalid-message',
-      },
-      {
-        what: 'raw length huge',
-        headers: { 'backhaul-raw-length': '99999999999999999999' },
-        status: 400,
-        code: 'invalid-message',
-      },
-      {
-        what: 'checksum upper-case',
-        headers: { 'backhaul-checksum': good['backhaul-checksum'].toUpperCase() },
-        status: 400,
-        code: 'invalid-message',
-      },
-      {
-        what: 'checksum too short',
-        headers: { 'backhaul-checksum': 'abc123' },
-        status: 400,
-        code: 'invalid-message',
-      },
-      {
-        what: 'checksum not hex',
-        headers: { 'backhaul-checksum': 'zzzzzzzzzzzzzzzz' },
-        status: 400,
-        code: 'invalid-message',
-      },
-      {
-        what: 'unknown codec',
-        headers: { 'backhaul-codec': 'brotli' },
-        status: 415,
-        code: 'unsupported-codec',
-      },
-      {
-        what: 'codec name too long',
-        headers: { 'backhaul-codec': 'z'.repeat(200) },
-        status: 400,
-        code: 'invalid-message',
-      },
-      { what: 'index not a number', index: 'first', headers: {}, status: 400, code: 'invalid-message' },
-      { what: 'index negative', index: '-1', headers: {}, status: 400, code: 'invalid-message' },
-      {
-        what: 'index huge',
-        index: '99999999999999999999',
-        headers: {},
-        status: 400,
-        code: 'invalid-message',
-      },
-      {
-        what: 'index past the protocol limit',
-        index: '1000001',
-        headers: {},
-        status: 400,
-        code: 'invalid-message',
-      },
-      { what: 'index with a leading zero', index: '00', headers: {}, status: 400, code: 'invalid-message' },
+    };
+    const header = (
+      what: string,
+      headers: Case['headers'],
+      status = 400,
+      code = 'invalid-message',
+    ): Case => ({
+      what,
+      headers,
+      status,
+      code,
+    });
+    const index = (what: string, value: string): Case => ({ ...header(what, {}), index: value });
+    const cases: Case[] = [
+      header('no codec', { 'backhaul-codec': undefined }),
+      header('no checksum', { 'backhaul-checksum': undefined }),
+      header('no raw length', { 'backhaul-raw-length': undefined }),
+      header('raw length not a number', { 'backhaul-raw-length': 'lots' }),
+      header('raw length negative', { 'backhaul-raw-length': '-1000' }),
+      header('raw length in exponent form', { 'backhaul-raw-length': '1e3' }),
+      header('raw length fractional', { 'backhaul-raw-length': '999.5' }),
+      header('raw length huge', { 'backhaul-raw-length': '99999999999999999999' }),
+      header('checksum upper-case', { 'backhaul-checksum': good['backhaul-checksum'].toUpperCase() }),
+      header('checksum too short', { 'backhaul-checksum': 'abc123' }),
+      header('checksum not hex', { 'backhaul-checksum': 'zzzzzzzzzzzzzzzz' }),
+      header('unknown codec', { 'backhaul-codec': 'brotli' }, 415, 'unsupported-codec'),
+      header('codec name too long', { 'backhaul-codec': 'z'.repeat(200) }),
+      index('index not a number', 'first'),
+      index('index negative', '-1'),
+      index('index huge', '99999999999999999999'),
+      index('index past the protocol limit', '1000001'),
+      index('index with a leading zero', '00'),
     ];
     for (const bad of cases) {
       const headers: Record<string, string> = { ...auth(gatewayA.token) };
