@@ -60,8 +60,8 @@ export interface BackhaulServerOptions {
    */
   requestTimeoutMs?: number;
   /**
-   * The handler answers 408 and closes the connection when a request body it reads stalls this
-   * long without a byte. Default 30 000.
+   * The handler answers 408 and closes the connection when a request body stalls this long
+   * without a byte (wherever the handler is mounted). Default 30 000.
    */
   bodyIdleTimeoutMs?: number;
   /** Default: silent. */
