@@ -188,7 +188,7 @@ describe('§4.1 a broken hello: the connection is dropped and retried with backo
     const { gateway, source } = gatewayFor(server.url, log);
     await gateway.start();
     expect(server.connections).toBe(3);
-    expect(server.closedByGateway).toBe(2);
+    await until(() => server.closedByGateway === 2, 'the two bad connections closed by the gateway');
     expect(log.filter((entry) => entry.message === 'invalid hello on the command stream')).toHaveLength(2);
     expect(codesLogged(log)).toContain('invalid-message');
     expect(log.filter((entry) => entry.message === 'command stream lost, reconnecting')).toHaveLength(2);
