@@ -9,11 +9,15 @@
  * store under PREFIX and filesystem storage in STORAGE_DIR, and prints one JSON line on stdout
  * when it is listening: {"ready":true,"pid":…,"port":…,"url":"http://127.0.0.1:…"}.
  *
- * Environment: PORT (required), PREFIX (required: the Redis key prefix), STORAGE_DIR (required),
+ * Environment: PORT (required), PREFIX (the Redis key prefix; without it the in-memory store, and
+ * no Redis is needed), STORAGE_DIR (required), CODECS (comma-separated: zstd, lz4; default none),
  * REDIS_URL (default BACKHAUL_REDIS_URL or redis://127.0.0.1:6379), ACK_TIMEOUT_MS,
  * SWEEP_INTERVAL_MS, MAX_REDELIVERIES (server defaults when unset), LOG=1 to log to stderr,
  * BACKHAUL_TEST_FAILPOINTS (read by the server itself).
  */
+import { createLz4Codec } from '@backhaul/codec-lz4';
+import { createZstdCodec } from '@backhaul/codec-zstd';
+import type { Codec } from '@backhaul/core';
 import { createBackhaulServer, type Logger } from '@backhaul/server-node';
 import { createFsStorage } from '@backhaul/storage-fs';
 import { createRedisCommandStore } from '@backhaul/store-redis';
@@ -45,15 +49,28 @@ const stderrLogger: Logger = {
 
 async function main(): Promise<void> {
   const port = Number(required('PORT'));
-  const store = createRedisCommandStore({
-    url: process.env.REDIS_URL ?? process.env.BACKHAUL_REDIS_URL ?? 'redis://127.0.0.1:6379',
-    keyPrefix: required('PREFIX'),
-  });
+  const prefix = process.env.PREFIX;
+  const store = prefix
+    ? createRedisCommandStore({
+        url: process.env.REDIS_URL ?? process.env.BACKHAUL_REDIS_URL ?? 'redis://127.0.0.1:6379',
+        keyPrefix: prefix,
+      })
+    : undefined;
+  const codecFactories: Record<string, () => Codec> = { zstd: createZstdCodec, lz4: createLz4Codec };
+  const codecs = (process.env.CODECS ?? '')
+    .split(',')
+    .filter(Boolean)
+    .map((name) => {
+      const factory = codecFactories[name];
+      if (!factory) throw new Error(`server-process: unknown codec ${name}`);
+      return factory();
+    });
   const ackTimeoutMs = optionalInteger('ACK_TIMEOUT_MS');
   const maxRedeliveries = optionalInteger('MAX_REDELIVERIES');
   const server = createBackhaulServer({
     store,
     storage: createFsStorage({ root: required('STORAGE_DIR') }),
+    codecs,
     gateways: [{ id: processGatewayId, token: processGatewayToken }],
     callerTokens: [processCallerToken],
     downloadSecret: processDownloadSecret,
@@ -66,12 +83,12 @@ async function main(): Promise<void> {
   });
   // Ready means Redis answers: a request served before the store's connection is up would queue
   // its reads behind the connection handshake, after writes other processes made meanwhile.
-  await store.redis.ping();
+  await store?.redis.ping();
   const { url } = await server.listen(port, '127.0.0.1');
 
   const shutdown = async () => {
     await server.close();
-    await store.close();
+    await store?.close();
     process.exit(0);
   };
   process.once('SIGTERM', () => void shutdown());

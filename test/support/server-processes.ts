@@ -18,8 +18,10 @@ const script = fileURLToPath(new URL('./server-process.ts', import.meta.url));
 
 export interface ServerProcessOptions {
   port: number;
-  /** Redis key prefix; processes that share one command log use the same. */
-  prefix: string;
+  /** Redis key prefix; processes that share one command log use the same. Without: memory store. */
+  prefix?: string;
+  /** Chunk codecs the server accepts besides identity. */
+  codecs?: ('zstd' | 'lz4')[];
   storageDir: string;
   redisUrl?: string;
   ackTimeoutMs?: number;
@@ -65,7 +67,8 @@ export async function startServerProcess(
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     PORT: String(options.port),
-    PREFIX: options.prefix,
+    PREFIX: options.prefix ?? '',
+    CODECS: (options.codecs ?? []).join(','),
     STORAGE_DIR: options.storageDir,
     // tsx resolves `@backhaul/*` through this tsconfig's `paths`: the sources, not dist/.
     TSX_TSCONFIG_PATH: `${repositoryRoot}tsconfig.json`,

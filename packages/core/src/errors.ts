@@ -9,6 +9,11 @@ export const errorCatalog = {
   forbidden: { status: 403, retryable: false, title: 'This credential may not touch that resource' },
   'not-found': { status: 404, retryable: false, title: 'No such resource' },
   'method-not-allowed': { status: 405, retryable: false, title: 'Method not allowed here' },
+  'request-timeout': {
+    status: 408,
+    retryable: true,
+    title: 'The request did not arrive in time',
+  },
   'invalid-state': { status: 409, retryable: false, title: 'The command is not in a state that allows this' },
   'chunk-conflict': {
     status: 409,
@@ -28,10 +33,20 @@ export const errorCatalog = {
     title: 'The body or its decoded form exceeds the limit',
   },
   'unsupported-codec': { status: 415, retryable: false, title: 'The codec is not accepted by this server' },
+  'unsupported-media-type': {
+    status: 415,
+    retryable: false,
+    title: 'The Content-Type is not accepted here',
+  },
   'checksum-mismatch': { status: 422, retryable: true, title: 'The checksum does not match the bytes' },
   'corrupt-data': { status: 422, retryable: true, title: 'The compressed bytes cannot be decoded' },
   'file-incomplete': { status: 422, retryable: false, title: 'The file is missing chunks' },
   'too-many-requests': { status: 429, retryable: true, title: 'Too many requests' },
+  'headers-too-large': {
+    status: 431,
+    retryable: false,
+    title: 'The request headers exceed the limit',
+  },
   'query-failed': { status: 502, retryable: false, title: 'The database rejected or aborted the query' },
   'gateway-unavailable': { status: 503, retryable: true, title: 'The gateway is not connected' },
   'service-unavailable': { status: 503, retryable: true, title: 'A backing service is unavailable' },
@@ -126,7 +141,10 @@ function codeForStatus(status: number): ErrorCode {
   if (status === 401) return 'unauthorized';
   if (status === 403) return 'forbidden';
   if (status === 404) return 'not-found';
+  if (status === 408) return 'request-timeout';
   if (status === 413) return 'payload-too-large';
+  if (status === 415) return 'unsupported-media-type';
+  if (status === 431) return 'headers-too-large';
   if (status === 429) return 'too-many-requests';
   if (status === 503) return 'service-unavailable';
   if (status === 504) return 'timeout';

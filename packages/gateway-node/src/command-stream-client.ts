@@ -1,5 +1,13 @@
 import type { Logger } from '@backhaul/core';
-import { BackhaulError, type Hello, helloSchema, parseJson, parseMessage, sleep } from '@backhaul/core';
+import {
+  BackhaulError,
+  type Hello,
+  helloSchema,
+  PROTOCOL_VERSION,
+  parseJson,
+  parseMessage,
+  sleep,
+} from '@backhaul/core';
 import { createParser } from 'eventsource-parser';
 import { request } from 'undici';
 import { describeError, problemFromResponse, type ServerApi } from './server-api.js';
@@ -10,13 +18,25 @@ export interface CommandStreamHandlers {
   onCommand(data: string, eventId: string | undefined): void;
   /** A stream that had said hello ended; the client reconnects by itself. */
   onDisconnected(error: unknown): void;
-  /** The server refused our credential (401/403): retrying cannot help, so the client stops. */
+  /**
+   * Retrying cannot help, so the client stops: the server refused our credential (401/403), or
+   * its hello speaks a protocol version this gateway does not.
+   */
   onFatal(error: BackhaulError): void;
 }
+
+/** Twice the largest query a server accepts (4 MiB of JSON): room for any honest command. */
+export const DEFAULT_MAX_EVENT_LENGTH = 8 * 1024 * 1024;
 
 export interface CommandStreamOptions {
   api: ServerApi;
   heartbeatTimeoutMs: number;
+  /**
+   * Most characters one event may take (its data, and a line still waiting for its end): past
+   * it the stream is dropped and reconnected, so a broken or hostile server cannot make the
+   * gateway buffer without bound.
+   */
+  maxEventLength?: number;
   reconnect: { baseDelayMs: number; maxDelayMs: number };
   logger: Logger;
   handlers: CommandStreamHandlers;
@@ -34,6 +54,8 @@ export class CommandStreamClient {
   #current: AbortController | undefined;
   #lastEventId: string | undefined;
   #serverRetryMs: number | undefined;
+  /** Set when the server said something that retrying cannot fix; the loop stops on it. */
+  #fatal: BackhaulError | undefined;
   #loop: Promise<void> | undefined;
 
   constructor(options: CommandStreamOptions) {
@@ -73,9 +95,18 @@ export class CommandStreamClient {
       if (this.#stopped.signal.aborted) break;
       if (BackhaulError.isInstance(cause) && (cause.status === 401 || cause.status === 403)) {
         logger.error('the server refused the gateway token; not reconnecting', {
+          code: cause.code,
           error: describeError(cause),
         });
         handlers.onFatal(cause);
+        return;
+      }
+      if (this.#fatal) {
+        logger.error('the server speaks another protocol; not reconnecting', {
+          code: this.#fatal.code,
+          error: describeError(this.#fatal),
+        });
+        handlers.onFatal(this.#fatal);
         return;
       }
       if (helloSeen) handlers.onDisconnected(cause);
@@ -103,6 +134,7 @@ export class CommandStreamClient {
 
   async #connectOnce(onHealthy: () => void): Promise<void> {
     const { api, heartbeatTimeoutMs, handlers, logger } = this.#options;
+    const maxEventLength = this.#options.maxEventLength ?? DEFAULT_MAX_EVENT_LENGTH;
     const controller = new AbortController();
     this.#current = controller;
     if (this.#stopped.signal.aborted) return;
@@ -139,38 +171,106 @@ export class CommandStreamClient {
         );
       }
 
+      // A server that breaks the protocol on this connection is not listened to any further,
+      // not even for the rest of the bytes already received: nothing it sent after runs.
+      const dropConnection = (error: BackhaulError, message: string) => {
+        if (controller.signal.aborted) return;
+        logger.error(message, { code: error.code, error: describeError(error) });
+        controller.abort(error);
+      };
+      let helloSeen = false;
       const parser = createParser({
+        maxBufferSize: maxEventLength,
         onRetry: (ms) => {
           this.#serverRetryMs = ms;
         },
         onEvent: (event) => {
+          if (controller.signal.aborted) return;
           if (event.event === 'hello') {
             try {
-              const hello = parseMessage(helloSchema, parseJson(event.data, 'hello'), 'hello');
+              const hello = this.#readHello(event.data);
+              helloSeen = true;
               onHealthy();
               handlers.onHello(hello);
             } catch (error) {
-              logger.error('invalid hello on the command stream', { error: describeError(error) });
-              controller.abort(error);
+              const problem = BackhaulError.isInstance(error)
+                ? error
+                : new BackhaulError('invalid-message', `invalid hello: ${String(error)}`);
+              dropConnection(problem, 'invalid hello on the command stream');
             }
           } else if (event.event === 'command') {
+            // §4: "The server MUST first send retry: and a hello event"; a command before it
+            // comes from something that is not speaking this protocol, so none of it is run.
+            if (!helloSeen) {
+              dropConnection(
+                new BackhaulError('invalid-message', 'a command arrived before the hello'),
+                'protocol violation on the command stream',
+              );
+              return;
+            }
             // §4.2 Last-Event-ID names the last *command* seen, so only command ids move it.
             if (event.id) this.#lastEventId = event.id;
             handlers.onCommand(event.data, event.id);
+          } else {
+            // A newer server may add event types: skipped and logged, the stream stays up.
+            const error = new BackhaulError(
+              'invalid-message',
+              `unknown event type '${(event.event ?? 'message').slice(0, 64)}' skipped`,
+            );
+            logger.warn('unknown event on the command stream', {
+              code: error.code,
+              error: describeError(error),
+            });
           }
         },
-        onError: (error) => logger.warn('malformed line on the command stream', { error: error.message }),
+        onError: (error) => {
+          if (error.type === 'max-buffer-size-exceeded') {
+            dropConnection(
+              new BackhaulError(
+                'payload-too-large',
+                `an event on the command stream exceeds ${maxEventLength} characters`,
+              ),
+              'oversized event on the command stream',
+            );
+            return;
+          }
+          logger.warn('malformed line on the command stream', {
+            code: 'invalid-message',
+            error: error.message,
+          });
+        },
       });
       const decoder = new TextDecoder();
       for await (const bytes of response.body) {
         deadStream.refresh();
         parser.feed(decoder.decode(bytes as Uint8Array, { stream: true }));
+        if (controller.signal.aborted) break;
       }
+      // Dropped for a protocol violation: the loop logs and backs off on the reason, not on "closed".
+      if (controller.signal.aborted) throw controller.signal.reason;
     } catch (error) {
       // An abort carries its reason (dead stream or stop); surface that rather than "aborted".
       throw controller.signal.aborted ? controller.signal.reason : error;
     } finally {
       clearTimeout(deadStream);
     }
+  }
+
+  /**
+   * §4.1 The hello. A version other than ours is fatal (this gateway cannot speak to that server,
+   * however often it retries); any other malformed hello drops the connection and retries.
+   */
+  #readHello(data: string): Hello {
+    const json = parseJson(data, 'hello');
+    const version = (json as { v?: unknown } | null)?.v;
+    if (typeof version === 'number' && version !== PROTOCOL_VERSION) {
+      this.#fatal = new BackhaulError(
+        'invalid-message',
+        `the server speaks protocol version ${version}; this gateway speaks version ${PROTOCOL_VERSION}: upgrade the gateway`,
+        { details: { serverVersion: version, gatewayVersion: PROTOCOL_VERSION } },
+      );
+      throw this.#fatal;
+    }
+    return parseMessage(helloSchema, json, 'hello');
   }
 }

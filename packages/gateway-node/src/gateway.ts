@@ -14,7 +14,7 @@ import {
 } from '@backhaul/core';
 import { Agent } from 'undici';
 import { CommandRunner } from './command-runner.js';
-import { CommandStreamClient } from './command-stream-client.js';
+import { CommandStreamClient, DEFAULT_MAX_EVENT_LENGTH } from './command-stream-client.js';
 import { FILE_BATCH_SIZE } from './parquet-encoding.js';
 import { ServerApi } from './server-api.js';
 
@@ -38,6 +38,11 @@ export interface GatewayOptions {
   rowBatchSize?: number;
   /** No bytes on the command stream for this long means it is dead (default 45 000, §4). */
   heartbeatTimeoutMs?: number;
+  /**
+   * Most characters one command-stream event may take (default 8 Mi, twice the largest query a
+   * server accepts); a larger one drops the stream, which is then reconnected with backoff.
+   */
+  maxEventLength?: number;
   reconnect?: { baseDelayMs?: number; maxDelayMs?: number };
   progressIntervalMs?: number;
   maxConcurrentCommands?: number;
@@ -169,6 +174,7 @@ export function createGateway(options: GatewayOptions): Gateway {
           stream = new CommandStreamClient({
             api,
             heartbeatTimeoutMs: config.heartbeatTimeoutMs,
+            maxEventLength: config.maxEventLength,
             reconnect: config.reconnect,
             logger,
             handlers: {
@@ -236,6 +242,7 @@ function resolveOptions(options: GatewayOptions) {
     retry: options.retry ?? defaultRetryPolicy,
     rowBatchSize: Math.floor(positive('rowBatchSize', options.rowBatchSize, 1000)),
     heartbeatTimeoutMs: positive('heartbeatTimeoutMs', options.heartbeatTimeoutMs, 45_000),
+    maxEventLength: Math.floor(positive('maxEventLength', options.maxEventLength, DEFAULT_MAX_EVENT_LENGTH)),
     reconnect: {
       baseDelayMs: positive('reconnect.baseDelayMs', options.reconnect?.baseDelayMs, 250),
       maxDelayMs: positive('reconnect.maxDelayMs', options.reconnect?.maxDelayMs, 15_000),

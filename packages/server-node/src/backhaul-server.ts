@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
   BackhaulError,
@@ -13,6 +13,7 @@ import {
   type SubmitQuery,
 } from '@backhaul/core';
 import { type AdmissionSnapshot, createAdmission } from './admission.js';
+import { watchRequestBody } from './body-deadline.js';
 import { callerRoutes } from './caller-api.js';
 import { type ChunkIngest, createChunkIngest } from './chunk-ingest.js';
 import { createCommandDispatcher } from './command-dispatcher.js';
@@ -20,6 +21,7 @@ import { createCommandStreams } from './command-stream.js';
 import { createCredentials } from './credentials.js';
 import { gatewayRoutes } from './gateway-api.js';
 import { asBackhaulError, sendProblem } from './http-io.js';
+import { createOwnHttpServer } from './own-http-server.js';
 import { createQueryEvents } from './query-events.js';
 import { createQueryViews, requestBaseUrl } from './query-views.js';
 import { createRouter } from './router.js';
@@ -169,6 +171,13 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
   ): Promise<void> {
     // A client that vanishes mid-answer must cost us nothing but that answer.
     res.once('error', (error) => logger.warn('response failed', { url: req.url, error: String(error) }));
+    watchRequestBody(
+      req,
+      res,
+      { totalMs: config.requestTimeoutMs, idleMs: config.bodyIdleTimeoutMs },
+      (error) =>
+        logger.warn('closed a request whose body was too slow', { url: req.url, error: error.message }),
+    );
     try {
       if (closed)
         throw new BackhaulError('service-unavailable', 'The server is shutting down', { retryAfterMs: 5000 });
@@ -216,7 +225,11 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
 
     listen(port = 0, host = '127.0.0.1') {
       if (httpServer) return Promise.reject(new Error('This server is already listening'));
-      const server = createServer((req, res) => void handle(req, res));
+      const server = createOwnHttpServer((req, res) => void handle(req, res), {
+        headersTimeoutMs: config.headersTimeoutMs,
+        requestTimeoutMs: config.requestTimeoutMs,
+        logger,
+      });
       httpServer = server;
       return new Promise((resolve, reject) => {
         server.once('error', reject);

@@ -15,7 +15,7 @@ import {
   type StoredResult,
 } from '@backhaul/core';
 import { failpoint } from './failpoints.js';
-import { discardBody, readBody } from './http-io.js';
+import { discardBody, readBody, requireMediaType } from './http-io.js';
 
 /**
  * Chunk ingest, the server's hot path (docs/protocol.md §6). One chunk's journey:
@@ -280,6 +280,8 @@ export function createChunkIngest(options: ChunkIngestOptions): ChunkIngest {
 
   return {
     async putChunk(commandId, key, index, req) {
+      // §6.1: a chunk is `application/octet-stream`; anything else is refused before a byte is read.
+      requireMediaType(req, ['application/octet-stream']);
       const { codec: codecName, checksum, rawLength } = readChunkHeaders(req);
       // §6.2: too large is decided before the output is allocated, and before the body is read.
       if (rawLength > chunkSize) {

@@ -53,6 +53,23 @@ export async function sendProblem(
   }
   const drained = await discardBody(req, DISCARD_LIMIT);
   if (res.headersSent || res.destroyed) return;
+  writeProblem(res, error, !drained);
+}
+
+/**
+ * Answers with a problem without touching the request body, then closes the connection: for a
+ * client that is not sending its body (too slow, or the server will not wait for it).
+ */
+export function sendProblemAndClose(res: ServerResponse, error: BackhaulError): void {
+  if (res.headersSent || res.destroyed) {
+    res.destroy();
+    return;
+  }
+  res.once('finish', () => res.socket?.destroy());
+  writeProblem(res, error, true);
+}
+
+function writeProblem(res: ServerResponse, error: BackhaulError, closeConnection: boolean): void {
   const body = JSON.stringify(toProblem(error));
   const headers: Record<string, string | number> = {
     'content-type': 'application/problem+json',
@@ -61,15 +78,40 @@ export async function sendProblem(
   };
   if (error.retryAfterMs !== undefined)
     headers['retry-after'] = Math.max(1, Math.ceil(error.retryAfterMs / 1000));
-  if (!drained) headers.connection = 'close';
+  if (closeConnection) headers.connection = 'close';
   res.writeHead(error.status, headers);
   res.end(body);
+}
+
+/**
+ * Refuses a body whose declared media type is not one the route reads (415), before a byte of
+ * it is read. A request without Content-Type is let through: its body is still validated.
+ */
+export function requireMediaType(req: IncomingMessage, accepted: readonly string[]): void {
+  const declared = req.headers['content-type'];
+  if (declared === undefined) return;
+  const essence = declared.split(';', 1)[0]?.trim().toLowerCase() ?? '';
+  const isAccepted = accepted.some((type) =>
+    // `application/*+json` (RFC 6839) is JSON too.
+    type === 'application/json'
+      ? essence === type || /^application\/[^/]+\+json$/.test(essence)
+      : essence === type,
+  );
+  if (!isAccepted) {
+    throw new BackhaulError(
+      'unsupported-media-type',
+      `Content-Type '${declared.slice(0, 100)}' is not accepted here; send ${accepted.join(' or ')}`,
+      { details: { accepted } },
+    );
+  }
 }
 
 /** Reads and drops what is left of a request body; false when it is longer than `limit`. */
 export function discardBody(req: IncomingMessage, limit: number): Promise<boolean> {
   if (req.complete || req.readableEnded) return Promise.resolve(true);
   if (req.destroyed) return Promise.resolve(false);
+  // A body declared past the limit is not waited for at all: answer now and close.
+  if (Number(req.headers['content-length']) > limit) return Promise.resolve(false);
   return new Promise((resolve) => {
     let seen = 0;
     const finish = (result: boolean) => {
@@ -174,6 +216,7 @@ export async function readJson(
   what: string,
   maxBytes: number,
 ): Promise<{ json: unknown; byteLength: number }> {
+  requireMediaType(req, ['application/json']);
   const body = await readBody(req, maxBytes);
   return { json: parseJson(body.toString('utf8'), what), byteLength: body.length };
 }

@@ -53,6 +53,23 @@ export interface BackhaulServerOptions {
    * defaults: 200 small queries, 50 medium files, 10 large files (past 100 MiB) at once.
    */
   admission?: Partial<AdmissionLimits>;
+  /**
+   * Time allowed to receive a request's headers on the own `listen()` server (Node's
+   * `headersTimeout`): a client that trickles headers (slowloris) is answered 408 and closed.
+   * Default 60 000 (Node's default). A framework you mount the handler in sets its own.
+   */
+  headersTimeoutMs?: number;
+  /**
+   * Time allowed to receive a whole request, body included: Node's `requestTimeout` on the own
+   * `listen()` server, and enforced by the handler itself on every body it reads (chunks, JSON),
+   * so it holds when mounted in Express or Fastify too. Default 300 000 (Node's default).
+   */
+  requestTimeoutMs?: number;
+  /**
+   * The handler answers 408 and closes the connection when a request body stalls this long
+   * without a byte (wherever the handler is mounted). Default 30 000.
+   */
+  bodyIdleTimeoutMs?: number;
   /** Default: silent. */
   logger?: Logger;
 }
@@ -76,6 +93,9 @@ export interface ResolvedOptions {
   maxJsonBodyBytes: number;
   rowRetentionMs: number;
   admission: AdmissionLimits;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  bodyIdleTimeoutMs: number;
   logger: Logger;
 }
 
@@ -113,6 +133,11 @@ export function resolveOptions(options: BackhaulServerOptions): ResolvedOptions 
   if (options.downloadSecret !== undefined && options.downloadSecret.length < 16) {
     throw new RangeError('downloadSecret must be at least 16 characters');
   }
+  const headersTimeoutMs = positiveInteger('headersTimeoutMs', options.headersTimeoutMs, 60_000);
+  const requestTimeoutMs = positiveInteger('requestTimeoutMs', options.requestTimeoutMs, 300_000);
+  // Node refuses a headersTimeout above requestTimeout; say so at start-up, in our names.
+  if (headersTimeoutMs > requestTimeoutMs)
+    throw new RangeError('headersTimeoutMs must not exceed requestTimeoutMs');
   let basePath = trimSlashes(options.basePath ?? '');
   if (basePath && !basePath.startsWith('/')) basePath = `/${basePath}`;
   return {
@@ -135,6 +160,9 @@ export function resolveOptions(options: BackhaulServerOptions): ResolvedOptions 
     maxJsonBodyBytes: positiveInteger('maxJsonBodyBytes', options.maxJsonBodyBytes, 16 * 1024 * 1024),
     rowRetentionMs: positiveInteger('rowRetentionMs', options.rowRetentionMs, downloadTtlSeconds * 1000),
     admission: resolveAdmissionLimits(options.admission),
+    headersTimeoutMs,
+    requestTimeoutMs,
+    bodyIdleTimeoutMs: positiveInteger('bodyIdleTimeoutMs', options.bodyIdleTimeoutMs, 30_000),
     logger: options.logger ?? silentLogger,
   };
 }
