@@ -10,6 +10,7 @@ export const errorCatalog = {
   'not-found': { status: 404, retryable: false, title: 'No such resource' },
   'method-not-allowed': { status: 405, retryable: false, title: 'Method not allowed here' },
   'invalid-state': { status: 409, retryable: false, title: 'The command is not in a state that allows this' },
+  conflict: { status: 409, retryable: false, title: 'The resource already exists' },
   'chunk-conflict': {
     status: 409,
     retryable: false,

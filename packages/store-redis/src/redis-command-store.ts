@@ -1,7 +1,7 @@
-import { once } from 'node:events';
 import { BackhaulError, type CommandRecord, type CommandStore, isTerminal } from '@backhaul/core';
 import { Redis } from 'ioredis';
 import { defineCommandScripts } from './command-scripts.js';
+import { closeConnection, guard as guardAs, unavailable as unavailableAs } from './redis-connection.js';
 import { redisKeys } from './redis-keys.js';
 
 export interface RedisCommandStoreOptions {
@@ -184,15 +184,7 @@ export function createRedisCommandStore(options: RedisCommandStoreOptions = {}):
         return;
       }
       closed = true;
-      // QUIT lets queued replies arrive first; a connection that never came up is just dropped.
-      // Resolving on 'end' means the socket is gone once close() resolves, not merely asked to go.
-      if (redis.status === 'ready') {
-        const ended = once(redis, 'end');
-        await redis.quit();
-        await ended;
-      } else if (redis.status !== 'end') {
-        redis.disconnect();
-      }
+      await closeConnection(redis);
     },
   };
 }
@@ -210,17 +202,6 @@ function fieldsOf(flat: string[]): Record<string, string> {
   return fields;
 }
 
-/** Redis failures reach the caller typed and retryable, like every other backing service's. */
-async function guard<T>(operation: Promise<T>): Promise<T> {
-  try {
-    return await operation;
-  } catch (error) {
-    throw unavailable(error);
-  }
-}
-
-function unavailable(error: unknown): BackhaulError {
-  if (BackhaulError.isInstance(error)) return error;
-  const message = error instanceof Error ? error.message : String(error);
-  return new BackhaulError('service-unavailable', `Redis command store: ${message}`, { cause: error });
-}
+const what = 'Redis command store';
+const guard = <T>(operation: Promise<T>) => guardAs(what, operation);
+const unavailable = (error: unknown) => unavailableAs(what, error);
