@@ -42,7 +42,7 @@ export interface CommandDispatcherOptions {
   store: CommandStore;
   policy: DeliveryPolicy;
   streams: CommandStreams;
-  hasGateway(id: string): boolean;
+  hasGateway(id: string): Promise<boolean>;
   rowsByteLimit: number;
   sweepIntervalMs: number;
   logger: Logger;
@@ -164,7 +164,7 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
   return {
     async submit(request) {
       const query = parseMessage(submitQuerySchema, request, 'query');
-      if (!options.hasGateway(query.gatewayId)) {
+      if (!(await options.hasGateway(query.gatewayId))) {
         throw new BackhaulError('not-found', `No gateway '${query.gatewayId}' is configured`);
       }
       const now = Date.now();
