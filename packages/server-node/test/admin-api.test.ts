@@ -32,7 +32,13 @@ async function start(overrides: Parameters<typeof startServer>[0] = {}) {
   return server;
 }
 
-async function admin(base: string, method: string, path: string, body?: unknown, headers = adminAuth) {
+async function admin(
+  base: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = adminAuth,
+) {
   const response = await fetch(`${base}/v1/admin${path}`, {
     method,
     headers: { ...headers, 'content-type': 'application/json' },
