@@ -34,11 +34,13 @@ return 1
 
 /**
  * KEYS: enrolment hash. ARGV: tokenId, revokedAt, token key head.
- * Returns 1 when revoked now, 2 when it was revoked before (nothing changes), 0 when unknown.
+ * Returns 1 when revoked now, 2 when it was revoked before (nothing changes), 0 for an unknown
+ * token, -1 for an unknown gateway.
  * The token key is built here from the stored hash (as the command store's script builds a
  * gateway's key; a hash tag in the prefix keeps it in the same cluster slot).
  */
 const revokeScript = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local sha = redis.call('HGET', KEYS[1], 'sha:' .. ARGV[1])
 if not sha then return 0 end
 if redis.call('HEXISTS', KEYS[1], 'revoked:' .. ARGV[1]) == 1 then return 2 end

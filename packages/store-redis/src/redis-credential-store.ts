@@ -79,6 +79,7 @@ export function createRedisCredentialStore(options: RedisCredentialStoreOptions 
 
     async revokeToken(gatewayId, tokenId, now) {
       const outcome = await guard(scripts.revoke([keys.enrolment(gatewayId)], [tokenId, now, tokenHead]));
+      if (outcome === -1) throw new BackhaulError('not-found', `Gateway '${gatewayId}' is not enrolled`);
       const token = outcome === 0 ? undefined : (await read(gatewayId))?.tokens.find((t) => t.id === tokenId);
       if (!token) throw new BackhaulError('not-found', `Gateway '${gatewayId}' has no token '${tokenId}'`);
       return token;

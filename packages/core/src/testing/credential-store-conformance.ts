@@ -99,8 +99,16 @@ export function runCredentialStoreConformance(
 
       // Revoking again changes nothing: the first revocation time stays.
       expect(await store.revokeToken(gatewayId, old.id, revokedAt + 1)).toEqual({ ...old, revokedAt });
-      await expectBackhaulError(store.revokeToken(gatewayId, uniqueId('tok'), revokedAt), 'not-found');
-      await expectBackhaulError(store.revokeToken(uniqueId('missing'), old.id, revokedAt), 'not-found');
+      const unknownToken = await expectBackhaulError(
+        store.revokeToken(gatewayId, uniqueId('tok'), revokedAt),
+        'not-found',
+      );
+      expect(unknownToken.message).toMatch(/has no token/);
+      const unknownGateway = await expectBackhaulError(
+        store.revokeToken(uniqueId('missing'), old.id, revokedAt),
+        'not-found',
+      );
+      expect(unknownGateway.message).toMatch(/is not enrolled/);
     });
 
     it('remove deletes the gateway and every token; it can then be enrolled anew', async () => {
