@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { BackhaulError } from '@backhaul/core';
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
 
 /**
  * What the command store and the credential store do alike with their connection: turn Redis
@@ -34,4 +34,31 @@ export async function closeConnection(redis: Redis): Promise<void> {
   } else if (redis.status !== 'end') {
     redis.disconnect();
   }
+}
+
+export const defaultRedisUrl = 'redis://127.0.0.1:6379';
+export const defaultKeyPrefix = 'backhaul:';
+
+/** A store's connection: the one it was given (its owner closes it) or its own (closed by the store). */
+export interface StoreConnection {
+  readonly redis: Redis;
+  /** A key a script builds itself: ioredis prefixes the keys it is given, not those, so the connection's own prefix is added here. */
+  scriptKey(key: string): string;
+  /** Closes the connection if the store opened it; idempotent. */
+  close(): Promise<void>;
+}
+
+export function storeConnection(options: { redis?: Redis; url?: string }): StoreConnection {
+  const owned = options.redis === undefined;
+  const redis = options.redis ?? new Redis(options.url ?? defaultRedisUrl);
+  let closed = false;
+  return {
+    redis,
+    scriptKey: (key) => `${redis.options.keyPrefix ?? ''}${key}`,
+    async close() {
+      if (closed) return;
+      closed = true;
+      if (owned) await closeConnection(redis);
+    },
+  };
 }

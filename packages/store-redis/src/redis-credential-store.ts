@@ -5,11 +5,10 @@ import {
   type GatewayEnrolment,
   type GatewayTokenRecord,
 } from '@backhaul/core';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { credentialKeys } from './credential-keys.js';
 import { defineCredentialScripts } from './credential-scripts.js';
-import { defaultKeyPrefix, defaultRedisUrl } from './redis-command-store.js';
-import { closeConnection, guard as guardAs, unavailable } from './redis-connection.js';
+import { defaultKeyPrefix, guard as guardAs, storeConnection, unavailable } from './redis-connection.js';
 
 export interface RedisCredentialStoreOptions {
   /** A connection to use (e.g. the command store's `redis`); the store then leaves it open on `close()`. */
@@ -34,13 +33,11 @@ export function createRedisCredentialStore(options: RedisCredentialStoreOptions 
   const keyPrefix = options.keyPrefix ?? defaultKeyPrefix;
   if (typeof keyPrefix !== 'string')
     throw new TypeError('createRedisCredentialStore: keyPrefix must be a string');
-  const ownsConnection = options.redis === undefined;
-  const redis = options.redis ?? new Redis(options.url ?? defaultRedisUrl);
+  const connection = storeConnection(options);
+  const { redis } = connection;
   const keys = credentialKeys(keyPrefix);
   const scripts = defineCredentialScripts(redis);
-  // ioredis prefixes the keys it is given but not a key a script builds itself.
-  const tokenHead = `${redis.options.keyPrefix ?? ''}${keys.tokenHead}`;
-  let closed = false;
+  const tokenHead = connection.scriptKey(keys.tokenHead);
 
   const lookup = (gatewayId: string, tokenId: string) =>
     JSON.stringify({ gatewayId, tokenId } satisfies ActiveGatewayToken);
@@ -117,14 +114,7 @@ export function createRedisCredentialStore(options: RedisCredentialStoreOptions 
       return { gatewayId, tokenId };
     },
 
-    async close() {
-      if (closed || !ownsConnection) {
-        closed = true;
-        return;
-      }
-      closed = true;
-      await closeConnection(redis);
-    },
+    close: () => connection.close(),
   };
 }
 
