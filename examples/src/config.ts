@@ -24,6 +24,8 @@ export interface ServerConfig {
   /** `id:token` pairs. */
   gateways: { id: string; token: string }[];
   callerTokens: string[];
+  /** Tokens that open the admin API (enrol, rotate, revoke gateways); none: the API is closed. */
+  adminTokens: string[];
   downloadSecret: string;
   downloadTtlSeconds: number;
 }
@@ -96,6 +98,7 @@ export function loadServerConfig(
     codecs: (read('CODECS') ?? 'zstd,lz4').split(',').filter(Boolean).map(codec),
     gateways,
     callerTokens: (read('CALLER_TOKENS') ?? demoCallerToken).split(','),
+    adminTokens: adminTokens(env),
     downloadSecret: read('DOWNLOAD_SECRET') ?? randomBytes(32).toString('hex'),
     downloadTtlSeconds: integer(env, 'DOWNLOAD_TTL_SECONDS', 3600),
   };
@@ -115,6 +118,20 @@ export function loadGatewayConfig(
     codec: gatewayCodec === 'identity' ? 'identity' : codec(gatewayCodec),
     chunksInFlight: integer(env, 'CHUNKS_IN_FLIGHT', 16),
   };
+}
+
+/**
+ * BACKHAUL_ADMIN_TOKEN, the variable `backhaul-admin` reads too; several separated by commas, so an
+ * admin token can be rotated like the others. Unset: the admin API answers 401 to everyone.
+ */
+function adminTokens(env: NodeJS.ProcessEnv): string[] {
+  const tokens = (reader(env)('ADMIN_TOKEN') ?? '').split(',').filter(Boolean);
+  for (const token of tokens) {
+    // An admin token enrols gateways: one short enough to guess would open every database.
+    if (token.length < 32)
+      throw new ConfigError('BACKHAUL_ADMIN_TOKEN: use at least 32 characters, e.g. $(openssl rand -hex 32)');
+  }
+  return tokens;
 }
 
 /** A configuration mistake, reported at start-up with the variable to fix. */
