@@ -82,12 +82,19 @@ export function loadServerConfig(
   dataDir = '.backhaul-demo',
 ): ServerConfig {
   const read = reader(env);
-  const gateways = (read('GATEWAYS') ?? `${demoGateway.id}:${demoGateway.token}`).split(',').map((pair) => {
-    const [id, token, ...rest] = pair.split(':');
-    if (!id || !token || rest.length > 0)
-      throw new ConfigError(`BACKHAUL_GATEWAYS wants id:token pairs, got '${pair}'`);
-    return { id, token };
-  });
+  const admin = adminTokens(env);
+  // With the admin API open, gateways are enrolled through it: the demo gateway, whose token is
+  // public, is then left out unless BACKHAUL_GATEWAYS names gateways itself.
+  const configured = read('GATEWAYS') ?? (admin.length > 0 ? '' : `${demoGateway.id}:${demoGateway.token}`);
+  const gateways = configured
+    .split(',')
+    .filter(Boolean)
+    .map((pair) => {
+      const [id, token, ...rest] = pair.split(':');
+      if (!id || !token || rest.length > 0)
+        throw new ConfigError(`BACKHAUL_GATEWAYS wants id:token pairs, got '${pair}'`);
+      return { id, token };
+    });
   const { host, port } = listenAddress(env);
   return {
     host,
@@ -98,7 +105,7 @@ export function loadServerConfig(
     codecs: (read('CODECS') ?? 'zstd,lz4').split(',').filter(Boolean).map(codec),
     gateways,
     callerTokens: (read('CALLER_TOKENS') ?? demoCallerToken).split(','),
-    adminTokens: adminTokens(env),
+    adminTokens: admin,
     downloadSecret: read('DOWNLOAD_SECRET') ?? randomBytes(32).toString('hex'),
     downloadTtlSeconds: integer(env, 'DOWNLOAD_TTL_SECONDS', 3600),
   };

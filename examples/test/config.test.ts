@@ -23,6 +23,15 @@ describe('the admin API is closed unless BACKHAUL_ADMIN_TOKEN is set', () => {
     expect(server({ BACKHAUL_ADMIN_TOKEN: one }).adminTokens).toEqual([one]);
     expect(server({ BACKHAUL_ADMIN_TOKEN: `${one},${two}` }).adminTokens).toEqual([one, two]);
   });
+
+  it('with an admin token, the demo gateway (whose token is public) is left out unless BACKHAUL_GATEWAYS is set', () => {
+    const admin = 'a'.repeat(32);
+    expect(server({}).gateways.map((g) => g.id)).toEqual(['gw-demo']);
+    expect(server({ BACKHAUL_ADMIN_TOKEN: admin }).gateways).toEqual([]);
+    expect(server({ BACKHAUL_ADMIN_TOKEN: admin, BACKHAUL_GATEWAYS: 'gw-1:secret-1' }).gateways).toEqual([
+      { id: 'gw-1', token: 'secret-1' },
+    ]);
+  });
 });
 
 describe('Redis, S3 and PostgreSQL or MySQL are chosen by variables alone', () => {
