@@ -10,11 +10,11 @@ import { describe, expect, it } from 'vitest';
  * checkable: a package that implements an interface (its src sets `specificationVersion: 'v1'`)
  * must be listed below, and its tests must call the suite of each interface it is listed under.
  */
-type AdapterInterface = 'Codec' | 'ObjectStorage' | 'CommandStore' | 'DataSource';
+type AdapterInterface = 'Codec' | 'ObjectStorage' | 'CommandStore' | 'CredentialStore' | 'DataSource';
 
 const adapterInterfaces: Record<string, AdapterInterface[]> = {
-  // identityCodec and createMemoryCommandStore live in core itself.
-  core: ['Codec', 'CommandStore'],
+  // identityCodec, createMemoryCommandStore and createMemoryCredentialStore live in core itself.
+  core: ['Codec', 'CommandStore', 'CredentialStore'],
   'codec-lz4': ['Codec'],
   'codec-zstd': ['Codec'],
   'source-mysql': ['DataSource'],
@@ -22,7 +22,7 @@ const adapterInterfaces: Record<string, AdapterInterface[]> = {
   'source-sqlite': ['DataSource'],
   'storage-fs': ['ObjectStorage'],
   'storage-minio': ['ObjectStorage'],
-  'store-redis': ['CommandStore'],
+  'store-redis': ['CommandStore', 'CredentialStore'],
 };
 
 const packagesDir = fileURLToPath(new URL('../packages/', import.meta.url));

@@ -24,6 +24,8 @@ export interface ServerConfig {
   /** `id:token` pairs. */
   gateways: { id: string; token: string }[];
   callerTokens: string[];
+  /** Tokens that open the admin API (enrol, rotate, revoke gateways); none: the API is closed. */
+  adminTokens: string[];
   downloadSecret: string;
   downloadTtlSeconds: number;
   /** Concurrency limits of this server process (docs/deploy.md, "Admission control"); unset: the defaults. */
@@ -89,12 +91,19 @@ export function loadServerConfig(
   dataDir = '.backhaul-demo',
 ): ServerConfig {
   const read = reader(env);
-  const gateways = (read('GATEWAYS') ?? `${demoGateway.id}:${demoGateway.token}`).split(',').map((pair) => {
-    const [id, token, ...rest] = pair.split(':');
-    if (!id || !token || rest.length > 0)
-      throw new ConfigError(`BACKHAUL_GATEWAYS wants id:token pairs, got '${pair}'`);
-    return { id, token };
-  });
+  const admin = adminTokens(env);
+  // With the admin API open, gateways are enrolled through it: the demo gateway, whose token is
+  // public, is then left out unless BACKHAUL_GATEWAYS names gateways itself.
+  const configured = read('GATEWAYS') ?? (admin.length > 0 ? '' : `${demoGateway.id}:${demoGateway.token}`);
+  const gateways = configured
+    .split(',')
+    .filter(Boolean)
+    .map((pair) => {
+      const [id, token, ...rest] = pair.split(':');
+      if (!id || !token || rest.length > 0)
+        throw new ConfigError(`BACKHAUL_GATEWAYS wants id:token pairs, got '${pair}'`);
+      return { id, token };
+    });
   const { host, port } = listenAddress(env);
   return {
     host,
@@ -105,6 +114,7 @@ export function loadServerConfig(
     codecs: (read('CODECS') ?? 'zstd,lz4').split(',').filter(Boolean).map(codec),
     gateways,
     callerTokens: (read('CALLER_TOKENS') ?? demoCallerToken).split(','),
+    adminTokens: admin,
     downloadSecret: read('DOWNLOAD_SECRET') ?? randomBytes(32).toString('hex'),
     downloadTtlSeconds: integer(env, 'DOWNLOAD_TTL_SECONDS', 3600),
     admission: admissionConfig(env),
@@ -152,6 +162,20 @@ export function loadGatewayConfig(
     codec: gatewayCodec === 'identity' ? 'identity' : codec(gatewayCodec),
     chunksInFlight: integer(env, 'CHUNKS_IN_FLIGHT', 16),
   };
+}
+
+/**
+ * BACKHAUL_ADMIN_TOKEN, the variable `backhaul-admin` reads too; several separated by commas, so an
+ * admin token can be rotated like the others. Unset: the admin API answers 401 to everyone.
+ */
+function adminTokens(env: NodeJS.ProcessEnv): string[] {
+  const tokens = (reader(env)('ADMIN_TOKEN') ?? '').split(',').filter(Boolean);
+  for (const token of tokens) {
+    // An admin token enrols gateways: one short enough to guess would open every database.
+    if (token.length < 32)
+      throw new ConfigError('BACKHAUL_ADMIN_TOKEN: use at least 32 characters, e.g. $(openssl rand -hex 32)');
+  }
+  return tokens;
 }
 
 /** A configuration mistake, reported at start-up with the variable to fix. */

@@ -52,4 +52,13 @@ if (isMain(import.meta.url)) {
   };
   process.once('SIGINT', shutdown);
   process.once('SIGTERM', shutdown);
+  // A token revoked or removed while running (docs/protocol.md §10.4): the gateway stops, and the
+  // process says so with status 1, so a supervisor shows the failure instead of a clean exit.
+  reference.gateway.on((event) => {
+    const status =
+      event.type === 'disconnected' ? (event.error as { status?: number } | undefined)?.status : undefined;
+    if (status !== 401 && status !== 403) return;
+    process.stderr.write('gateway stopped: the server refused its token (revoked or removed?)\n');
+    void reference.stop().finally(() => process.exit(1));
+  });
 }

@@ -22,9 +22,11 @@ export async function startReferenceServer(config: ServerConfig): Promise<Refere
     server = createBackhaulServer({
       storage: storage.storage,
       store: store.store,
+      credentialStore: store.credentialStore,
       codecs: config.codecs.map(codecFor),
       gateways: config.gateways,
       callerTokens: config.callerTokens,
+      adminTokens: config.adminTokens,
       downloadSecret: config.downloadSecret,
       downloadTtlSeconds: config.downloadTtlSeconds,
       admission: config.admission,

@@ -4,6 +4,7 @@ import {
   BackhaulError,
   type Codec,
   type CommandStore,
+  type CredentialStore,
   type DataSource,
   type ObjectStorage,
 } from '@backhaul/core';
@@ -12,7 +13,7 @@ import { createPostgresDataSource } from '@backhaul/source-postgres';
 import { createSqliteDataSource } from '@backhaul/source-sqlite';
 import { createFsStorage } from '@backhaul/storage-fs';
 import { createS3Storage } from '@backhaul/storage-minio';
-import { createRedisCommandStore } from '@backhaul/store-redis';
+import { createRedisCommandStore, createRedisCredentialStore } from '@backhaul/store-redis';
 import { type CodecName, ConfigError, type GatewayConfig, type ServerConfig } from './config.js';
 
 export function codecFor(name: CodecName): Codec {
@@ -99,6 +100,8 @@ export function storageFor(config: ServerConfig): ReferenceStorage {
 export interface ReferenceStore {
   /** Undefined: the server's own in-memory store. */
   store: CommandStore | undefined;
+  /** Enrolled gateways, beside the command log (same Redis and prefix); undefined: in memory. */
+  credentialStore: CredentialStore | undefined;
   description: string;
   /** Run once before listening: fails when the store does not answer. */
   prepare(logger: Logger): Promise<void>;
@@ -110,9 +113,18 @@ const redisStartTimeoutMs = 10_000;
 export function storeFor(config: ServerConfig): ReferenceStore {
   const settings = config.store;
   if (settings.kind === 'memory') {
-    return { store: undefined, description: 'memory', async prepare() {}, async close() {} };
+    return {
+      store: undefined,
+      credentialStore: undefined,
+      description: 'memory',
+      async prepare() {},
+      async close() {},
+    };
   }
   const store = createRedisCommandStore({ url: settings.url, keyPrefix: settings.keyPrefix });
+  // One connection for both: enrolments live where the command log lives, and every server on
+  // this Redis and prefix shares them.
+  const credentialStore = createRedisCredentialStore({ redis: store.redis, keyPrefix: settings.keyPrefix });
   const where = describeUrl(settings.url);
   let logger: Logger = consoleLogger('server');
   let lastError = 'no answer';
@@ -124,6 +136,7 @@ export function storeFor(config: ServerConfig): ReferenceStore {
   });
   return {
     store,
+    credentialStore,
     description: `redis ${where} prefix '${settings.keyPrefix}'`,
     async prepare(startLogger) {
       logger = startLogger;

@@ -16,6 +16,24 @@ describe('the reference configuration runs on embedded defaults with no variable
   });
 });
 
+describe('the admin API is closed unless BACKHAUL_ADMIN_TOKEN is set', () => {
+  it('no admin token by default; one or several, separated by commas', () => {
+    expect(server({}).adminTokens).toEqual([]);
+    const [one, two] = ['a'.repeat(32), 'b'.repeat(40)];
+    expect(server({ BACKHAUL_ADMIN_TOKEN: one }).adminTokens).toEqual([one]);
+    expect(server({ BACKHAUL_ADMIN_TOKEN: `${one},${two}` }).adminTokens).toEqual([one, two]);
+  });
+
+  it('with an admin token, the demo gateway (whose token is public) is left out unless BACKHAUL_GATEWAYS is set', () => {
+    const admin = 'a'.repeat(32);
+    expect(server({}).gateways.map((g) => g.id)).toEqual(['gw-demo']);
+    expect(server({ BACKHAUL_ADMIN_TOKEN: admin }).gateways).toEqual([]);
+    expect(server({ BACKHAUL_ADMIN_TOKEN: admin, BACKHAUL_GATEWAYS: 'gw-1:secret-1' }).gateways).toEqual([
+      { id: 'gw-1', token: 'secret-1' },
+    ]);
+  });
+});
+
 describe('Redis, S3 and PostgreSQL or MySQL are chosen by variables alone', () => {
   it('BACKHAUL_STORE=redis', () => {
     expect(server({ BACKHAUL_STORE: 'redis' }).store).toEqual({
@@ -91,6 +109,11 @@ describe('a configuration mistake stops the start with the variable to fix', () 
       'redis URL scheme',
       () => server({ BACKHAUL_STORE: 'redis', BACKHAUL_REDIS_URL: 'http://x' }),
       /BACKHAUL_REDIS_URL must start with redis:\/\/ or rediss:\/\//,
+    ],
+    [
+      'short admin token',
+      () => server({ BACKHAUL_ADMIN_TOKEN: 'admin' }),
+      /BACKHAUL_ADMIN_TOKEN: use at least 32 characters/,
     ],
     [
       's3 without bucket',

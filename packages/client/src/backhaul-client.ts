@@ -1,25 +1,18 @@
 import {
   BackhaulError,
   type Column,
-  fromProblem,
   type GatewayView,
   type Progress,
-  parseRetryAfter,
   type QueryView,
   type SubmitQuery,
   sseEvents,
   terminalStates,
 } from '@backhaul/core';
 import { EventSourceParserStream } from 'eventsource-parser/stream';
+import { type ServerConnectionOptions, serverRequests } from './server-requests.js';
 
-export interface BackhaulClientOptions {
-  /** The server's base URL, e.g. `http://127.0.0.1:8080`. */
-  url: string;
-  /** A caller token configured on the server. */
-  token: string;
-  /** Defaults to the global fetch. */
-  fetch?: typeof fetch;
-}
+/** `token` is a caller token configured on the server. */
+export type BackhaulClientOptions = ServerConnectionOptions;
 
 /** What a caller sees while following a query (docs/protocol.md §3.3). */
 export type QueryEvent =
@@ -48,23 +41,7 @@ export interface BackhaulClient {
 }
 
 export function createBackhaulClient(options: BackhaulClientOptions): BackhaulClient {
-  const base = options.url.replace(/\/+$/, '');
-  const doFetch = options.fetch ?? fetch;
-  const authorization = `Bearer ${options.token}`;
-
-  async function call(path: string, init: RequestInit = {}): Promise<Response> {
-    const response = await doFetch(`${base}${path}`, {
-      ...init,
-      redirect: 'manual',
-      headers: { authorization, accept: 'application/json', ...init.headers },
-    });
-    if (response.status >= 400) {
-      const body = await response.json().catch(() => undefined);
-      throw fromProblem(response.status, body, parseRetryAfter(response.headers.get('retry-after')));
-    }
-    return response;
-  }
-  const json = async <T>(path: string, init?: RequestInit) => (await (await call(path, init)).json()) as T;
+  const { call, json, postJson } = serverRequests(options);
   const queryPath = (id: string) => `/v1/queries/${encodeURIComponent(id)}`;
 
   async function* follow(id: string, { signal }: { signal?: AbortSignal } = {}): AsyncGenerator<QueryEvent> {
@@ -96,12 +73,7 @@ export function createBackhaulClient(options: BackhaulClientOptions): BackhaulCl
   }
 
   return {
-    submit: (query) =>
-      json<QueryView>('/v1/queries', {
-        method: 'POST',
-        body: JSON.stringify(query),
-        headers: { 'content-type': 'application/json' },
-      }),
+    submit: (query) => postJson<QueryView>('/v1/queries', query),
     get: (id) => json<QueryView>(queryPath(id)),
     follow,
     async waitFor(id, { signal, onEvent } = {}) {

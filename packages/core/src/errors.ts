@@ -15,6 +15,7 @@ export const errorCatalog = {
     title: 'The request did not arrive in time',
   },
   'invalid-state': { status: 409, retryable: false, title: 'The command is not in a state that allows this' },
+  conflict: { status: 409, retryable: false, title: 'The resource already exists' },
   'chunk-conflict': {
     status: 409,
     retryable: false,

@@ -225,6 +225,36 @@ export interface QueryView {
   error?: Failure;
 }
 
+/** §10.1 What an operator sends to enrol a gateway. Unknown members are refused: a typo must not pass. */
+export const enrolGatewaySchema = z.strictObject({ gatewayId: identifier });
+export type EnrolGateway = z.infer<typeof enrolGatewaySchema>;
+
+/** §10 The path parameters of the admin API: a gateway ID and, where the path has one, a token ID. */
+export const gatewayPathSchema = z.object({ gatewayId: identifier });
+export const gatewayTokenPathSchema = z.object({ gatewayId: identifier, tokenId: identifier });
+
+/** §10 A token as listings show it: its ID and dates, never the token or its hash. */
+export interface GatewayTokenView {
+  id: string;
+  createdAt: string;
+  revokedAt?: string;
+}
+
+/** §10.2 An enrolled gateway. */
+export interface EnrolledGatewayView {
+  gatewayId: string;
+  createdAt: string;
+  tokens: GatewayTokenView[];
+}
+
+/** §10.1, §10.3 A newly issued token: the only answer that ever carries the token itself. */
+export interface IssuedGatewayToken {
+  gatewayId: string;
+  tokenId: string;
+  token: string;
+  createdAt: string;
+}
+
 export interface GatewayView {
   id: string;
   connected: boolean;

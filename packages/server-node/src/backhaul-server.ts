@@ -6,12 +6,14 @@ import {
   createChecksummer,
   createDownloadSigner,
   createMemoryCommandStore,
+  createMemoryCredentialStore,
   type GatewayView,
   isTerminal,
   PROTOCOL_VERSION,
   type QueryView,
   type SubmitQuery,
 } from '@backhaul/core';
+import { adminRoutes } from './admin-api.js';
 import { type AdmissionSnapshot, createAdmission } from './admission.js';
 import { watchRequestBody } from './body-deadline.js';
 import { callerRoutes } from './caller-api.js';
@@ -24,6 +26,7 @@ import { asBackhaulError, sendProblem } from './http-io.js';
 import { createOwnHttpServer } from './own-http-server.js';
 import { createQueryEvents } from './query-events.js';
 import { createQueryViews, requestBaseUrl } from './query-views.js';
+import { createRevocationWatch } from './revocation-watch.js';
 import { createRouter } from './router.js';
 import { createRowResults } from './row-results.js';
 import { type BackhaulServerOptions, resolveOptions } from './server-options.js';
@@ -61,7 +64,12 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
   const { logger, storage } = config;
   const ownsStore = config.store === undefined;
   const store = config.store ?? createMemoryCommandStore();
-  const credentials = createCredentials(config.gateways, config.callerTokens);
+  const ownsCredentialStore = config.credentialStore === undefined;
+  const credentialStore = config.credentialStore ?? createMemoryCredentialStore();
+  const credentials = createCredentials(config.gateways, config.callerTokens, {
+    adminTokens: config.adminTokens,
+    store: credentialStore,
+  });
   const codecs = new CodecRegistry(config.codecs);
   const signer = createDownloadSigner(config.downloadSecret);
   const hub = createSseHub(config.heartbeatMs);
@@ -161,8 +169,19 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
     signer,
     baseUrl,
   };
-  const router = createRouter([...gatewayRoutes(parts), ...callerRoutes(parts)]);
+  const router = createRouter([
+    ...gatewayRoutes(parts),
+    ...callerRoutes(parts),
+    ...adminRoutes(parts, credentialStore),
+  ]);
+  const revocations = createRevocationWatch({
+    streams,
+    store: credentialStore,
+    intervalMs: config.tokenRecheckMs,
+    logger,
+  });
   dispatcher.start();
+  revocations.start();
 
   async function handle(
     req: IncomingMessage,
@@ -249,6 +268,7 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
       closed = true;
       dispatcher.stop();
       admission.close();
+      revocations.stop();
       hub.closeAll();
       await ready.catch(() => undefined);
       await ingest?.abortAll();
@@ -262,6 +282,7 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
         });
       }
       if (ownsStore) await store.close();
+      if (ownsCredentialStore) await credentialStore.close();
     },
 
     async submitQuery(request) {

@@ -38,7 +38,7 @@ export function callerRoutes(parts: ServerParts): Route[] {
       method: 'POST',
       pattern: /^\/v1\/queries\/?$/,
       async handle({ req, res }) {
-        const callerId = credentials.requireCaller(req);
+        const callerId = await credentials.requireCaller(req);
         const { json } = await readJson(req, 'query', QUERY_JSON_BYTES);
         // Validated inside; 429 + Retry-After when its class is full and it may not queue (§3.7).
         const record = await dispatcher.submit(json as SubmitQuery, callerId);
@@ -54,7 +54,7 @@ export function callerRoutes(parts: ServerParts): Route[] {
       method: 'GET',
       pattern: new RegExp(`^${query}/?$`),
       async handle({ req, res, params: [id = ''] }) {
-        credentials.requireCaller(req);
+        await credentials.requireCaller(req);
         sendJson(res, 200, await views.view(await findQuery(id), parts.baseUrl(req)));
       },
     },
@@ -62,7 +62,7 @@ export function callerRoutes(parts: ServerParts): Route[] {
       method: 'GET',
       pattern: new RegExp(`^${query}/events$`),
       async handle({ req, res, params: [id = ''] }) {
-        credentials.requireCaller(req);
+        await credentials.requireCaller(req);
         await findQuery(id); // a 404 is still possible before the stream opens
         await events.subscribe(id, req, res, parts.baseUrl(req));
       },
@@ -71,7 +71,7 @@ export function callerRoutes(parts: ServerParts): Route[] {
       method: 'GET',
       pattern: new RegExp(`^${query}/result$`),
       async handle({ req, res, params: [id = ''] }) {
-        credentials.requireCaller(req);
+        await credentials.requireCaller(req);
         const record = await findQuery(id);
         switch (record.state) {
           case 'completed': {
@@ -127,7 +127,7 @@ export function callerRoutes(parts: ServerParts): Route[] {
       method: 'GET',
       pattern: /^\/v1\/gateways\/?$/,
       async handle({ req, res }) {
-        credentials.requireCaller(req);
+        await credentials.requireCaller(req);
         sendJson(res, 200, { gateways: parts.streams.views() });
       },
     },

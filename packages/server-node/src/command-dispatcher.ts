@@ -50,7 +50,7 @@ export interface CommandDispatcherOptions {
   store: CommandStore;
   policy: DeliveryPolicy;
   streams: CommandStreams;
-  hasGateway(id: string): boolean;
+  hasGateway(id: string): Promise<boolean>;
   admission: Admission;
   rowsByteLimit: number;
   sweepIntervalMs: number;
@@ -212,7 +212,7 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
   return {
     async submit(request, callerId) {
       const query = parseMessage(submitQuerySchema, request, 'query');
-      if (!options.hasGateway(query.gatewayId)) {
+      if (!(await options.hasGateway(query.gatewayId))) {
         throw new BackhaulError('not-found', `No gateway '${query.gatewayId}' is configured`);
       }
       const now = Date.now();

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Command, type CommandRecord, type GatewayView, type Hello, sseEvents } from '@backhaul/core';
+import type { EnrolledToken } from './credentials.js';
 import type { SseConnection, SseHub } from './sse-connection.js';
 
 /**
@@ -7,8 +8,11 @@ import type { SseConnection, SseHub } from './sse-connection.js';
  * and what listGateways reports about each gateway's connection.
  */
 export interface CommandStreams {
-  /** Opens a stream, sends `retry:` and `hello`, and makes it the gateway's current stream. */
-  open(gatewayId: string, req: IncomingMessage, res: ServerResponse): SseConnection;
+  /**
+   * Opens a stream, sends `retry:` and `hello`, and makes it the gateway's current stream. A
+   * stream opened with an enrolled token remembers it, so a revocation can end the stream.
+   */
+  open(gatewayId: string, req: IncomingMessage, res: ServerResponse, token?: EnrolledToken): SseConnection;
   isConnected(gatewayId: string): boolean;
   /** The gateways with a live stream on this server. */
   connectedGatewayIds(): string[];
@@ -20,6 +24,13 @@ export interface CommandStreams {
   /** Any authenticated request from the gateway counts as a sign of life. */
   touch(gatewayId: string): void;
   views(): GatewayView[];
+  /** The live streams opened with an enrolled token, and that token. */
+  enrolledStreams(): { gatewayId: string; token: EnrolledToken }[];
+  /**
+   * Ends the gateway's live stream if it was opened with an enrolled token (with this one, when
+   * `tokenId` is given): the token was revoked or the gateway removed (§10.4). True if one ended.
+   */
+  closeEnrolled(gatewayId: string, tokenId?: string): boolean;
 }
 
 export interface CommandStreamOptions {
@@ -31,6 +42,8 @@ export interface CommandStreamOptions {
 
 interface GatewayConnection {
   stream: SseConnection | undefined;
+  /** The enrolled token the current stream was opened with; undefined for a configured gateway. */
+  token?: EnrolledToken;
   connectedAt?: number;
   lastSeenAt?: number;
   /** `<command id>#<delivery>` already written on the current stream, so a resend race sends once. */
@@ -55,13 +68,14 @@ export function createCommandStreams(options: CommandStreamOptions): CommandStre
   };
 
   return {
-    open(gatewayId, req, res) {
+    open(gatewayId, req, res, token) {
       const gateway = entry(gatewayId);
       // A gateway has one current stream; an older one is a half-dead connection the gateway
       // gave up on, and sending there would lose commands.
       const previous = gateway.stream;
       const stream = options.hub.open(req, res, options.retryMs);
       gateway.stream = stream;
+      gateway.token = token;
       gateway.sent = new Set();
       gateway.connectedAt = Date.now();
       gateway.lastSeenAt = gateway.connectedAt;
@@ -106,6 +120,19 @@ export function createCommandStreams(options: CommandStreamOptions): CommandStre
           ...(gateway.lastSeenAt ? { lastSeenAt: new Date(gateway.lastSeenAt).toISOString() } : {}),
         };
       });
+    },
+    enrolledStreams() {
+      return [...gateways].flatMap(([gatewayId, { stream, token }]) =>
+        stream?.closed === false && token ? [{ gatewayId, token }] : [],
+      );
+    },
+    closeEnrolled(gatewayId, tokenId) {
+      const gateway = gateways.get(gatewayId);
+      const stream = gateway?.stream;
+      if (!stream || stream.closed || !gateway.token) return false;
+      if (tokenId !== undefined && gateway.token.tokenId !== tokenId) return false;
+      stream.close();
+      return true;
     },
   };
 }

@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { BackhaulError } from '@backhaul/core';
+import { BackhaulError, type CredentialStore } from '@backhaul/core';
 import { bearerToken } from './http-io.js';
 
 /**
@@ -8,6 +8,8 @@ import { bearerToken } from './http-io.js';
  * given in the options are hashed at start and dropped. A lookup hashes the presented token and
  * finds its hash in a map; because an attacker cannot steer the bytes of a SHA-256 digest, the
  * map's string compare leaks nothing useful, and the final comparison is timing-safe anyway.
+ * A token not in the options may be one of an enrolled gateway (§10): its hash is then looked up
+ * in the credential store, on every request, so a revocation holds from the next request on.
  */
 export interface GatewayCredential {
   id: string;
@@ -15,26 +17,57 @@ export interface GatewayCredential {
   tokenSha256?: string;
 }
 
+/** The gateway a request speaks for; `enrolled` when its token came from the credential store. */
+export interface GatewayPrincipal {
+  gatewayId: string;
+  enrolled?: EnrolledToken;
+}
+
+/** An enrolled token as a live stream remembers it, to check later whether it was revoked. */
+export interface EnrolledToken {
+  tokenId: string;
+  sha256: string;
+}
+
 /**
  * `callerId` names a caller for fair shares and monitoring (docs/protocol.md §3.7) without
  * revealing its token: `caller-` and the first 12 hex digits of the token's SHA-256.
  */
-export type Principal = { kind: 'gateway'; gatewayId: string } | { kind: 'caller'; callerId: string };
+export type Principal =
+  | ({ kind: 'gateway' } & GatewayPrincipal)
+  | { kind: 'caller'; callerId: string }
+  | { kind: 'admin' };
 
 export interface Credentials {
+  /** The gateways configured in the options (enrolled ones are in the credential store). */
   readonly gatewayIds: readonly string[];
-  hasGateway(id: string): boolean;
-  /** docs/protocol.md §1: no or wrong credential → 401; a caller token on a gateway endpoint → 403. */
-  requireGateway(req: IncomingMessage): string;
-  /** A gateway token on a caller endpoint → 403; none or unknown → 401. Returns the caller's ID. */
-  requireCaller(req: IncomingMessage): string;
+  isConfiguredGateway(id: string): boolean;
+  /** Configured or enrolled. */
+  hasGateway(id: string): Promise<boolean>;
+  /** docs/protocol.md §1: no or wrong credential → 401; another role's token on a gateway endpoint → 403. */
+  requireGateway(req: IncomingMessage): Promise<GatewayPrincipal>;
+  /** Another role's token on a caller endpoint → 403; none or unknown → 401. Returns the caller's ID. */
+  requireCaller(req: IncomingMessage): Promise<string>;
+  /** §10: only an admin token opens the admin API; another role's token → 403. */
+  requireAdmin(req: IncomingMessage): Promise<void>;
 }
 
+export interface EnrolmentCredentials {
+  adminTokens: readonly string[];
+  store: CredentialStore;
+}
+
+/** Hex SHA-256 of a token: what stores and options hold instead of the token. */
+export const tokenSha256 = (token: string) => sha256(token).toString('hex');
+
 const sha256 = (token: string) => createHash('sha256').update(token, 'utf8').digest();
+
+const roleNames = { gateway: 'A gateway token', caller: 'A caller token', admin: 'An admin token' } as const;
 
 export function createCredentials(
   gateways: readonly GatewayCredential[],
   callerTokens: readonly string[],
+  enrolment: EnrolmentCredentials,
 ): Credentials {
   const byHash = new Map<string, { digest: Buffer; principal: Principal }>();
   const gatewayIds: string[] = [];
@@ -73,32 +106,53 @@ export function createCredentials(
       'Caller tokens',
     );
   }
+  for (const token of enrolment.adminTokens) {
+    if (token.length === 0) throw new RangeError('An admin token is empty');
+    add(sha256(token), { kind: 'admin' }, 'Admin tokens');
+  }
 
-  const identify = (req: IncomingMessage): Principal => {
+  const identify = async (req: IncomingMessage): Promise<Principal> => {
     const token = bearerToken(req);
     if (token === undefined) throw new BackhaulError('unauthorized', 'Send Authorization: Bearer <token>');
     const digest = sha256(token);
-    const entry = byHash.get(digest.toString('hex'));
-    if (!entry || !timingSafeEqual(entry.digest, digest)) {
-      throw new BackhaulError('unauthorized', 'The bearer token is not valid');
+    const hex = digest.toString('hex');
+    const entry = byHash.get(hex);
+    if (entry && timingSafeEqual(entry.digest, digest)) return entry.principal;
+    const enrolled = await enrolment.store.findActiveToken(hex);
+    if (enrolled) {
+      return {
+        kind: 'gateway',
+        gatewayId: enrolled.gatewayId,
+        enrolled: { tokenId: enrolled.tokenId, sha256: hex },
+      };
     }
-    return entry.principal;
+    throw new BackhaulError('unauthorized', 'The bearer token is not valid');
+  };
+
+  const requireRole = async <K extends Principal['kind']>(
+    req: IncomingMessage,
+    kind: K,
+    endpoints: string,
+  ) => {
+    const principal = await identify(req);
+    if (principal.kind !== kind)
+      throw new BackhaulError('forbidden', `${roleNames[principal.kind]} cannot use ${endpoints} endpoints`);
+    return principal as Extract<Principal, { kind: K }>;
   };
 
   return {
     gatewayIds,
-    hasGateway: (id) => known.has(id),
-    requireGateway(req) {
-      const principal = identify(req);
-      if (principal.kind !== 'gateway')
-        throw new BackhaulError('forbidden', 'A caller token cannot use gateway endpoints');
-      return principal.gatewayId;
+    isConfiguredGateway: (id) => known.has(id),
+    hasGateway: async (id) => known.has(id) || (await enrolment.store.get(id)) !== undefined,
+    async requireGateway(req) {
+      const { gatewayId, enrolled } = await requireRole(req, 'gateway', 'gateway');
+      return enrolled ? { gatewayId, enrolled } : { gatewayId };
     },
-    requireCaller(req) {
-      const principal = identify(req);
-      if (principal.kind !== 'caller')
-        throw new BackhaulError('forbidden', 'A gateway token cannot use caller endpoints');
-      return principal.callerId;
+    async requireCaller(req) {
+      return (await requireRole(req, 'caller', 'caller')).callerId;
+    },
+    async requireAdmin(req) {
+      await requireRole(req, 'admin', 'admin');
     },
   };
 }

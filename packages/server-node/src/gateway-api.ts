@@ -28,7 +28,7 @@ export function gatewayRoutes(parts: ServerParts): Route[] {
    * body is read and before any state is touched.
    */
   const ownCommand = async (req: IncomingMessage, id: string): Promise<CommandRecord> => {
-    const gatewayId = credentials.requireGateway(req);
+    const { gatewayId } = await credentials.requireGateway(req);
     streams.touch(gatewayId);
     const record = await store.get(id);
     if (!record) throw new BackhaulError('not-found', `No command ${id}`);
@@ -60,9 +60,10 @@ export function gatewayRoutes(parts: ServerParts): Route[] {
       method: 'GET',
       pattern: /^\/v1\/gateway\/commands\/?$/,
       async handle({ req, res }) {
-        const gatewayId = credentials.requireGateway(req);
+        const { gatewayId, enrolled } = await credentials.requireGateway(req);
         const lastEventId = req.headers[headers.lastEventId];
-        streams.open(gatewayId, req, res);
+        // An enrolled token's stream remembers the token, so a revocation can end it (§10.4).
+        streams.open(gatewayId, req, res, enrolled);
         options.logger.info('gateway connected', { gatewayId, lastEventId });
         // §4: "On every (re)connection the server MUST send every command of this gateway that
         // is not yet acknowledged, oldest first" — whatever Last-Event-ID says, since a command

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import {
   type Codec,
   type CommandStore,
+  type CredentialStore,
   DEFAULT_CHUNK_SIZE,
   type DeliveryPolicy,
   defaultDeliveryPolicy,
@@ -24,6 +25,12 @@ export interface BackhaulServerOptions {
   gateways: GatewayCredential[];
   /** Tokens of callers (services that submit queries); hashed at start. */
   callerTokens: string[];
+  /** Tokens of operators, for the admin API (docs/protocol.md §10); hashed at start. Default: none (the API answers 401). */
+  adminTokens?: string[];
+  /** Enrolled gateways and their token hashes; default: in memory. Servers sharing one share enrolments. */
+  credentialStore?: CredentialStore;
+  /** How often live streams of enrolled tokens are re-checked for revocation by another server; default 5000. */
+  tokenRecheckMs?: number;
   /** Signs download links of storages without presigned URLs; default: random per process. */
   downloadSecret?: string;
   /** Base URL for links handed out (download URLs); default: from the request's Host. */
@@ -80,6 +87,9 @@ export interface ResolvedOptions {
   codecs: Codec[];
   gateways: GatewayCredential[];
   callerTokens: string[];
+  adminTokens: string[];
+  credentialStore: CredentialStore | undefined;
+  tokenRecheckMs: number;
   downloadSecret: string;
   publicUrl: string | undefined;
   basePath: string;
@@ -119,6 +129,8 @@ export function resolveOptions(options: BackhaulServerOptions): ResolvedOptions 
   if (!options?.storage) throw new TypeError('options.storage is required');
   if (!Array.isArray(options.gateways)) throw new TypeError('options.gateways must be an array');
   if (!Array.isArray(options.callerTokens)) throw new TypeError('options.callerTokens must be an array');
+  if (options.adminTokens !== undefined && !Array.isArray(options.adminTokens))
+    throw new TypeError('options.adminTokens must be an array');
   const downloadTtlSeconds = positiveInteger(
     'downloadTtlSeconds',
     options.downloadTtlSeconds,
@@ -146,6 +158,9 @@ export function resolveOptions(options: BackhaulServerOptions): ResolvedOptions 
     codecs: options.codecs ?? [],
     gateways: options.gateways,
     callerTokens: options.callerTokens,
+    adminTokens: options.adminTokens ?? [],
+    credentialStore: options.credentialStore,
+    tokenRecheckMs: positiveInteger('tokenRecheckMs', options.tokenRecheckMs, 5000),
     downloadSecret: options.downloadSecret ?? randomBytes(32).toString('hex'),
     publicUrl: options.publicUrl ? trimSlashes(options.publicUrl) : undefined,
     basePath,

@@ -6,3 +6,8 @@ export {
   type RedisCommandStore,
   type RedisCommandStoreOptions,
 } from './redis-command-store.js';
+export {
+  createRedisCredentialStore,
+  type RedisCredentialStore,
+  type RedisCredentialStoreOptions,
+} from './redis-credential-store.js';

@@ -1,7 +1,12 @@
-import { once } from 'node:events';
 import { BackhaulError, type CommandRecord, type CommandStore, isTerminal } from '@backhaul/core';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { defineCommandScripts } from './command-scripts.js';
+import {
+  defaultKeyPrefix,
+  guard as guardAs,
+  storeConnection,
+  unavailable as unavailableAs,
+} from './redis-connection.js';
 import { redisKeys } from './redis-keys.js';
 
 export interface RedisCommandStoreOptions {
@@ -33,8 +38,7 @@ export interface RedisCommandStore extends CommandStore {
   listDeadLetters(limit: number): Promise<DeadLetter[]>;
 }
 
-export const defaultRedisUrl = 'redis://127.0.0.1:6379';
-export const defaultKeyPrefix = 'backhaul:';
+export { defaultKeyPrefix, defaultRedisUrl } from './redis-connection.js';
 
 /**
  * A durable `CommandStore` on Redis (docs/redis.md): several server processes share it, and
@@ -61,14 +65,11 @@ export function createRedisCommandStore(options: RedisCommandStoreOptions = {}):
     }
   }
 
-  const ownsConnection = options.redis === undefined;
-  const redis = options.redis ?? new Redis(options.url ?? defaultRedisUrl);
+  const connection = storeConnection(options);
+  const { redis } = connection;
   const keys = redisKeys(keyPrefix);
   const scripts = defineCommandScripts(redis);
-  // ioredis prefixes the keys it is given but not a key a script builds itself, so that one
-  // gets the connection's own prefix (if any) here.
-  const undeliveredHead = `${redis.options.keyPrefix ?? ''}${keys.undeliveredHead}`;
-  let closed = false;
+  const undeliveredHead = connection.scriptKey(keys.undeliveredHead);
 
   /** Which index scores a record has; '' means "not in that index". */
   const scores = (record: CommandRecord) => ({
@@ -178,22 +179,7 @@ export function createRedisCommandStore(options: RedisCommandStoreOptions = {}):
       });
     },
 
-    async close() {
-      if (closed || !ownsConnection) {
-        closed = true;
-        return;
-      }
-      closed = true;
-      // QUIT lets queued replies arrive first; a connection that never came up is just dropped.
-      // Resolving on 'end' means the socket is gone once close() resolves, not merely asked to go.
-      if (redis.status === 'ready') {
-        const ended = once(redis, 'end');
-        await redis.quit();
-        await ended;
-      } else if (redis.status !== 'end') {
-        redis.disconnect();
-      }
-    },
+    close: () => connection.close(),
   };
 }
 
@@ -210,17 +196,6 @@ function fieldsOf(flat: string[]): Record<string, string> {
   return fields;
 }
 
-/** Redis failures reach the caller typed and retryable, like every other backing service's. */
-async function guard<T>(operation: Promise<T>): Promise<T> {
-  try {
-    return await operation;
-  } catch (error) {
-    throw unavailable(error);
-  }
-}
-
-function unavailable(error: unknown): BackhaulError {
-  if (BackhaulError.isInstance(error)) return error;
-  const message = error instanceof Error ? error.message : String(error);
-  return new BackhaulError('service-unavailable', `Redis command store: ${message}`, { cause: error });
-}
+const what = 'Redis command store';
+const guard = <T>(operation: Promise<T>) => guardAs(what, operation);
+const unavailable = (error: unknown) => unavailableAs(what, error);

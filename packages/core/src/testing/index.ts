@@ -7,6 +7,7 @@
  */
 export { runCodecConformance } from './codec-conformance.js';
 export { runCommandStoreConformance } from './command-store-conformance.js';
+export { runCredentialStoreConformance } from './credential-store-conformance.js';
 export { batchSizesOf, countRows } from './cursor-reading.js';
 export {
   type DataSourceConformanceSetup,
