@@ -5,7 +5,7 @@ import { createBackhaulClient } from '@backhaul/client';
 import { createZstdCodec } from '@backhaul/codec-zstd';
 import type { Codec, CommandStore, DataSource, DeliveryPolicy, ObjectStorage } from '@backhaul/core';
 import { createGateway, type Gateway, type GatewayOptions } from '@backhaul/gateway-node';
-import { type BackhaulServer, createBackhaulServer } from '@backhaul/server-node';
+import { type BackhaulServer, type BackhaulServerOptions, createBackhaulServer } from '@backhaul/server-node';
 import { createSqliteDataSource } from '@backhaul/source-sqlite';
 import { createFsStorage } from '@backhaul/storage-fs';
 
@@ -33,6 +33,8 @@ export interface HarnessOptions {
   storage?: ObjectStorage;
   /** Builds each gateway's data source (default: SQLite on `sqlitePath`); closed by `close()`. */
   dataSource?: () => DataSource;
+  /** Anything else of the server's configuration (chunk size, heartbeat, stream caps…). */
+  server?: Partial<BackhaulServerOptions>;
 }
 
 /**
@@ -56,6 +58,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
     callerTokens: [callerToken],
     delivery: options.delivery,
     sweepIntervalMs: 50,
+    ...options.server,
   });
   const { url } = await server.listen(0, '127.0.0.1');
   const gateways: Gateway[] = [];
