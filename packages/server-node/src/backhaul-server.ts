@@ -56,7 +56,7 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
   const credentials = createCredentials(config.gateways, config.callerTokens);
   const codecs = new CodecRegistry(config.codecs);
   const signer = createDownloadSigner(config.downloadSecret);
-  const hub = createSseHub(config.heartbeatMs);
+  const hub = createSseHub(config.heartbeatMs, config.streamBufferBytes);
   const rows = createRowResults(config.rowsByteLimit * 2);
   const views = createQueryViews({ storage, signer, downloadTtlSeconds: config.downloadTtlSeconds, rows });
   const streams = createCommandStreams({

@@ -64,6 +64,7 @@ export function gatewayRoutes(parts: ServerParts): Route[] {
       const record = await store.get(id);
       if (record?.gatewayId !== gatewayId) continue;
       if (record.state !== 'acknowledged' && record.state !== 'running') continue;
+      await streams.drained(gatewayId);
       if (!streams.send(record)) return;
     }
   };
