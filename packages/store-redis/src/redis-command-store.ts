@@ -62,7 +62,13 @@ export function createRedisCommandStore(options: RedisCommandStoreOptions = {}):
   }
 
   const ownsConnection = options.redis === undefined;
-  const redis = options.redis ?? new Redis(options.url ?? defaultRedisUrl);
+  // While Redis is unreachable, a call fails after two reconnection attempts (a fraction of a
+  // second) rather than ioredis's default twenty (about ten seconds): a caller then gets a prompt
+  // 503 with Retry-After, not a request that hangs. Writes are never queued past that.
+  const redis = options.redis ?? new Redis(options.url ?? defaultRedisUrl, { maxRetriesPerRequest: 1 });
+  // Each call that fails reports it (service-unavailable); the connection itself reconnects on
+  // its own, so its error events would only be ioredis's "Unhandled error event" noise.
+  if (ownsConnection) redis.on('error', () => undefined);
   const keys = redisKeys(keyPrefix);
   const scripts = defineCommandScripts(redis);
   // ioredis prefixes the keys it is given but not a key a script builds itself, so that one
@@ -210,6 +216,9 @@ function fieldsOf(flat: string[]): Record<string, string> {
   return fields;
 }
 
+/** What a caller is told to wait (Retry-After) when Redis cannot be reached. */
+const UNAVAILABLE_RETRY_AFTER_MS = 1000;
+
 /** Redis failures reach the caller typed and retryable, like every other backing service's. */
 async function guard<T>(operation: Promise<T>): Promise<T> {
   try {
@@ -222,5 +231,8 @@ async function guard<T>(operation: Promise<T>): Promise<T> {
 function unavailable(error: unknown): BackhaulError {
   if (BackhaulError.isInstance(error)) return error;
   const message = error instanceof Error ? error.message : String(error);
-  return new BackhaulError('service-unavailable', `Redis command store: ${message}`, { cause: error });
+  return new BackhaulError('service-unavailable', `Redis command store: ${message}`, {
+    cause: error,
+    retryAfterMs: UNAVAILABLE_RETRY_AFTER_MS,
+  });
 }
