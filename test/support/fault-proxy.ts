@@ -27,7 +27,12 @@ export type RequestFault = 'corrupt' | 'duplicate' | 'stall' | undefined;
 
 export async function startFaultProxy(
   target: string,
-  chooseFault: (method: string, path: string) => RequestFault = () => undefined,
+  /**
+   * Picks the fault for one request once its body has arrived. It may return a promise: the
+   * request is held until it settles, which is how a test reorders requests (hold chunk 0 until
+   * chunk 3 was stored).
+   */
+  chooseFault: (method: string, path: string) => RequestFault | Promise<RequestFault> = () => undefined,
 ): Promise<FaultProxy> {
   const upstream = new URL(target);
   const sockets = new Set<Socket>();
@@ -69,7 +74,7 @@ export async function startFaultProxy(
       const pieces: Buffer[] = [];
       for await (const piece of req) pieces.push(piece as Buffer);
       let body = Buffer.concat(pieces);
-      const fault = chooseFault(method, path);
+      const fault = await chooseFault(method, path);
       if (fault === 'stall') {
         log.push({ method, path, headers: req.headers, status: 0 });
         await new Promise((resolve) => res.once('close', resolve));
