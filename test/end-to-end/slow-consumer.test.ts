@@ -4,6 +4,7 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createDownloadSigner } from '@backhaul/core';
 import { createGateway, type Gateway } from '@backhaul/gateway-node';
 import { type BackhaulServer, createBackhaulServer } from '@backhaul/server-node';
 import { createSqliteDataSource } from '@backhaul/source-sqlite';
@@ -27,6 +28,7 @@ const COMMANDS = 100;
 const SQL = `SELECT 1 AS one -- ${'x'.repeat(100_000)}`;
 const gatewayId = 'gw-slow';
 const gatewayToken = 'gateway-token-of-the-slow-reader';
+const downloadSecret = 'download-secret-of-the-slow-test';
 
 let dir: string;
 let server: BackhaulServer;
@@ -42,6 +44,7 @@ beforeAll(async () => {
     storage: createFsStorage({ root: join(dir, 'storage') }),
     gateways: [{ id: gatewayId, token: gatewayToken }],
     callerTokens: ['caller-token-of-the-slow-test'],
+    downloadSecret,
     streamBufferBytes: CAP,
     sweepIntervalMs: 50,
   });
@@ -114,4 +117,42 @@ it('a gateway that stops reading its stream is cut once the server has queued st
   // The reading gateway was never cut: its backlog was sent no faster than it read.
   expect(queuedOnServer()).toBeLessThanOrEqual(CAP);
   stalled.destroy();
+});
+
+it('a caller that stops reading a download holds the server to a bounded buffer; the file arrives whole once it reads', async () => {
+  // 32 MiB in storage, behind a signed link as the server hands it out (§3.5).
+  const key = 'results/gw-slow/big.parquet';
+  const file = Buffer.alloc(32 * 1024 * 1024);
+  for (let i = 0; i < file.length; i += 4096) file.writeUInt32LE(i, i);
+  const upload = await createFsStorage({ root: join(dir, 'storage') }).beginUpload(key, {});
+  await upload.writePart(file);
+  await upload.complete();
+  const query = createDownloadSigner(downloadSecret).sign(key, Date.now() + 60_000);
+
+  const reader = connect({ host: '127.0.0.1', port });
+  await once(reader, 'connect');
+  reader.pause();
+  reader.write(`GET /v1/downloads/${key}?${query} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+  await until(() => responses.size > 0 && queuedOnServer() > 0, 'the download to start');
+  // However long it is left unread, the server's queue for it stays at the stream's buffer.
+  let mostQueued = 0;
+  for (let sample = 0; sample < 40; sample++) {
+    mostQueued = Math.max(mostQueued, queuedOnServer());
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  expect(mostQueued).toBeLessThanOrEqual(1024 * 1024);
+
+  // Reading again, the caller gets every byte: the download was held back, not dropped.
+  const received: Buffer[] = [];
+  reader.on('data', (piece: Buffer) => received.push(piece));
+  reader.resume();
+  const body = await until(() => {
+    const all = Buffer.concat(received);
+    const headerEnd = all.indexOf('\r\n\r\n');
+    return headerEnd >= 0 && all.length - headerEnd - 4 >= file.length
+      ? all.subarray(headerEnd + 4)
+      : undefined;
+  }, 'the whole download');
+  expect(Buffer.compare(body, file)).toBe(0);
+  reader.destroy();
 });
