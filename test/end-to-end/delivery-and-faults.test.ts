@@ -9,14 +9,7 @@ import { ensureDemoDatabase } from '../../examples/src/demo-data.js';
 import { countingSource } from '../support/counting-source.js';
 import { type FaultProxy, type RequestFault, startFaultProxy } from '../support/fault-proxy.js';
 import { gatewayId, type Harness, startHarness } from '../support/harness.js';
-
-async function until(condition: () => boolean, what: string, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+import { until } from '../support/until.js';
 
 describe('delivery survives a broken stream and faulty chunks', () => {
   let dir: string;
