@@ -4,6 +4,7 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createBackhaulClient } from '@backhaul/client';
 import { createDownloadSigner } from '@backhaul/core';
 import { createGateway, type Gateway } from '@backhaul/gateway-node';
 import { type BackhaulServer, createBackhaulServer } from '@backhaul/server-node';
@@ -29,6 +30,9 @@ const SQL = `SELECT 1 AS one -- ${'x'.repeat(100_000)}`;
 const gatewayId = 'gw-slow';
 const gatewayToken = 'gateway-token-of-the-slow-reader';
 const downloadSecret = 'download-secret-of-the-slow-test';
+const callerToken = 'caller-token-of-the-slow-test';
+/** Rows in the gateway's table: a rows-mode result of a few MB, in batches of 1000. */
+const ORDERS = 30_000;
 
 let dir: string;
 let server: BackhaulServer;
@@ -36,6 +40,8 @@ let http: Server;
 let port: number;
 /** Every response the server is writing: their queued bytes include the socket's. */
 const responses = new Set<ServerResponse>();
+/** Every response ever, open or closed. */
+const everyResponse: ServerResponse[] = [];
 let gateway: Gateway | undefined;
 
 beforeAll(async () => {
@@ -43,7 +49,7 @@ beforeAll(async () => {
   server = createBackhaulServer({
     storage: createFsStorage({ root: join(dir, 'storage') }),
     gateways: [{ id: gatewayId, token: gatewayToken }],
-    callerTokens: ['caller-token-of-the-slow-test'],
+    callerTokens: [callerToken],
     downloadSecret,
     streamBufferBytes: CAP,
     sweepIntervalMs: 50,
@@ -51,6 +57,7 @@ beforeAll(async () => {
   http = createServer(server.handler);
   http.on('request', (_req, res: ServerResponse) => {
     responses.add(res);
+    everyResponse.push(res);
     res.on('close', () => responses.delete(res));
   });
   http.listen(0, '127.0.0.1');
@@ -96,7 +103,7 @@ it('a gateway that stops reading its stream is cut once the server has queued st
   expect(new Set(states)).toEqual(new Set(states.filter((s) => s === 'pending' || s === 'dispatched')));
 
   // A gateway that reads: every command arrives (the backlog at its pace), each runs once.
-  const dbPath = ensureDemoDatabase(join(dir, 'orders.sqlite'), 10).path;
+  const dbPath = ensureDemoDatabase(join(dir, 'orders.sqlite'), ORDERS).path;
   const source = countingSource(createSqliteDataSource({ filename: dbPath }));
   gateway = createGateway({
     serverUrl: `http://127.0.0.1:${port}`,
@@ -155,4 +162,45 @@ it('a caller that stops reading a download holds the server to a bounded buffer;
   }, 'the whole download');
   expect(Buffer.compare(body, file)).toBe(0);
   reader.destroy();
+});
+
+it("a caller that stops reading a query's event stream holds the server to a bounded buffer; a reader is replayed every row", async () => {
+  // Runs on the reading gateway of the first test.
+  expect(gateway).toBeDefined();
+  const { id } = await server.submitQuery({
+    gatewayId,
+    sql: 'SELECT * FROM orders ORDER BY id',
+    mode: 'rows',
+  });
+  await until(async () => (await server.getQuery(id)).state === 'completed', 'the rows to be in');
+
+  // The stream opens, replays the state and every kept batch at once, and nobody reads it.
+  const reader = connect({ host: '127.0.0.1', port });
+  await once(reader, 'connect');
+  reader.pause();
+  reader.write(
+    `GET /v1/queries/${id}/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${callerToken}\r\nAccept: text/event-stream\r\n\r\n`,
+  );
+  const response = await until(
+    () => everyResponse.find((res) => res.req.url?.endsWith(`/${id}/events`)),
+    'the stream',
+  );
+  // Several MB of batches: the replay waits for the reader, so what is queued for it stays
+  // within the cap however long it does not read (no batch is written into a full socket).
+  await until(() => response.writableLength > 0, 'the replay to start');
+  let mostQueued = 0;
+  for (let sample = 0; sample < 40; sample++) {
+    mostQueued = Math.max(mostQueued, response.writableLength);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  expect(mostQueued).toBeLessThanOrEqual(CAP);
+  reader.destroy();
+
+  // A caller that reads is replayed all of it, never cut for reading slower than it is written.
+  const client = createBackhaulClient({ url: `http://127.0.0.1:${port}`, token: callerToken });
+  const rows: unknown[] = [];
+  for await (const event of client.follow(id)) {
+    if (event.type === 'rows') rows.push(...event.rows);
+  }
+  expect(rows).toHaveLength(ORDERS);
 });
