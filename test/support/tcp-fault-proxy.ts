@@ -122,18 +122,22 @@ export async function startTcpFaultProxy(target: string): Promise<TcpFaultProxy>
       for (const armed of rules) {
         if (armed.left <= 0 || (armed.rule.direction ?? 'upstream') !== direction) continue;
         const marker = armed.rule.marker;
-        let start: number;
+        let start = 0;
+        /** Marker bytes that arrived in the previous piece and were forwarded already. */
+        let forwarded = 0;
         if (marker === undefined) {
           if (this.bytes[direction] > 0) continue;
-          start = 0;
         } else {
           const at = text.indexOf(marker);
           if (at < 0) continue;
-          start = Math.max(0, at - this.tail[direction].length);
+          const tailLength = this.tail[direction].length;
+          start = Math.max(0, at - tailLength);
+          forwarded = Math.max(0, tailLength - at);
         }
         armed.left--;
         fired++;
-        this.countdown[direction] = { left: armed.rule.fault.afterBytes, fault: armed.rule.fault };
+        const left = Math.max(0, armed.rule.fault.afterBytes - forwarded);
+        this.countdown[direction] = { left, fault: armed.rule.fault };
         return start;
       }
       const keep = Math.max(0, ...rules.map((armed) => (armed.rule.marker?.length ?? 1) - 1));
@@ -160,7 +164,7 @@ export async function startTcpFaultProxy(target: string): Promise<TcpFaultProxy>
       this.bytes[direction] += piece.length;
       const to = direction === 'upstream' ? this.server : this.client;
       const pending = this.countdown[direction];
-      if (pending === undefined || from + pending.left >= piece.length) {
+      if (pending === undefined || from + pending.left > piece.length) {
         if (pending) pending.left -= piece.length - from;
         to.write(piece);
         return;
