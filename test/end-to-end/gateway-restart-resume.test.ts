@@ -1,10 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createChecksummer } from '@backhaul/core';
 import { encodeCursorAsParquet } from '@backhaul/gateway-node';
 import { createSqliteDataSource } from '@backhaul/source-sqlite';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { ensureDemoDatabase } from '../../examples/src/demo-data.js';
 import { type FaultProxy, startFaultProxy } from '../support/fault-proxy.js';
 import { type GatewayProcess, startGatewayProcess } from '../support/gateway-processes.js';
@@ -36,15 +37,16 @@ beforeAll(async () => {
   harness = await startHarness({ sqlitePath: dbPath, server: { chunkSize: CHUNK_SIZE } });
 });
 afterAll(async () => {
-  await Promise.all(gateways.map((gateway) => gateway.kill()));
-  await proxy?.close();
   await harness?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
-const chunkIndex = (path: string) => Number(path.slice(path.lastIndexOf('/') + 1));
-
-it('a gateway killed mid-upload and restarted resumes from the chunk receipt: no stored chunk is sent again, the file is byte-identical', async () => {
+/**
+ * Starts a gateway process on `sqlitePath`, submits the file query, lets LET_THROUGH chunk PUTs
+ * reach the server, holds the rest, and SIGKILLs the gateway there. Returns what the server had
+ * stored (acked with 201) and a way to start the next gateway with nothing held.
+ */
+async function killMidUpload(sqlitePath: string) {
   let holding = true;
   let putsSeen = 0;
   proxy = await startFaultProxy(harness.url, (method, path) => {
@@ -52,24 +54,21 @@ it('a gateway killed mid-upload and restarted resumes from the chunk receipt: no
     putsSeen++;
     return holding && putsSeen > LET_THROUGH ? 'stall' : undefined;
   });
-  const start = () =>
-    startGatewayProcess({
+  const start = async () => {
+    const gateway = await startGatewayProcess({
       serverUrl: proxy.url,
       token: gatewayToken,
-      sqlitePath: dbPath,
+      sqlitePath,
       chunksInFlight: 4,
       log: process.env.BACKHAUL_TEST_SERVER_LOG === '1',
-    }).then((gateway) => {
-      gateways.push(gateway);
-      return gateway;
     });
+    gateways.push(gateway);
+    return gateway;
+  };
 
   const first = await start();
   const { id } = await harness.client.submit({ gatewayId, sql: SQL, mode: 'file' });
-
   // The first run got LET_THROUGH chunks in and is now waiting on held requests: kill it there.
-  const chunkPuts = () =>
-    proxy.log.filter((entry) => entry.method === 'PUT' && entry.path.includes('/chunks/'));
   await until(
     () =>
       chunkPuts().filter((entry) => entry.status === 201).length === LET_THROUGH &&
@@ -85,11 +84,31 @@ it('a gateway killed mid-upload and restarted resumes from the chunk receipt: no
   expect(storedBeforeRestart.size).toBe(LET_THROUGH);
   expect((await harness.client.get(id)).state).toMatch(/^(acknowledged|running)$/);
   await until(() => !harness.server.listGateways()[0]?.connected, 'the server to see the gateway gone');
+  return {
+    id,
+    storedBeforeRestart,
+    /** Starts the second gateway, nothing held any more; returns where its requests start in the log. */
+    restart: async () => {
+      holding = false;
+      const killedAt = proxy.log.length;
+      await start();
+      return killedAt;
+    },
+  };
+}
 
-  // The second run: nothing held any more.
-  holding = false;
-  const killedAt = proxy.log.length;
-  await start();
+const chunkIndex = (path: string) => Number(path.slice(path.lastIndexOf('/') + 1));
+const chunkPuts = () =>
+  proxy.log.filter((entry) => entry.method === 'PUT' && entry.path.includes('/chunks/'));
+
+afterEach(async () => {
+  await Promise.all(gateways.splice(0).map((gateway) => gateway.kill()));
+  await proxy?.close();
+});
+
+it('a gateway killed mid-upload and restarted resumes from the chunk receipt: no stored chunk is sent again, the file is byte-identical', async () => {
+  const { id, storedBeforeRestart, restart } = await killMidUpload(dbPath);
+  const killedAt = await restart();
   const final = await harness.client.waitFor(id);
   expect(final.state, JSON.stringify(final)).toBe('completed');
   if (final.result?.kind !== 'file') throw new Error('expected a file');
@@ -120,4 +139,27 @@ it('a gateway killed mid-upload and restarted resumes from the chunk receipt: no
   await source.close();
   expect(Buffer.compare(Buffer.concat(pieces), downloaded)).toBe(0);
   expect((await createChecksummer()).digest(downloaded)).toBe(final.result.checksum);
+});
+
+it('a restarted gateway whose query no longer gives the same bytes is refused (409) and the command fails: no file, no URL', async () => {
+  const changing = join(dir, 'orders-changing.sqlite');
+  copyFileSync(dbPath, changing);
+  const { id, storedBeforeRestart, restart } = await killMidUpload(changing);
+  expect(storedBeforeRestart.has(0)).toBe(true);
+  // Between the runs the data changes under the first chunk: the first column's first value
+  // (the file starts with it), so the re-encoded chunk 0 differs from the stored one.
+  const db = new Database(changing);
+  db.prepare('UPDATE orders SET id = 0 WHERE id = 1').run();
+  db.close();
+
+  const killedAt = await restart();
+  const final = await harness.client.waitFor(id);
+  expect(final.state).toBe('failed');
+  expect(final.error?.code).toBe('chunk-conflict');
+  expect(final.result).toBeUndefined();
+  const conflicts = proxy.log
+    .slice(killedAt)
+    .filter((entry) => entry.method === 'PUT' && entry.status === 409);
+  expect(conflicts.map((entry) => chunkIndex(entry.path))).toContain(0);
+  expect(existsSync(join(harness.storageRoot, 'results', gatewayId, `${id}.parquet`))).toBe(false);
 });
