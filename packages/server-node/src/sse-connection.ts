@@ -61,6 +61,9 @@ export function createSseHub(heartbeatMs: number, maxPendingBytes: number): SseH
 
       const listeners: (() => void)[] = [];
       let closed = false;
+      /** The wait for the client to take a backlog, and what ends it (a drain, or the close). */
+      let draining: Promise<void> | undefined;
+      let endDrain: (() => void) | undefined;
       const write = (text: string): boolean => {
         if (closed) return false;
         if (res.writableLength > maxPendingBytes) {
@@ -81,6 +84,7 @@ export function createSseHub(heartbeatMs: number, maxPendingBytes: number): SseH
           clearInterval(timer);
           timer = undefined;
         }
+        endDrain?.();
         for (const listener of listeners) listener();
       };
       const connection: SseConnection = {
@@ -100,10 +104,18 @@ export function createSseHub(heartbeatMs: number, maxPendingBytes: number): SseH
         },
         drained() {
           if (!connection.backlogged) return Promise.resolve();
-          return new Promise((resolve) => {
-            res.once('drain', resolve);
-            listeners.push(resolve);
+          // One wait per backlog, shared by every caller: nothing accumulates on a long stream.
+          draining ??= new Promise((resolve) => {
+            const done = () => {
+              res.off('drain', done);
+              endDrain = undefined;
+              draining = undefined;
+              resolve();
+            };
+            endDrain = done;
+            res.once('drain', done);
           });
+          return draining;
         },
         close() {
           if (closed) return;
