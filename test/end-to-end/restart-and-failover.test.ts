@@ -25,6 +25,7 @@ import {
   type ServerProcessOptions,
   startServerProcess,
 } from '../support/server-processes.js';
+import { until } from '../support/until.js';
 
 /**
  * Crash and failover of real server processes on one Redis (issue 3, issue 5): each server is
@@ -36,20 +37,6 @@ import {
 
 const ROWS = Array.from({ length: 25 }, (_, i) => [i + 1, `item-${i + 1}`, (i + 1) * 1.5]);
 const SQL = 'SELECT id, name, price FROM items ORDER BY id';
-
-async function until<T>(
-  probe: () => Promise<T | undefined> | T | undefined,
-  what: string,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

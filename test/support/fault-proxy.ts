@@ -2,12 +2,14 @@ import { createServer, type IncomingMessage, request, type Server } from 'node:h
 import type { Socket } from 'node:net';
 
 /**
- * An HTTP proxy between a gateway and the server that can corrupt or duplicate requests, drop
- * every connection and refuse new ones: the faults the protocol must survive, on real sockets.
+ * An HTTP proxy between a gateway and the server that can corrupt, duplicate or hold requests,
+ * drop every connection and refuse new ones: the faults the protocol must survive, on real
+ * sockets. Faults below HTTP (a connection cut after N bytes, a reset, a stalled stream) are the
+ * TCP proxy's (tcp-fault-proxy.ts); duplication needs request boundaries, so it lives here.
  */
 export interface FaultProxy {
   url: string;
-  /** Every request that passed, in order, with the status the server answered. */
+  /** Every request that passed, in order, with the status the server answered (0: stalled). */
   log: { method: string; path: string; headers: IncomingMessage['headers']; status: number }[];
   /** Destroys open connections and, while `refuse` is true, new ones too. */
   cutAll(options?: { refuse?: boolean }): void;
@@ -16,11 +18,21 @@ export interface FaultProxy {
   close(): Promise<void>;
 }
 
-export type RequestFault = 'corrupt' | 'duplicate' | undefined;
+/**
+ * `corrupt` flips one bit in the middle of the body; `duplicate` sends the request twice (the
+ * client sees the second answer); `stall` never forwards it and never answers, until the client
+ * gives up (or the process that sent it dies).
+ */
+export type RequestFault = 'corrupt' | 'duplicate' | 'stall' | undefined;
 
 export async function startFaultProxy(
   target: string,
-  chooseFault: (method: string, path: string) => RequestFault = () => undefined,
+  /**
+   * Picks the fault for one request once its body has arrived. It may return a promise: the
+   * request is held until it settles, which is how a test reorders requests (hold chunk 0 until
+   * chunk 3 was stored).
+   */
+  chooseFault: (method: string, path: string) => RequestFault | Promise<RequestFault> = () => undefined,
 ): Promise<FaultProxy> {
   const upstream = new URL(target);
   const sockets = new Set<Socket>();
@@ -62,7 +74,12 @@ export async function startFaultProxy(
       const pieces: Buffer[] = [];
       for await (const piece of req) pieces.push(piece as Buffer);
       let body = Buffer.concat(pieces);
-      const fault = chooseFault(method, path);
+      const fault = await chooseFault(method, path);
+      if (fault === 'stall') {
+        log.push({ method, path, headers: req.headers, status: 0 });
+        await new Promise((resolve) => res.once('close', resolve));
+        return;
+      }
       if (fault === 'corrupt' && body.length > 0) {
         body = Buffer.from(body);
         body[body.length >> 1] = (body[body.length >> 1] ?? 0) ^ 0x10;

@@ -37,6 +37,8 @@ export interface HarnessOptions {
   admission?: BackhaulServerOptions['admission'];
   /** Gateways the server accepts besides `gatewayId`, e.g. one a test drives by hand. */
   extraGateways?: BackhaulServerOptions['gateways'];
+  /** Anything else of the server's configuration (chunk size, heartbeat, stream caps…). */
+  server?: Partial<BackhaulServerOptions>;
 }
 
 /**
@@ -61,6 +63,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
     delivery: options.delivery,
     admission: options.admission,
     sweepIntervalMs: 50,
+    ...options.server,
   });
   const { url } = await server.listen(0, '127.0.0.1');
   const gateways: Gateway[] = [];

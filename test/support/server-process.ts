@@ -18,7 +18,7 @@
 import { createLz4Codec } from '@backhaul/codec-lz4';
 import { createZstdCodec } from '@backhaul/codec-zstd';
 import type { Codec } from '@backhaul/core';
-import { createBackhaulServer, type Logger } from '@backhaul/server-node';
+import { createBackhaulServer } from '@backhaul/server-node';
 import { createFsStorage } from '@backhaul/storage-fs';
 import { createRedisCommandStore } from '@backhaul/store-redis';
 import {
@@ -27,6 +27,7 @@ import {
   processGatewayId,
   processGatewayToken,
 } from './server-processes.js';
+import { stderrLogger } from './stderr-logger.js';
 
 const required = (name: string): string => {
   const value = process.env[name];
@@ -39,12 +40,6 @@ const optionalInteger = (name: string): number | undefined => {
   const parsed = Number(value);
   if (!Number.isSafeInteger(parsed)) throw new Error(`server-process: ${name} must be a whole number`);
   return parsed;
-};
-
-const stderrLogger: Logger = {
-  info: (message, fields) => console.error(JSON.stringify({ level: 'info', message, ...fields })),
-  warn: (message, fields) => console.error(JSON.stringify({ level: 'warn', message, ...fields })),
-  error: (message, fields) => console.error(JSON.stringify({ level: 'error', message, ...fields })),
 };
 
 async function main(): Promise<void> {

@@ -179,6 +179,12 @@ export const chunkReceiptSchema = z.object({
   contiguous: z.number().int().nonnegative(),
   /** Indices past `contiguous` held in the reorder window. */
   buffered: z.array(z.number().int().nonnegative()),
+  /**
+   * The checksum stored for each chunk the server holds, keyed by index (decimal). A resuming
+   * gateway skips a chunk only when its own re-encoded chunk has the same checksum. Absent for a
+   * completed file, and from servers that do not send it.
+   */
+  checksums: z.record(z.string().regex(/^\d+$/), checksumSchema).optional(),
 });
 export type ChunkReceipt = z.infer<typeof chunkReceiptSchema>;
 

@@ -242,19 +242,26 @@ export class CommandRunner {
         session.codecError ?? new BackhaulError('unsupported-codec', 'No codec this gateway has is accepted')
       );
     }
-    let alreadyStored: Set<number> | undefined;
-    if (command.delivery > 1) {
-      // §6.3 A redelivered command may have been half uploaded by an earlier run: skip what is stored.
-      try {
-        const receipt = await api.chunkReceipt(command.id, signal);
-        alreadyStored = new Set(receipt.buffered);
-        for (let i = 0; i < receipt.contiguous; i++) alreadyStored.add(i);
-      } catch (error) {
-        logger.warn('could not read the chunk receipt; uploading every chunk', {
-          commandId: command.id,
-          error: describeError(error),
-        });
+    // §6.3 Any run may follow an earlier, interrupted one: a redelivery, or this command sent
+    // again after the gateway restarted mid-upload (§4), when it has no memory of that run. One
+    // GET per file tells which chunks the server holds; the uploader skips those whose checksum
+    // matches the chunk it produces again.
+    let alreadyStored: Map<number, string | undefined> | undefined;
+    try {
+      const receipt = await api.chunkReceipt(command.id, signal);
+      alreadyStored = new Map();
+      const stored = (index: number) => alreadyStored?.set(index, receipt.checksums?.[String(index)]);
+      for (let i = 0; i < receipt.contiguous; i++) stored(i);
+      for (const index of receipt.buffered) stored(index);
+      if (alreadyStored.size > 0) {
+        logger.info('resuming an upload', { commandId: command.id, chunksStored: alreadyStored.size });
       }
+    } catch (error) {
+      if (signal.aborted) throw error;
+      logger.warn('could not read the chunk receipt; uploading every chunk', {
+        commandId: command.id,
+        error: describeError(error),
+      });
     }
     return uploadFile({
       api,

@@ -28,8 +28,12 @@ export interface FileUploadOptions {
   progress: ProgressState;
   logger: Logger;
   signal: AbortSignal;
-  /** Chunk indices the server already holds (§6.3), skipped on a resumed upload. */
-  alreadyStored?: ReadonlySet<number>;
+  /**
+   * Chunks the server already holds (§6.3), by index, with the checksum it stored when it said
+   * so. Such a chunk is skipped on a resumed upload if its checksum is the one produced now; one
+   * that differs is sent, and the server refuses it (409 chunk-conflict) rather than mix two files.
+   */
+  alreadyStored?: ReadonlyMap<number, string | undefined>;
 }
 
 /** The upload half of the file flow, for bytes that are already a file (or any byte stream). */
@@ -126,12 +130,16 @@ export async function uploadBytes(options: ByteUploadOptions): Promise<FileCompl
       size += raw.length;
       // The whole-file hash must see chunks in file order, so it is fed here, not in the upload.
       fileHash.update(raw);
+      const checksum = checksummer.digest(raw);
       if (options.alreadyStored?.has(index)) {
-        progress.bytes += raw.length;
-        window.release();
-        continue;
+        const stored = options.alreadyStored.get(index);
+        if (stored === undefined || stored === checksum) {
+          progress.bytes += raw.length;
+          window.release();
+          continue;
+        }
       }
-      const task = uploadChunk(index, raw, checksummer.digest(raw)).finally(() => inFlight.delete(task));
+      const task = uploadChunk(index, raw, checksum).finally(() => inFlight.delete(task));
       inFlight.add(task);
     }
   } catch (error) {

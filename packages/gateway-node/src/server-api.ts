@@ -3,9 +3,11 @@ import {
   BackhaulError,
   type ChunkReceipt,
   type Completion,
+  chunkReceiptSchema,
   type Failure,
   fromProblem,
   type Progress,
+  parseMessage,
   parseRetryAfter,
   type RetryPolicy,
   type RowBatch,
@@ -105,7 +107,7 @@ export class ServerApi {
   /** §6.3 What the server already holds of this command's file. */
   async chunkReceipt(commandId: string, signal?: AbortSignal): Promise<ChunkReceipt> {
     const { json } = await this.#send('GET', commandPath(commandId, 'chunks'), { signal, readJson: true });
-    return json as ChunkReceipt;
+    return parseMessage(chunkReceiptSchema, json, 'chunk receipt');
   }
 
   complete(commandId: string, completion: Completion, signal?: AbortSignal): Promise<unknown> {

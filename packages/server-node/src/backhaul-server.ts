@@ -72,7 +72,7 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
   });
   const codecs = new CodecRegistry(config.codecs);
   const signer = createDownloadSigner(config.downloadSecret);
-  const hub = createSseHub(config.heartbeatMs);
+  const hub = createSseHub(config.heartbeatMs, config.streamBufferBytes);
   const rows = createRowResults(config.rowsByteLimit * 2);
   // A queued query that gets its slot is handed to the dispatcher, which is created below.
   const admission = createAdmission(config.admission, (id) => void dispatcher.admit(id));

@@ -57,6 +57,8 @@ export interface ChunkIngest {
   ): Promise<'stored' | 'duplicate'>;
   /** 6.3 */
   receipt(commandId: string): ChunkReceipt;
+  /** Commands whose file is being assembled here (chunks taken, not yet finished or aborted). */
+  uploading(): string[];
   /** 6.4: verifies the whole file and makes it visible; on any mismatch aborts it and throws 422. */
   finish(commandId: string, key: string, completion: FileCompletion): Promise<StoredFile>;
   /** Discards a file in progress (command failed, expired, dead-lettered, or shutdown). */
@@ -333,8 +335,18 @@ export function createChunkIngest(options: ChunkIngestOptions): ChunkIngest {
 
     receipt(commandId) {
       const file = files.get(commandId);
-      if (!file) return { contiguous: 0, buffered: [] };
-      return { contiguous: file.contiguous, buffered: [...file.reorder.keys()].sort((a, b) => a - b) };
+      if (!file) return { contiguous: 0, buffered: [], checksums: {} };
+      return {
+        contiguous: file.contiguous,
+        buffered: [...file.reorder.keys()].sort((a, b) => a - b),
+        checksums: Object.fromEntries(
+          [...file.checksums].map(([index, checksum]) => [String(index), checksum]),
+        ),
+      };
+    },
+
+    uploading() {
+      return [...files.values()].filter((file) => file.status === 'open').map((file) => file.commandId);
     },
 
     async finish(commandId, key, completion) {

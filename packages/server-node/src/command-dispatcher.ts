@@ -163,6 +163,9 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
       const gatewayId = connected[(start + offset) % connected.length] as string;
       try {
         for (const record of await store.listUndelivered(gatewayId)) {
+          // A gateway that has not taken what it was sent gets the rest on a later tick: the
+          // timer never waits on one slow reader, and a backlog goes out at the reader's pace.
+          if (streams.backlogged(gatewayId)) break;
           if (record.state === 'pending') await dispatch(record.id, false);
         }
       } catch (error) {
@@ -272,6 +275,8 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
     apply,
     async sendUndelivered(gatewayId) {
       for (const record of await store.listUndelivered(gatewayId)) {
+        // A backlog goes out at the pace the gateway reads it, not all into the socket's buffer.
+        await streams.drained(gatewayId);
         if (!streams.isConnected(gatewayId)) return;
         await dispatch(record.id, true);
       }

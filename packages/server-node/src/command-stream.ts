@@ -21,6 +21,10 @@ export interface CommandStreams {
    * command stays in the store and goes out on the next connection.
    */
   send(record: CommandRecord): boolean;
+  /** Resolves once the gateway's stream has taken what was written to it (at once without one). */
+  drained(gatewayId: string): Promise<void>;
+  /** The gateway's stream has not yet taken what was written to it. */
+  backlogged(gatewayId: string): boolean;
   /** Any authenticated request from the gateway counts as a sign of life. */
   touch(gatewayId: string): void;
   views(): GatewayView[];
@@ -105,6 +109,10 @@ export function createCommandStreams(options: CommandStreamOptions): CommandStre
       gateway.sent.add(key);
       return true;
     },
+    drained(gatewayId) {
+      return gateways.get(gatewayId)?.stream?.drained() ?? Promise.resolve();
+    },
+    backlogged: (gatewayId) => gateways.get(gatewayId)?.stream?.backlogged === true,
     touch(gatewayId) {
       entry(gatewayId).lastSeenAt = Date.now();
     },

@@ -54,6 +54,22 @@ export function gatewayRoutes(parts: ServerParts): Route[] {
     }
   };
 
+  /**
+   * §4: a gateway that (re)connects is also sent again every acknowledged command whose file it
+   * was uploading here. A gateway that restarted has forgotten it and would otherwise leave it to
+   * expire; it runs it again and sends only the chunks this server lacks (§6.3). A gateway that
+   * merely reconnected recognises the command by ID and goes on with its upload.
+   */
+  const resendUploads = async (gatewayId: string) => {
+    for (const id of parts.ingest().uploading()) {
+      const record = await store.get(id);
+      if (record?.gatewayId !== gatewayId) continue;
+      if (record.state !== 'acknowledged' && record.state !== 'running') continue;
+      await streams.drained(gatewayId);
+      if (!streams.send(record)) return;
+    }
+  };
+
   const command = '/v1/gateway/commands/([^/]+)';
   return [
     {
@@ -69,6 +85,7 @@ export function gatewayRoutes(parts: ServerParts): Route[] {
         // is not yet acknowledged, oldest first" — whatever Last-Event-ID says, since a command
         // the gateway saw may still have been lost before its ack.
         await dispatcher.sendUndelivered(gatewayId);
+        await resendUploads(gatewayId);
       },
     },
     {

@@ -99,7 +99,12 @@ export function createQueryEvents(options: QueryEventOptions): QueryEvents {
         subscriber.lastVersion = record.version;
         const view = await views.view(record, baseUrl);
         stream.send(sseEvents.state, view);
-        for (const batch of kept) stream.send(sseEvents.rows, batch);
+        for (const batch of kept) {
+          if (!stream.send(sseEvents.rows, batch)) return;
+          // The replay goes out at the reader's pace: written all at once, a large result would
+          // pass streamBufferBytes and cut even a reader that reads as fast as it can.
+          await stream.drained();
+        }
         if (isTerminal(record.state)) {
           stream.send(sseEvents.result, view);
           stream.close();

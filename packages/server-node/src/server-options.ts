@@ -43,6 +43,12 @@ export interface BackhaulServerOptions {
   delivery?: Partial<DeliveryPolicy>;
   /** SSE heartbeat comment interval; default 15 000 (§4: at most 15 s). */
   heartbeatMs?: number;
+  /**
+   * Bytes one SSE stream (a gateway's commands, a caller's query events) may have queued for a
+   * client that does not read them; past it the stream is cut, its buffer freed, and the client
+   * reconnects and catches up (unacked commands are sent again, §4). Default 16 MiB.
+   */
+  streamBufferBytes?: number;
   /** How often the deadline timer runs; default 1000. */
   sweepIntervalMs?: number;
   /** Bytes per chunk, announced in `hello`; default 524 288 (§6.1). */
@@ -96,6 +102,7 @@ export interface ResolvedOptions {
   downloadTtlSeconds: number;
   delivery: DeliveryPolicy;
   heartbeatMs: number;
+  streamBufferBytes: number;
   sweepIntervalMs: number;
   chunkSize: number;
   chunkWindow: number;
@@ -168,6 +175,7 @@ export function resolveOptions(options: BackhaulServerOptions): ResolvedOptions 
     delivery,
     // docs/protocol.md §4: the gateway treats 45 s of silence as dead; more than 15 s is refused.
     heartbeatMs: positiveInteger('heartbeatMs', options.heartbeatMs, 15_000, 15_000),
+    streamBufferBytes: positiveInteger('streamBufferBytes', options.streamBufferBytes, 16 * 1024 * 1024),
     sweepIntervalMs: positiveInteger('sweepIntervalMs', options.sweepIntervalMs, 1000),
     chunkSize: positiveInteger('chunkSize', options.chunkSize, DEFAULT_CHUNK_SIZE, 64 * 1024 * 1024),
     chunkWindow: positiveInteger('chunkWindow', options.chunkWindow, 64, 10_000),

@@ -7,24 +7,32 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
  */
 export interface SseConnection {
   readonly closed: boolean;
+  /** The client has not yet taken what was written (the socket's buffer is past its high-water mark). */
+  readonly backlogged: boolean;
   /** Writes one event; `id` becomes the client's Last-Event-ID. Returns false once closed. */
   send(event: string, data: unknown, id?: string): boolean;
   /** A comment line: keeps proxies and the client's idle timer from cutting a quiet stream. */
   comment(text: string): void;
+  /**
+   * Resolves once the client has taken what was queued (or the stream closed): a sender of many
+   * events in a row awaits it between them, so a burst never piles up past the cap.
+   */
+  drained(): Promise<void>;
   close(): void;
   onClose(listener: () => void): void;
 }
-
-/** A slow reader that lets this much pile up is dropped; it reconnects and catches up. */
-const MAX_PENDING_BYTES = 16 * 1024 * 1024;
 
 export interface SseHub {
   open(req: IncomingMessage, res: ServerResponse, retryMs: number): SseConnection;
   closeAll(): void;
 }
 
-/** Owns every open stream and one heartbeat timer for all of them (not one timer per stream). */
-export function createSseHub(heartbeatMs: number): SseHub {
+/**
+ * Owns every open stream and one heartbeat timer for all of them (not one timer per stream).
+ * `maxPendingBytes`: a slow reader that lets more than this pile up in its stream's buffers
+ * (ours and the socket's) is cut; it reconnects and catches up.
+ */
+export function createSseHub(heartbeatMs: number, maxPendingBytes: number): SseHub {
   const open = new Set<SseConnection>();
   let timer: NodeJS.Timeout | undefined;
 
@@ -53,10 +61,16 @@ export function createSseHub(heartbeatMs: number): SseHub {
 
       const listeners: (() => void)[] = [];
       let closed = false;
+      /** The wait for the client to take a backlog, and what ends it (a drain, or the close). */
+      let draining: Promise<void> | undefined;
+      let endDrain: (() => void) | undefined;
       const write = (text: string): boolean => {
         if (closed) return false;
-        if (res.writableLength > MAX_PENDING_BYTES) {
-          connection.close();
+        if (res.writableLength > maxPendingBytes) {
+          // end() would keep the queue until the client reads it, which it may never do: a
+          // destroyed socket frees it now. The client reconnects (§4) and is sent what it missed.
+          markClosed();
+          res.destroy();
           return false;
         }
         res.write(text);
@@ -70,11 +84,15 @@ export function createSseHub(heartbeatMs: number): SseHub {
           clearInterval(timer);
           timer = undefined;
         }
+        endDrain?.();
         for (const listener of listeners) listener();
       };
       const connection: SseConnection = {
         get closed() {
           return closed;
+        },
+        get backlogged() {
+          return !closed && res.writableNeedDrain;
         },
         send(event, data, id) {
           const json = JSON.stringify(data);
@@ -83,6 +101,21 @@ export function createSseHub(heartbeatMs: number): SseHub {
         comment(text) {
           // Skip a heartbeat while earlier bytes are still queued: they keep the stream alive already.
           if (res.writableLength === 0) write(`: ${text}\n\n`);
+        },
+        drained() {
+          if (!connection.backlogged) return Promise.resolve();
+          // One wait per backlog, shared by every caller: nothing accumulates on a long stream.
+          draining ??= new Promise((resolve) => {
+            const done = () => {
+              res.off('drain', done);
+              endDrain = undefined;
+              draining = undefined;
+              resolve();
+            };
+            endDrain = done;
+            res.once('drain', done);
+          });
+          return draining;
         },
         close() {
           if (closed) return;

@@ -45,11 +45,17 @@ async function completeFile(id: string, file: Uint8Array, overrides: Record<stri
   });
 }
 
-const receipt = async (id: string) =>
+/** §6.3 The receipt's indices; `checksumsOf` reads the checksums it lists with them. */
+const fullReceipt = async (id: string) =>
   (await getJson(`${t.url}/v1/gateway/commands/${id}/chunks`, gatewayA.token)).body as {
     contiguous: number;
     buffered: number[];
+    checksums?: Record<string, string>;
   };
+const receipt = async (id: string) => {
+  const { contiguous, buffered } = await fullReceipt(id);
+  return { contiguous, buffered };
+};
 
 describe('§6 a file uploaded in chunks out of order within the window is assembled byte for byte', () => {
   it('stores, completes with the right checksum and serves the exact bytes at the result URL', async () => {
@@ -150,6 +156,8 @@ describe('§6.2 the same index with a different checksum than the one stored: 40
     expect(conflict.status).toBe(409);
     expect(((await conflict.json()) as { code: string }).code).toBe('chunk-conflict');
     expect(await receipt(id)).toEqual({ contiguous: 0, buffered: [2] });
+    // §6.3 The receipt names the checksum kept, so a resuming gateway can tell its chunk is that one.
+    expect((await fullReceipt(id)).checksums).toEqual({ '2': await xxhash(randomBytesOf(chunkSize, 1)) });
     stream.close();
   });
 

@@ -19,8 +19,14 @@ export async function guard<T>(what: string, operation: Promise<T>): Promise<T> 
 export function unavailable(what: string, error: unknown): BackhaulError {
   if (BackhaulError.isInstance(error)) return error;
   const message = error instanceof Error ? error.message : String(error);
-  return new BackhaulError('service-unavailable', `${what}: ${message}`, { cause: error });
+  return new BackhaulError('service-unavailable', `${what}: ${message}`, {
+    cause: error,
+    retryAfterMs: UNAVAILABLE_RETRY_AFTER_MS,
+  });
 }
+
+/** What a caller is told to wait (Retry-After) when Redis cannot be reached. */
+const UNAVAILABLE_RETRY_AFTER_MS = 1000;
 
 /**
  * QUIT lets queued replies arrive first; a connection that never came up is just dropped.
@@ -50,7 +56,13 @@ export interface StoreConnection {
 
 export function storeConnection(options: { redis?: Redis; url?: string }): StoreConnection {
   const owned = options.redis === undefined;
-  const redis = options.redis ?? new Redis(options.url ?? defaultRedisUrl);
+  // While Redis is unreachable, a call fails after two reconnection attempts (a fraction of a
+  // second) rather than ioredis's default twenty (about ten seconds): a caller then gets a prompt
+  // 503 with Retry-After, not a request that hangs. Writes are never queued past that.
+  const redis = options.redis ?? new Redis(options.url ?? defaultRedisUrl, { maxRetriesPerRequest: 1 });
+  // Each call that fails reports it (service-unavailable); the connection itself reconnects on
+  // its own, so its error events would only be ioredis's "Unhandled error event" noise.
+  if (owned) redis.on('error', () => undefined);
   let closed = false;
   return {
     redis,
