@@ -188,7 +188,7 @@ describe('slowloris on the SSE and upload endpoints, with a legitimate gateway a
     const receipt = await fetch(`${url}/v1/gateway/commands/${target.id}/chunks`, {
       headers: { authorization: attackerAuth },
     });
-    expect(await receipt.json()).toEqual({ contiguous: 0, buffered: [] });
+    expect(await receipt.json()).toEqual({ contiguous: 0, buffered: [], checksums: {} });
     expect(gateway.connected).toBe(true);
     console.info(
       JSON.stringify({

@@ -92,7 +92,7 @@ describe('§2 a body past its cap: 413 problem+json, and the rest is never read 
       expect(outcome.response?.headers.connection).toBe('close');
       expect(outcome.closedByServer).toBe(true);
     }
-    expect(await receiptOf(id)).toEqual({ contiguous: 0, buffered: [] });
+    expect(await receiptOf(id)).toEqual({ contiguous: 0, buffered: [], checksums: {} });
     stream.close();
   });
 
@@ -221,7 +221,7 @@ describe('a body of the wrong media type: 415 unsupported-media-type, before it 
       body: chunk,
     });
     await expectProblem(put, 415, 'unsupported-media-type');
-    expect(await receiptOf(id)).toEqual({ contiguous: 0, buffered: [] });
+    expect(await receiptOf(id)).toEqual({ contiguous: 0, buffered: [], checksums: {} });
     expect(await viewOf(id)).toEqual(before);
     stream.close();
   });
@@ -293,7 +293,7 @@ describe('§6.1 every chunk header malformed in turn: 400 or 415 with its proble
       });
       expect(response.headers.get('content-type')).toBe('application/problem+json');
     }
-    expect(await receiptOf(id)).toEqual({ contiguous: 0, buffered: [] });
+    expect(await receiptOf(id)).toEqual({ contiguous: 0, buffered: [], checksums: {} });
     expect(await viewOf(id)).toMatchObject({ state: 'acknowledged' });
     expect((await putChunk(t.url, gatewayA.token, id, 0, chunk)).status).toBe(201);
     stream.close();
