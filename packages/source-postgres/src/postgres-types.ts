@@ -110,10 +110,12 @@ const PLUS = 43;
 function parseCommonDateTime(text: string): number | undefined {
   const length = text.length;
   if (length < 10 || text.charCodeAt(4) !== DASH || text.charCodeAt(7) !== DASH) return undefined;
-  const year = digitsAt(text, 0, 4);
-  const month = digitsAt(text, 5, 2);
-  const day = digitsAt(text, 8, 2);
-  if (year < 100 || month < 0 || day < 0) return undefined;
+  const century = twoDigits(text, 0);
+  const yearOfCentury = twoDigits(text, 2);
+  const month = twoDigits(text, 5);
+  const day = twoDigits(text, 8);
+  if (century < 1 || yearOfCentury < 0 || month < 0 || day < 0) return undefined;
+  const year = century * 100 + yearOfCentury;
   let hour = 0;
   let minute = 0;
   let second = 0;
@@ -128,9 +130,9 @@ function parseCommonDateTime(text: string): number | undefined {
     ) {
       return undefined;
     }
-    hour = digitsAt(text, 11, 2);
-    minute = digitsAt(text, 14, 2);
-    second = digitsAt(text, 17, 2);
+    hour = twoDigits(text, 11);
+    minute = twoDigits(text, 14);
+    second = twoDigits(text, 17);
     if (hour < 0 || minute < 0 || second < 0) return undefined;
     pos = 19;
     if (pos < length && text.charCodeAt(pos) === DOT) {
@@ -149,13 +151,13 @@ function parseCommonDateTime(text: string): number | undefined {
   if (pos < length) {
     const sign = text.charCodeAt(pos);
     if ((sign !== PLUS && sign !== DASH) || pos + 3 > length) return undefined;
-    const hours = digitsAt(text, pos + 1, 2);
+    const hours = twoDigits(text, pos + 1);
     if (hours < 0) return undefined;
     let offset = hours * 3600;
     pos += 3;
     for (let unit = 60; pos < length && unit >= 1; unit /= 60) {
       if (text.charCodeAt(pos) !== COLON || pos + 3 > length) return undefined;
-      const value = digitsAt(text, pos + 1, 2);
+      const value = twoDigits(text, pos + 1);
       if (value < 0) return undefined;
       offset += value * unit;
       pos += 3;
@@ -166,15 +168,11 @@ function parseCommonDateTime(text: string): number | undefined {
   return Date.UTC(year, month - 1, day, hour, minute, second, millis) - offsetMs;
 }
 
-/** The number written by `count` ASCII digits at `start`, or -1 when one is not a digit. */
-function digitsAt(text: string, start: number, count: number): number {
-  let value = 0;
-  for (let i = start; i < start + count; i++) {
-    const d = text.charCodeAt(i) - 48;
-    if (d < 0 || d > 9) return -1;
-    value = value * 10 + d;
-  }
-  return value;
+/** The two ASCII digits at `at` as a number 0–99, or -1 when either is not a digit. */
+function twoDigits(text: string, at: number): number {
+  const tens = text.charCodeAt(at) - 48;
+  const ones = text.charCodeAt(at + 1) - 48;
+  return tens >= 0 && tens <= 9 && ones >= 0 && ones <= 9 ? tens * 10 + ones : -1;
 }
 
 const parsers = new Map<number, Parser>([
