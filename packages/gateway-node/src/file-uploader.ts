@@ -11,6 +11,7 @@ import {
   rechunk,
   withRetry,
 } from '@backhaul/core';
+import { type CodecChoice, sampleCodec } from './codec-choice.js';
 import { encodeBatchesAsParquet } from './parquet-encoding.js';
 import type { ProgressState } from './progress.js';
 import { describeError, type ServerApi } from './server-api.js';
@@ -21,7 +22,13 @@ export interface FileUploadOptions {
   columns: readonly Column[];
   batches: AsyncIterable<RowValue[][]>;
   hello: Hello;
+  /** The chunk codec; with `autoCodec`, the candidate the file's first chunk is tried with. */
   codec: Codec;
+  /**
+   * `preferredCodec: 'auto'`: the first chunk sent is encoded with `codec`, and the file keeps it
+   * only if that saved at least `minSaving` (default 10 %); otherwise every chunk goes as `identity`.
+   */
+  autoCodec?: { identity: Codec; minSaving?: number; onChoice?: (choice: CodecChoice) => void };
   checksummer: Checksummer;
   chunksInFlight: number;
   retry: RetryPolicy;
@@ -84,11 +91,31 @@ export async function uploadBytes(options: ByteUploadOptions): Promise<FileCompl
   let failure: unknown;
   const inFlight = new Set<Promise<void>>();
 
+  /** With `autoCodec`: the file's codec, settled by the first chunk sent (the others wait for it). */
+  let chosen: Promise<Codec> | undefined;
+  const encodeChunk = async (raw: Uint8Array): Promise<{ body: Uint8Array; codec: string }> => {
+    const auto = options.autoCodec;
+    if (!auto) return { body: await codec.encode(raw), codec: codec.name };
+    if (chosen) {
+      const fileCodec = await chosen;
+      return { body: await fileCodec.encode(raw), codec: fileCodec.name };
+    }
+    const sampled = sampleCodec(raw, codec, auto.identity, auto.minSaving);
+    chosen = sampled.then(({ choice }) => {
+      auto.onChoice?.(choice);
+      return choice.codec === codec.name ? codec : auto.identity;
+    });
+    // A failed sample fails its own chunk, which stops the upload; the waiting chunks end with it.
+    chosen.catch(() => undefined);
+    const { body, choice } = await sampled;
+    return { body, codec: choice.codec };
+  };
+
   const uploadChunk = async (index: number, raw: Uint8Array, checksum: string): Promise<void> => {
     try {
       // Encoding runs here, inside the window, so a native codec can work on several chunks at once.
-      const body = await codec.encode(raw);
-      const chunk = { index, body, codec: codec.name, checksum, rawLength: raw.length };
+      const { body, codec: codecName } = await encodeChunk(raw);
+      const chunk = { index, body, codec: codecName, checksum, rawLength: raw.length };
       await withRetry(retry, () => api.putChunk(commandId, chunk, uploads.signal), {
         signal: uploads.signal,
         // §6.2: 422 checksum-mismatch and 409 chunk-out-of-window say "send it again", and the

@@ -95,6 +95,37 @@ describe('§6 file mode: Parquet cut into chunks, checksummed, uploaded and comp
     expect(Buffer.compare(server.file('zstd-file'), await expectedParquet('SELECT * FROM orders'))).toBe(0);
   });
 
+  it("preferredCodec 'auto' keeps zstd for a file that compresses and sends one that does not as identity, and says so", async () => {
+    const zstd = createZstdCodec();
+    const { server, gateway } = await setup({ codecs: [zstd] }, { codecs: [zstd], preferredCodec: 'auto' });
+    const chosen = new Map<string, { codec: string; sampleRatio: number }>();
+    gateway.on((event) => {
+      if (event.type === 'codec-chosen') chosen.set(event.commandId, event);
+    });
+    const plain = 'SELECT * FROM orders ORDER BY id';
+    // randomblob: bytes zstd cannot shrink, like the pages of an already compressed Parquet file.
+    const noise = 'SELECT id, randomblob(4000) AS noise FROM orders ORDER BY id LIMIT 200';
+    server.send({ id: 'auto-plain', sql: plain, mode: 'file' });
+    server.send({ id: 'auto-noise', sql: noise, mode: 'file' });
+    await until(
+      () => server.completions.has('auto-plain') && server.completions.has('auto-noise'),
+      'completions',
+    );
+
+    const codecsOf = (id: string) => new Set([...server.chunks.get(id)!.values()].map((c) => c.codec));
+    expect(codecsOf('auto-plain')).toEqual(new Set(['zstd']));
+    expect(chosen.get('auto-plain')).toMatchObject({ codec: 'zstd' });
+    expect(chosen.get('auto-plain')!.sampleRatio).toBeLessThanOrEqual(0.9);
+    expect(Buffer.compare(server.file('auto-plain'), await expectedParquet(plain))).toBe(0);
+
+    expect(codecsOf('auto-noise')).toEqual(new Set(['identity']));
+    expect(chosen.get('auto-noise')).toMatchObject({ codec: 'identity' });
+    expect(chosen.get('auto-noise')!.sampleRatio).toBeGreaterThan(0.9);
+    expect(server.chunks.get('auto-noise')!.size).toBeGreaterThan(3);
+    const completion = server.completions.get('auto-noise') as { size: number; rowCount: number };
+    expect(completion).toMatchObject({ size: server.file('auto-noise').length, rowCount: 200 });
+  });
+
   it('a chunk that fails twice with 503 is retried and succeeds', async () => {
     const { server } = await setup();
     server.chunkFault = (_id, index, attempt) =>
