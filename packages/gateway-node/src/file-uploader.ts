@@ -11,7 +11,7 @@ import {
   rechunk,
   withRetry,
 } from '@backhaul/core';
-import { type CodecChoice, sampleCodec } from './codec-choice.js';
+import { AdaptiveCodec, type CodecChoice } from './codec-choice.js';
 import { encodeBatchesAsParquet } from './parquet-encoding.js';
 import type { ProgressState } from './progress.js';
 import { describeError, type ServerApi } from './server-api.js';
@@ -25,10 +25,16 @@ export interface FileUploadOptions {
   /** The chunk codec; with `autoCodec`, the candidate the file's first chunk is tried with. */
   codec: Codec;
   /**
-   * `preferredCodec: 'auto'`: the first chunk sent is encoded with `codec`, and the file keeps it
-   * only if that saved at least `minSaving` (default 10 %); otherwise every chunk goes as `identity`.
+   * `preferredCodec: 'auto'`: every 8th chunk is a sample encoded with `codec`, and the chunks up to
+   * the next sample keep `codec` only if it saved at least `minSaving` (default 10 %), else go as
+   * `identity`. `onChoice` gets the file's summary once every chunk is uploaded.
    */
-  autoCodec?: { identity: Codec; minSaving?: number; onChoice?: (choice: CodecChoice) => void };
+  autoCodec?: {
+    identity: Codec;
+    minSaving?: number;
+    interval?: number;
+    onChoice?: (choice: CodecChoice) => void;
+  };
   checksummer: Checksummer;
   chunksInFlight: number;
   retry: RetryPolicy;
@@ -91,30 +97,14 @@ export async function uploadBytes(options: ByteUploadOptions): Promise<FileCompl
   let failure: unknown;
   const inFlight = new Set<Promise<void>>();
 
-  /** With `autoCodec`: the file's codec, settled by the first chunk sent (the others wait for it). */
-  let chosen: Promise<Codec> | undefined;
-  const encodeChunk = async (raw: Uint8Array): Promise<{ body: Uint8Array; codec: string }> => {
-    const auto = options.autoCodec;
-    if (!auto) return { body: await codec.encode(raw), codec: codec.name };
-    if (chosen) {
-      const fileCodec = await chosen;
-      return { body: await fileCodec.encode(raw), codec: fileCodec.name };
-    }
-    const sampled = sampleCodec(raw, codec, auto.identity, auto.minSaving);
-    chosen = sampled.then(({ choice }) => {
-      auto.onChoice?.(choice);
-      return choice.codec === codec.name ? codec : auto.identity;
-    });
-    // A failed sample fails its own chunk, which stops the upload; the waiting chunks end with it.
-    chosen.catch(() => undefined);
-    const { body, choice } = await sampled;
-    return { body, codec: choice.codec };
-  };
+  const adaptive = options.autoCodec && new AdaptiveCodec({ candidate: codec, ...options.autoCodec });
+  const encodeChunk = async (index: number, raw: Uint8Array): Promise<{ body: Uint8Array; codec: string }> =>
+    adaptive ? adaptive.encode(index, raw) : { body: await codec.encode(raw), codec: codec.name };
 
   const uploadChunk = async (index: number, raw: Uint8Array, checksum: string): Promise<void> => {
     try {
       // Encoding runs here, inside the window, so a native codec can work on several chunks at once.
-      const { body, codec: codecName } = await encodeChunk(raw);
+      const { body, codec: codecName } = await encodeChunk(index, raw);
       const chunk = { index, body, codec: codecName, checksum, rawLength: raw.length };
       await withRetry(retry, () => api.putChunk(commandId, chunk, uploads.signal), {
         signal: uploads.signal,
@@ -170,6 +160,7 @@ export async function uploadBytes(options: ByteUploadOptions): Promise<FileCompl
     options.signal.removeEventListener('abort', stopUploads);
   }
   if (failure !== undefined) throw failure;
+  if (adaptive) options.autoCodec?.onChoice?.(adaptive.choice());
 
   // §6.4 The completion states what was produced, so the server can check every chunk is there.
   return {

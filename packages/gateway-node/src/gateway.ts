@@ -29,8 +29,9 @@ export interface GatewayOptions {
   /**
    * The chunk codec to use. Default: 'zstd' when given in `codecs` and accepted by the server,
    * else 'identity'. Set explicitly, a codec the server does not accept is an error, never a guess.
-   * `'auto'`: each file's first chunk is tried with zstd (else lz4) and the file keeps it only if it
-   * saved 10 % or more, else goes uncompressed (identity); a `codec-chosen` event says which.
+   * `'auto'`: every 8th chunk of a file is tried with zstd (else lz4), and the chunks up to the next
+   * sample keep it only if it saved 10 % or more, else go uncompressed (identity); a `codec-chosen`
+   * event gives each file's summary once it is uploaded.
    */
   preferredCodec?: string;
   /** Chunk requests in flight per file (default 16), capped by the server's `chunkWindow`. */
@@ -60,7 +61,7 @@ export type GatewayEvent =
     }
   | { type: 'completed'; commandId: string; completion: Completion }
   | { type: 'failed'; commandId: string; error: unknown }
-  /** `preferredCodec: 'auto'` chose a file's codec from its first chunk (`sampleRatio` = encoded / raw). */
+  /** `preferredCodec: 'auto'` uploaded a file: its main codec, chunks per codec, `sampleRatio` = encoded / raw. */
   | ({ type: 'codec-chosen'; commandId: string } & CodecChoice);
 
 export interface Gateway {

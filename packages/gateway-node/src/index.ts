@@ -1,7 +1,15 @@
 export type { Logger } from '@backhaul/core';
 // The upload half of the file flow (docs/protocol.md §6), for bytes that are already a file: the
 // server API client, the command stream and the chunk uploader that `createGateway` is built from.
-export { AUTO_CODEC, type CodecChoice, DEFAULT_MIN_SAVING, sampleCodec } from './codec-choice.js';
+export {
+  AdaptiveCodec,
+  AUTO_CODEC,
+  AUTO_SAMPLE_INTERVAL,
+  type CodecChoice,
+  type CodecSample,
+  DEFAULT_MIN_SAVING,
+  sampleCodec,
+} from './codec-choice.js';
 export {
   CommandStreamClient,
   type CommandStreamHandlers,
