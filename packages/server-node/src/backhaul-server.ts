@@ -27,6 +27,9 @@ import { type BackhaulServerOptions, resolveOptions } from './server-options.js'
 import type { ServerParts } from './server-parts.js';
 import { createSseHub } from './sse-connection.js';
 
+/** How long `listen()` keeps an idle client connection open (Node's default is 5 s). */
+export const KEEP_ALIVE_TIMEOUT_MS = 65_000;
+
 export interface BackhaulServer {
   /**
    * A Node-style handler `(req, res, next?)`: mount it in node:http, Express
@@ -199,6 +202,10 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
     listen(port = 0, host = '127.0.0.1') {
       if (httpServer) return Promise.reject(new Error('This server is already listening'));
       const server = createServer((req, res) => void handle(req, res));
+      // Node closes an idle keep-alive connection after 5 s (and says so in `Keep-Alive: timeout=5`,
+      // which undici obeys): a gateway's chunksInFlight connections would be gone between two files
+      // a few seconds apart, and each file would pay new handshakes on a long link. Keep them a minute.
+      server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
       httpServer = server;
       return new Promise((resolve, reject) => {
         server.once('error', reject);
