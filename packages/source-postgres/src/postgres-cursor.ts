@@ -171,6 +171,11 @@ export async function openPostgresCursor(session: PostgresCursorSession): Promis
           yield batch;
         }
       } finally {
+        // Left early (break, an error downstream) with a read ahead still running: cancel it, as
+        // close() would, rather than hold the connection until PostgreSQL finishes rows nobody takes.
+        if (ahead && interruption === undefined) {
+          interrupt(new BackhaulError('query-failed', 'The cursor was closed'));
+        }
         await end();
       }
     },
