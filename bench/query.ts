@@ -30,7 +30,10 @@ const spec = {
   table: { default: 'bench_orders', help: 'table name' },
   rows: { default: DEFAULT_ROWS, help: 'rows in the table (2.2 M ≈ 100 MB of Parquet)' },
   storage: { default: 'fs', help: 'fs | s3 (s3rver started by the bench)' },
-  codec: { default: 'zstd', help: 'chunk codec: zstd | lz4 | none' },
+  codec: {
+    default: 'zstd',
+    help: 'chunk codec: zstd | lz4 | none | auto (zstd kept per file if its first chunk shrinks by 10 %)',
+  },
   'server-url': { default: undefined, help: 'run the gateway side only, against this server' },
   wan: { default: false, help: 'server side in bh_api, gateway (and its database connection) in bh_gw' },
   'chunks-in-flight': { default: 16, help: 'chunk PUTs in flight' },
@@ -39,7 +42,7 @@ const spec = {
 
 const options = parseOptions('query', spec);
 const storage = oneOf('storage', options.storage, ['fs', 's3'] as const);
-const codec = oneOf('codec', options.codec, ['zstd', 'lz4', 'none'] as const);
+const codec = oneOf('codec', options.codec, ['zstd', 'lz4', 'none', 'auto'] as const);
 const TABLE_VERSION = 'backhaul-bench-v1';
 let serverSide: ServerSide | undefined;
 let forwarder: Server | undefined;
@@ -177,7 +180,9 @@ async function gatewaySide(url: string, pgUrl: string, link: string): Promise<Re
     await gateway.start();
     const stages: Record<string, number> = {};
     let issuedAt = 0;
+    let codecChosen: string | undefined;
     gateway.on((event) => {
+      if (event.type === 'codec-chosen') codecChosen = event.codec;
       const at = round((now() - issuedAt) / 1000);
       if (event.type === 'command') stages.command_received ??= at;
       if (event.type === 'progress' && event.stage === 'uploading') stages.uploading ??= at;
@@ -215,6 +220,7 @@ async function gatewaySide(url: string, pgUrl: string, link: string): Promise<Re
         stages_s: stages,
         storage: server.storage ?? (options['server-url'] ? 'unknown' : storage),
         codec,
+        ...(codecChosen ? { codec_chosen: codecChosen } : {}),
         link,
         ...machine(),
       };

@@ -19,7 +19,7 @@ const spec = {
   storage: { default: 's3', help: 'fs | s3 (s3rver started by the bench)' },
   codec: {
     default: 'zstd',
-    help: 'chunk codec: zstd | lz4 | none | auto (chosen from a sample of the file)',
+    help: 'chunk codec: zstd | lz4 | none | auto (the gateway keeps zstd if the first chunk shrinks by 10 %)',
   },
   'parquet-compression': {
     default: 'none',
@@ -102,16 +102,11 @@ async function gatewaySide(
     progress('the server has no /bench routes (a plain Backhaul server): no baselines, the caller runs here');
   }
   const codecs = [createZstdCodec(), createLz4Codec()];
-  const chosen =
-    codecOption === 'auto'
-      ? await chooseCodec(dataset)
-      : { codec: codecOption === 'none' ? 'identity' : codecOption };
-  if (codecOption === 'auto') progress(`codec auto chose ${chosen.codec}`, chosen);
   const gateway = await connectByteGateway({
     serverUrl: url,
     token: gatewayToken(0),
     codecs,
-    codec: chosen.codec,
+    codec: codecOption === 'none' ? 'identity' : codecOption,
     chunksInFlight: options['chunks-in-flight'],
   });
   progress(
@@ -171,8 +166,8 @@ async function gatewaySide(
       raw_s: rawS === null ? null : round(rawS),
       naive_s: naiveS === null ? null : round(naiveS),
       ratio_raw: rawS === null ? null : round(backhaulS / rawS),
-      codec_chosen: chosen.codec,
-      ...(codecOption === 'auto' ? { codec_sample_ratio: (chosen as { ratio?: number }).ratio } : {}),
+      codec_chosen: middle.codec,
+      ...(middle.choice ? { codec_sample_ratio: round(middle.choice.sampleRatio) } : {}),
       wire_bytes: middle.wireBytes,
       stages_s: middle.stages,
       verified: middle.verified,
@@ -211,6 +206,7 @@ async function backhaulRun(
   const served = await gateway.serve(command, fileBytes(dataset.path, limit), limit ? 0 : dataset.rows);
   const done = await query.done();
   const wireBytes = served.wireBytes;
+  if (served.choice && !limit) progress(`codec auto chose ${served.codec}`, { ...served.choice });
   if (done.view.state !== 'completed' || done.view.result?.kind !== 'file') {
     throw new Error(`query ended ${done.view.state}: ${JSON.stringify(done.view.error ?? done.view)}`);
   }
@@ -229,6 +225,8 @@ async function backhaulRun(
   return {
     seconds: Number(done.completedNs - from) / 1e9,
     wireBytes,
+    codec: served.codec,
+    choice: served.choice,
     verified,
     stages: {
       command_received: seconds(from, t.commandNs),
@@ -239,16 +237,4 @@ async function backhaulRun(
       url_ready: seconds(from, done.completedNs),
     },
   };
-}
-
-/** --codec=auto: zstd when a 4 MiB sample from the middle of the file shrinks by 10% or more. */
-async function chooseCodec(dataset: DatasetFile): Promise<{ codec: string; ratio: number }> {
-  const { open } = await import('node:fs/promises');
-  const handle = await open(dataset.path);
-  const sample = Buffer.alloc(Math.min(4 << 20, dataset.bytes));
-  await handle.read(sample, 0, sample.length, Math.max(0, Math.floor(dataset.bytes / 2 - sample.length / 2)));
-  await handle.close();
-  const encoded = await createZstdCodec().encode(sample);
-  const ratio = round(encoded.length / sample.length);
-  return { codec: ratio <= 0.9 ? 'zstd' : 'identity', ratio };
 }

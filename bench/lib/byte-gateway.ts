@@ -1,7 +1,6 @@
 // The gateway side of the transfer and memory benches: Backhaul's own gateway code (its command
 // stream client, its server API and its chunk uploader), fed bytes that are already a file instead
-// of rows to encode, so the figure is the transport alone. Imports gateway internals by path until
-// gateway-node exports `uploadBytes`.
+// of rows to encode, so the figure is the transport alone: gateway-node's public upload path.
 import {
   type Codec,
   CodecRegistry,
@@ -10,18 +9,22 @@ import {
   type Hello,
   silentLogger,
 } from '@backhaul/core';
+import {
+  AUTO_CODEC,
+  type CodecChoice,
+  CommandStreamClient,
+  type ProgressState,
+  ServerApi,
+  uploadBytes,
+} from '@backhaul/gateway-node';
 import { Agent } from 'undici';
-import { CommandStreamClient } from '../../packages/gateway-node/src/command-stream-client.js';
-import { uploadBytes } from '../../packages/gateway-node/src/file-uploader.js';
-import type { ProgressState } from '../../packages/gateway-node/src/progress.js';
-import { ServerApi } from '../../packages/gateway-node/src/server-api.js';
 import { monotonicNs } from './timing.js';
 
 export interface ByteGatewayOptions {
   serverUrl: string;
   token: string;
   codecs: Codec[];
-  /** identity, zstd or lz4. */
+  /** identity, zstd, lz4 or auto (zstd kept per file only if its first chunk shrinks by 10 %). */
   codec: string;
   chunksInFlight: number;
 }
@@ -93,7 +96,9 @@ export async function connectByteGateway(options: ByteGatewayOptions) {
     },
     /** Ack (§5.1), upload the bytes (§6), complete (§6.4); the completion answer carries the URL. */
     async serve(command: { id: string; receivedNs: bigint }, bytes: AsyncIterable<Uint8Array>, rowCount = 0) {
-      const codec = registry.get(options.codec);
+      const auto = options.codec === AUTO_CODEC;
+      const codec = registry.get(auto ? 'zstd' : options.codec);
+      let choice: CodecChoice | undefined;
       if (!hello!.codecs.includes(codec.name))
         throw new Error(`the server does not accept codec ${codec.name}`);
       // As the gateway's runner does: the ack goes out at once and the work does not wait for it.
@@ -121,6 +126,16 @@ export async function connectByteGateway(options: ByteGatewayOptions) {
         rowCount: () => rowCount,
         hello: hello!,
         codec,
+        ...(auto
+          ? {
+              autoCodec: {
+                identity: registry.get('identity'),
+                onChoice: (c: CodecChoice) => {
+                  choice = c;
+                },
+              },
+            }
+          : {}),
         checksummer,
         chunksInFlight: options.chunksInFlight,
         retry: defaultRetryPolicy,
@@ -140,7 +155,7 @@ export async function connectByteGateway(options: ByteGatewayOptions) {
         lastChunkNs,
         completedNs: monotonicNs(),
       };
-      return { completion, view, times, wireBytes };
+      return { completion, view, times, wireBytes, codec: choice?.codec ?? codec.name, choice };
     },
     async stop() {
       await stream.stop();

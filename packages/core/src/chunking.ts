@@ -2,8 +2,10 @@ import { DEFAULT_CHUNK_SIZE } from './protocol.js';
 
 /**
  * Re-cuts a byte stream of arbitrary pieces into chunks of exactly `chunkSize` bytes (the last
- * may be shorter). Pieces are copied once into the chunk being filled; a piece that lines up
- * with a chunk boundary and is exactly one chunk long is passed through without a copy.
+ * may be shorter). Whole chunks that lie inside one piece are yielded as views of it, without a
+ * copy; only a chunk that straddles pieces is assembled, each byte copied once. A piece's memory
+ * must therefore not be reused by its producer once passed (Parquet row groups and fs reads are
+ * fresh buffers).
  */
 export async function* rechunk(
   source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
@@ -14,13 +16,18 @@ export async function* rechunk(
   let current: Uint8Array | undefined;
   let filled = 0;
   for await (const piece of source) {
-    if (filled === 0 && piece.length === chunkSize) {
-      yield piece;
-      continue;
-    }
     let offset = 0;
     while (offset < piece.length) {
-      current ??= new Uint8Array(chunkSize);
+      if (filled === 0 && piece.length - offset >= chunkSize) {
+        // On a boundary with a whole chunk ahead: hand out a view (one row group of a Parquet file
+        // is many chunks, so nearly every chunk of a file takes this path).
+        yield offset === 0 && piece.length === chunkSize ? piece : piece.subarray(offset, offset + chunkSize);
+        offset += chunkSize;
+        continue;
+      }
+      // The buffer is filled completely before it is yielded (or cut to `filled` at the end), so
+      // it needs no zeroing.
+      current ??= Buffer.allocUnsafeSlow(chunkSize);
       const take = Math.min(chunkSize - filled, piece.length - offset);
       current.set(piece.subarray(offset, offset + take), filled);
       filled += take;

@@ -108,6 +108,21 @@ describe('§6.1 chunks are exactly chunkSize bytes, only the last may be shorter
 });
 
 describe('a piece exactly one chunk long on a boundary passes through without a copy', () => {
+  it('whole chunks inside a large piece are views of its memory; only a chunk across pieces is copied', async () => {
+    const big = new Uint8Array(16 * 3 + 5).map((_, i) => i);
+    const tail = new Uint8Array(20).map((_, i) => 200 + i);
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of rechunk([big, tail], 16)) chunks.push(chunk);
+    expect(chunks.map((c) => c.length)).toEqual([16, 16, 16, 16, 9]);
+    for (const [i, chunk] of chunks.slice(0, 3).entries()) {
+      expect(chunk.buffer).toBe(big.buffer);
+      expect(chunk.byteOffset).toBe(i * 16);
+    }
+    expect(chunks[3]!.buffer).not.toBe(big.buffer);
+    expect([...chunks[3]!]).toEqual([48, 49, 50, 51, 52, ...[...tail.subarray(0, 11)]]);
+    expect([...chunks[4]!]).toEqual([...tail.subarray(11)]);
+  });
+
   it('yields the same Uint8Array objects', async () => {
     const pieces = [new Uint8Array(16).fill(1), new Uint8Array(16).fill(2), new Uint8Array(16).fill(3)];
     const chunks: Uint8Array[] = [];

@@ -15,6 +15,7 @@ import {
   type RetryPolicy,
   type RowValue,
 } from '@backhaul/core';
+import type { CodecChoice } from './codec-choice.js';
 import { uploadFile } from './file-uploader.js';
 import type { ProgressState } from './progress.js';
 import { sendRowBatches } from './row-batch-sender.js';
@@ -25,13 +26,24 @@ export type RunnerEvent =
   | { type: 'command'; command: Command; duplicate: boolean }
   | { type: 'progress'; commandId: string; rows: number; bytes: number; stage: ProgressState['stage'] }
   | { type: 'completed'; commandId: string; completion: Completion }
-  | { type: 'failed'; commandId: string; error: unknown };
+  | { type: 'failed'; commandId: string; error: unknown }
+  | ({ type: 'codec-chosen'; commandId: string } & CodecChoice);
+
+/** What the current stream's hello settled: the chunk codec, or why none fits. */
+export interface GatewaySession {
+  hello: Hello;
+  /** The codec of every chunk; with `autoCodec`, the candidate each file's first chunk is tried with. */
+  codec: Codec | undefined;
+  codecError?: Error;
+  /** `preferredCodec: 'auto'`: the identity codec a file falls back to when `codec` saves too little. */
+  autoCodec?: Codec;
+}
 
 export interface CommandRunnerOptions {
   api: ServerApi;
   dataSource: DataSource;
   /** The hello of the current stream and the codec chosen from it; undefined when none fits. */
-  session: () => { hello: Hello; codec: Codec | undefined; codecError?: Error } | undefined;
+  session: () => GatewaySession | undefined;
   checksummer: Checksummer;
   chunksInFlight: number;
   retry: RetryPolicy;
@@ -270,6 +282,17 @@ export class CommandRunner {
       batches,
       hello: session.hello,
       codec: session.codec,
+      ...(session.autoCodec
+        ? {
+            autoCodec: {
+              identity: session.autoCodec,
+              onChoice: (choice: CodecChoice) => {
+                logger.info('codec chosen', { commandId: command.id, ...choice });
+                this.#options.emit({ type: 'codec-chosen', commandId: command.id, ...choice });
+              },
+            },
+          }
+        : {}),
       checksummer: this.#options.checksummer,
       chunksInFlight: this.#options.chunksInFlight,
       retry: this.#options.retry,

@@ -11,6 +11,7 @@ import {
   rechunk,
   withRetry,
 } from '@backhaul/core';
+import { AdaptiveCodec, type CodecChoice } from './codec-choice.js';
 import { encodeBatchesAsParquet } from './parquet-encoding.js';
 import type { ProgressState } from './progress.js';
 import { describeError, type ServerApi } from './server-api.js';
@@ -21,7 +22,19 @@ export interface FileUploadOptions {
   columns: readonly Column[];
   batches: AsyncIterable<RowValue[][]>;
   hello: Hello;
+  /** The chunk codec; with `autoCodec`, the candidate the file's first chunk is tried with. */
   codec: Codec;
+  /**
+   * `preferredCodec: 'auto'`: every 8th chunk is a sample encoded with `codec`, and the chunks up to
+   * the next sample keep `codec` only if it saved at least `minSaving` (default 10 %), else go as
+   * `identity`. `onChoice` gets the file's summary once every chunk is uploaded.
+   */
+  autoCodec?: {
+    identity: Codec;
+    minSaving?: number;
+    interval?: number;
+    onChoice?: (choice: CodecChoice) => void;
+  };
   checksummer: Checksummer;
   chunksInFlight: number;
   retry: RetryPolicy;
@@ -88,11 +101,15 @@ export async function uploadBytes(options: ByteUploadOptions): Promise<FileCompl
   let failure: unknown;
   const inFlight = new Set<Promise<void>>();
 
+  const adaptive = options.autoCodec && new AdaptiveCodec({ candidate: codec, ...options.autoCodec });
+  const encodeChunk = async (index: number, raw: Uint8Array): Promise<{ body: Uint8Array; codec: string }> =>
+    adaptive ? adaptive.encode(index, raw) : { body: await codec.encode(raw), codec: codec.name };
+
   const uploadChunk = async (index: number, raw: Uint8Array, checksum: string): Promise<void> => {
     try {
       // Encoding runs here, inside the window, so a native codec can work on several chunks at once.
-      const body = await codec.encode(raw);
-      const chunk = { index, body, codec: codec.name, checksum, rawLength: raw.length };
+      const { body, codec: codecName } = await encodeChunk(index, raw);
+      const chunk = { index, body, codec: codecName, checksum, rawLength: raw.length };
       await withRetry(retry, () => api.putChunk(commandId, chunk, uploads.signal), {
         signal: uploads.signal,
         // §6.2: 422 checksum-mismatch and 409 chunk-out-of-window say "send it again", and the
@@ -151,6 +168,7 @@ export async function uploadBytes(options: ByteUploadOptions): Promise<FileCompl
     options.signal.removeEventListener('abort', stopUploads);
   }
   if (failure !== undefined) throw failure;
+  if (adaptive) options.autoCodec?.onChoice?.(adaptive.choice());
 
   // §6.4 The completion states what was produced, so the server can check every chunk is there.
   return {

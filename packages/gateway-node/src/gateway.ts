@@ -13,7 +13,8 @@ import {
   silentLogger,
 } from '@backhaul/core';
 import { Agent } from 'undici';
-import { CommandRunner } from './command-runner.js';
+import { AUTO_CODEC, type CodecChoice } from './codec-choice.js';
+import { CommandRunner, type GatewaySession } from './command-runner.js';
 import { CommandStreamClient, DEFAULT_MAX_EVENT_LENGTH } from './command-stream-client.js';
 import { FILE_BATCH_SIZE } from './parquet-encoding.js';
 import { ServerApi } from './server-api.js';
@@ -28,6 +29,9 @@ export interface GatewayOptions {
   /**
    * The chunk codec to use. Default: 'zstd' when given in `codecs` and accepted by the server,
    * else 'identity'. Set explicitly, a codec the server does not accept is an error, never a guess.
+   * `'auto'`: every 8th chunk of a file is tried with zstd (else lz4), and the chunks up to the next
+   * sample keep it only if it saved 10 % or more, else go uncompressed (identity); a `codec-chosen`
+   * event gives each file's summary once it is uploaded.
    */
   preferredCodec?: string;
   /** Chunk requests in flight per file (default 16), capped by the server's `chunkWindow`. */
@@ -61,7 +65,9 @@ export type GatewayEvent =
       stage: 'querying' | 'encoding' | 'uploading';
     }
   | { type: 'completed'; commandId: string; completion: Completion }
-  | { type: 'failed'; commandId: string; error: unknown };
+  | { type: 'failed'; commandId: string; error: unknown }
+  /** `preferredCodec: 'auto'` uploaded a file: its main codec, chunks per codec, `sampleRatio` = encoded / raw. */
+  | ({ type: 'codec-chosen'; commandId: string } & CodecChoice);
 
 export interface Gateway {
   /** Resolves once the first hello arrived; rejects when the server refuses the token (401/403). */
@@ -79,7 +85,9 @@ export function createGateway(options: GatewayOptions): Gateway {
   const config = resolveOptions(options);
   const logger = config.logger;
   const registry = new CodecRegistry(options.codecs ?? []);
-  if (options.preferredCodec !== undefined) registry.get(options.preferredCodec); // unknown here → throws now
+  const auto = options.preferredCodec === AUTO_CODEC;
+  // An unknown codec name throws here, at construction.
+  if (options.preferredCodec !== undefined && !auto) registry.get(options.preferredCodec);
 
   // One keep-alive pool per server: enough connections for the chunk window, the command
   // stream and the small POSTs, so connections stay warm between chunks (no new handshakes).
@@ -107,13 +115,20 @@ export function createGateway(options: GatewayOptions): Gateway {
     }
   };
 
-  let session: { hello: Hello; codec: Codec | undefined; codecError?: Error } | undefined;
+  let session: GatewaySession | undefined;
   let connected = false;
   let started: { promise: Promise<void>; resolve(): void; reject(error: unknown): void } | undefined;
   let runner: CommandRunner | undefined;
   let stream: CommandStreamClient | undefined;
 
   const chooseCodec = (hello: Hello): Codec => {
+    if (auto) {
+      // The candidate each file is sampled with: the better ratio first, then the faster codec.
+      const candidate = ['zstd', 'lz4'].find(
+        (name) => registry.names.includes(name) && hello.codecs.includes(name),
+      );
+      return registry.get(candidate ?? 'identity');
+    }
     if (options.preferredCodec !== undefined) {
       if (!hello.codecs.includes(options.preferredCodec)) {
         throw new BackhaulError(
@@ -186,7 +201,14 @@ export function createGateway(options: GatewayOptions): Gateway {
                 } catch (error) {
                   codecError = error as Error;
                 }
-                session = { hello, codec, codecError };
+                session = {
+                  hello,
+                  codec,
+                  codecError,
+                  ...(auto && codec && codec.name !== 'identity'
+                    ? { autoCodec: registry.get('identity') }
+                    : {}),
+                };
                 if (codecError && !helloSeen) {
                   // A misconfigured codec must fail start-up loudly, not surface as failed files later.
                   logger.error(codecError.message);

@@ -3,7 +3,13 @@ import { createChecksummer, type RetryPolicy } from '@backhaul/core';
 import { createSqliteDataSource } from '@backhaul/source-sqlite';
 import { parquetMetadata, parquetReadObjects } from 'hyparquet';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createGateway, encodeCursorAsParquet, type Gateway, type GatewayOptions } from '../src/index.js';
+import {
+  type CodecChoice,
+  createGateway,
+  encodeCursorAsParquet,
+  type Gateway,
+  type GatewayOptions,
+} from '../src/index.js';
 import { type FakeServer, type FakeServerOptions, startFakeServer, until } from './fake-server.js';
 import { createOrdersDatabase } from './sqlite-fixture.js';
 
@@ -93,6 +99,68 @@ describe('§6 file mode: Parquet cut into chunks, checksummed, uploaded and comp
     const chunks = [...server.chunks.get('zstd-file')!.values()];
     expect(new Set(chunks.map((c) => c.codec))).toEqual(new Set(['zstd']));
     expect(Buffer.compare(server.file('zstd-file'), await expectedParquet('SELECT * FROM orders'))).toBe(0);
+  });
+
+  it("preferredCodec 'auto' keeps zstd for a file that compresses, sends one that does not as identity, sampling every 8th chunk, and says so", async () => {
+    const zstd = createZstdCodec();
+    const { server, gateway } = await setup({ codecs: [zstd] }, { codecs: [zstd], preferredCodec: 'auto' });
+    const chosen = new Map<string, CodecChoice>();
+    gateway.on((event) => {
+      if (event.type === 'codec-chosen') chosen.set(event.commandId, event);
+    });
+    const plain = 'SELECT * FROM orders ORDER BY id';
+    // randomblob: bytes zstd cannot shrink, like the pages of an already compressed Parquet file.
+    const noise = 'SELECT id, randomblob(4000) AS noise FROM orders ORDER BY id LIMIT 200';
+    server.send({ id: 'auto-plain', sql: plain, mode: 'file' });
+    server.send({ id: 'auto-noise', sql: noise, mode: 'file' });
+    await until(
+      () => server.completions.has('auto-plain') && server.completions.has('auto-noise'),
+      'completions',
+    );
+
+    const codecsOf = (id: string) => new Set([...server.chunks.get(id)!.values()].map((c) => c.codec));
+    expect(codecsOf('auto-plain')).toEqual(new Set(['zstd']));
+    expect(chosen.get('auto-plain')).toMatchObject({ codec: 'zstd' });
+    expect(chosen.get('auto-plain')!.sampleRatio).toBeLessThanOrEqual(0.9);
+    expect(Buffer.compare(server.file('auto-plain'), await expectedParquet(plain))).toBe(0);
+
+    expect(codecsOf('auto-noise')).toEqual(new Set(['identity']));
+    expect(chosen.get('auto-noise')).toMatchObject({ codec: 'identity' });
+    expect(chosen.get('auto-noise')!.sampleRatio).toBeGreaterThan(0.9);
+    // Every 8th chunk is a sample: a file of more than 8 chunks was sampled more than once.
+    const noiseChunks = server.chunks.get('auto-noise')!.size;
+    expect(noiseChunks).toBeGreaterThan(8);
+    expect(chosen.get('auto-noise')).toMatchObject({
+      samples: Math.ceil(noiseChunks / 8),
+      chunks: { identity: noiseChunks },
+    });
+    const completion = server.completions.get('auto-noise') as { size: number; rowCount: number };
+    expect(completion).toMatchObject({ size: server.file('auto-noise').length, rowCount: 200 });
+  });
+
+  it("'auto' follows a file that changes: compressible chunks go as zstd, the stretches after a sample that did not shrink as identity", async () => {
+    const zstd = createZstdCodec();
+    const { server, gateway } = await setup({ codecs: [zstd] }, { codecs: [zstd], preferredCodec: 'auto' });
+    let choice: CodecChoice | undefined;
+    gateway.on((event) => {
+      if (event.type === 'codec-chosen') choice = event;
+    });
+    // One row group, column by column: ~6 chunks of zeros, then ~18 chunks of noise.
+    const sql =
+      'SELECT id, CASE WHEN id <= 100 THEN zeroblob(4000) ELSE randomblob(4000) END AS payload FROM orders ORDER BY id LIMIT 400';
+    server.send({ id: 'auto-mixed', sql, mode: 'file' });
+    await until(() => server.completions.has('auto-mixed'), 'completion');
+    const chunks = [...server.chunks.get('auto-mixed')!.values()].sort((a, b) => a.index - b.index);
+    // The first stretch (chunks 0-7) follows its sample, chunk 0; every later sample is noise.
+    expect(chunks.map((c) => c.codec)).toEqual(chunks.map((c) => (c.index < 8 ? 'zstd' : 'identity')));
+    expect(choice).toMatchObject({
+      codec: 'identity',
+      samples: Math.ceil(chunks.length / 8),
+      chunks: { zstd: 8, identity: chunks.length - 8 },
+    });
+    const completion = server.completions.get('auto-mixed') as { size: number };
+    expect(server.file('auto-mixed').length).toBe(completion.size);
+    expect(Buffer.compare(server.file('auto-mixed').subarray(0, 4), Buffer.from('PAR1'))).toBe(0);
   });
 
   it('a chunk that fails twice with 503 is retried and succeeds', async () => {

@@ -8,6 +8,9 @@ import {
 import type { Duplex } from 'node:stream';
 import { BackhaulError, type Logger, toProblem } from '@backhaul/core';
 
+/** How long `listen()` keeps an idle client connection open (Node's default is 5 s). */
+export const KEEP_ALIVE_TIMEOUT_MS = 65_000;
+
 export interface OwnHttpServerOptions {
   /** Node's `headersTimeout`: a client trickling its headers is answered 408 and closed. */
   headersTimeoutMs: number;
@@ -19,6 +22,7 @@ export interface OwnHttpServerOptions {
 /**
  * The http.Server that `listen()` creates. What Node's defaults leave to us:
  *
+ * - Idle keep-alive connections are kept 65 s, not 5 (see KEEP_ALIVE_TIMEOUT_MS).
  * - Request timeouts are checked every `connectionsCheckingInterval` (30 s by default), so a
  *   short timeout would be enforced up to 30 s late; the interval follows the timeouts.
  * - Node answers a request it cannot parse (headers too large, a timeout, garbage) itself, with a
@@ -36,6 +40,10 @@ export function createOwnHttpServer(
   );
   server.headersTimeout = options.headersTimeoutMs;
   server.requestTimeout = options.requestTimeoutMs;
+  // Node closes an idle keep-alive connection after 5 s (and says so in `Keep-Alive: timeout=5`,
+  // which undici obeys): a gateway's chunksInFlight connections would be gone between two files
+  // a few seconds apart, and each file would pay new handshakes on a long link. Keep them a minute.
+  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
     const problem = clientProblem(error);
     if (problem) {

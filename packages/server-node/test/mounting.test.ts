@@ -1,9 +1,9 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { Agent, createServer, get, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createBackhaulServer } from '@backhaul/server-node';
+import { createBackhaulServer, KEEP_ALIVE_TIMEOUT_MS } from '@backhaul/server-node';
 import { createFsStorage } from '@backhaul/storage-fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -124,5 +124,20 @@ describe('close() ends streams and timers and aborts uploads in progress', () =>
     const leftovers = readdirSync(join(root, '.uploads'));
     expect(leftovers).toEqual([]);
     await expect(fetch(`${url}/v1/gateways`)).rejects.toThrow();
+  });
+});
+
+describe('listen() keeps idle connections for a minute, so a gateway starts its next file on warm connections', () => {
+  it('answers with Keep-Alive: timeout=65 instead of Node’s 5', async () => {
+    const { server } = newServer();
+    const { url } = await server.listen();
+    const agent = new Agent({ keepAlive: true });
+    cleanups.push(async () => agent.destroy());
+    const response = await new Promise<IncomingMessage>((resolve, reject) => {
+      get(`${url}/v1/gateways`, { agent, headers: auth(callerToken) }, resolve).on('error', reject);
+    });
+    response.resume();
+    expect(response.statusCode).toBe(200);
+    expect(response.headers['keep-alive']).toBe(`timeout=${KEEP_ALIVE_TIMEOUT_MS / 1000}`);
   });
 });

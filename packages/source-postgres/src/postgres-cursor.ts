@@ -33,8 +33,9 @@ export interface PostgresCursorSession {
 /**
  * Wraps a submitted pg-cursor as a `QueryCursor`. The first rows are read before this resolves,
  * since PostgreSQL describes the columns only alongside them; every later read asks for exactly
- * the rows still missing from the batch, so no more than one batch is held at a time and
- * `maxRows` is never exceeded on the wire either.
+ * the rows still missing from a batch, and one batch is read ahead while the caller holds the
+ * current one: at most two batches are held at a time, and `maxRows` is never exceeded on the
+ * wire either (a read never asks past it).
  *
  * Ending is always the same: let the running fetch finish (a cancel request cuts it short when the
  * caller aborts, closes or the deadline passes), close the portal, ROLLBACK — the transaction is
@@ -133,6 +134,10 @@ export async function openPostgresCursor(session: PostgresCursorSession): Promis
     throw error;
   }
 
+  /** The read started ahead of the consumer's next request (at most one, like every read). */
+  let ahead: Promise<RowValue[][]> | undefined;
+  const more = () => !exhausted && taken < maxRows;
+
   return {
     columns,
     async *batches(batchSize: number) {
@@ -141,6 +146,13 @@ export async function openPostgresCursor(session: PostgresCursorSession): Promis
         while (true) {
           // Checked even when every row is already in hand: an abort must end iteration with an error.
           throwIfInterrupted();
+          while (prefetched.length < batchSize && (ahead || more())) {
+            const rows = await (ahead ?? fetch(batchSize - prefetched.length).then((r) => r.rows));
+            ahead = undefined;
+            if (prefetched.length === 0) prefetched = rows;
+            else for (const row of rows) prefetched.push(row);
+          }
+          if (prefetched.length === 0) return;
           let batch: RowValue[][];
           if (prefetched.length > batchSize) {
             batch = prefetched.splice(0, batchSize);
@@ -148,15 +160,22 @@ export async function openPostgresCursor(session: PostgresCursorSession): Promis
             batch = prefetched;
             prefetched = [];
           }
-          while (batch.length < batchSize && !exhausted && taken < maxRows) {
-            const { rows } = await fetch(batchSize - batch.length);
-            if (batch.length === 0) batch = rows;
-            else for (const row of rows) batch.push(row);
+          // Read ahead while the consumer works on this batch: PostgreSQL computes the next rows
+          // and pg parses them off the socket in the time the gateway encodes and uploads, instead
+          // of after (one fetch round trip and the backend's work per batch were idle time).
+          if (!ahead && more() && prefetched.length < batchSize) {
+            ahead = fetch(batchSize - prefetched.length).then((r) => r.rows);
+            // Awaited by the next turn; if the consumer stops first, `end()` waits for it instead.
+            ahead.catch(() => undefined);
           }
-          if (batch.length === 0) return;
           yield batch;
         }
       } finally {
+        // Left early (break, an error downstream) with a read ahead still running: cancel it, as
+        // close() would, rather than hold the connection until PostgreSQL finishes rows nobody takes.
+        if (ahead && interruption === undefined) {
+          interrupt(new BackhaulError('query-failed', 'The cursor was closed'));
+        }
         await end();
       }
     },

@@ -71,6 +71,10 @@ const DATE_TIME_PATTERN =
  * Microseconds are truncated to the milliseconds a Date holds.
  */
 export function parseDateTime(text: string): Date {
+  // Nearly every value is a 4-digit AD year: read it by character code, no regex and no match
+  // array (this parser ran at a fifth of a file-mode read's CPU). Anything else takes the regex.
+  const ms = parseCommonDateTime(text);
+  if (ms !== undefined) return new Date(ms);
   if (text === 'infinity') return new Date(MAX_DATE_MS);
   if (text === '-infinity') return new Date(-MAX_DATE_MS);
   const m = DATE_TIME_PATTERN.exec(text);
@@ -91,6 +95,84 @@ export function parseDateTime(text: string): Date {
     date.setTime(date.getTime() - (m[8] === '-' ? -offsetMs : offsetMs));
   }
   return date;
+}
+
+const DASH = 45;
+const COLON = 58;
+const DOT = 46;
+const PLUS = 43;
+
+/**
+ * Epoch milliseconds of 'YYYY-MM-DD[ HH:MM:SS[.f{1,6}]][±HH[:MM[:SS]]]' with a 4-digit year from
+ * 0100 on (Date.UTC maps years 0–99 to 1900–1999), or undefined for any other shape — BC, longer
+ * years, infinity, garbage — which the regex path then reads or rejects exactly as before.
+ */
+function parseCommonDateTime(text: string): number | undefined {
+  const length = text.length;
+  if (length < 10 || text.charCodeAt(4) !== DASH || text.charCodeAt(7) !== DASH) return undefined;
+  const century = twoDigits(text, 0);
+  const yearOfCentury = twoDigits(text, 2);
+  const month = twoDigits(text, 5);
+  const day = twoDigits(text, 8);
+  if (century < 1 || yearOfCentury < 0 || month < 0 || day < 0) return undefined;
+  const year = century * 100 + yearOfCentury;
+  let hour = 0;
+  let minute = 0;
+  let second = 0;
+  let millis = 0;
+  let pos = 10;
+  if (pos < length) {
+    if (
+      length < 19 ||
+      text.charCodeAt(10) !== 32 ||
+      text.charCodeAt(13) !== COLON ||
+      text.charCodeAt(16) !== COLON
+    ) {
+      return undefined;
+    }
+    hour = twoDigits(text, 11);
+    minute = twoDigits(text, 14);
+    second = twoDigits(text, 17);
+    if (hour < 0 || minute < 0 || second < 0) return undefined;
+    pos = 19;
+    if (pos < length && text.charCodeAt(pos) === DOT) {
+      let digits = 0;
+      pos++;
+      for (; pos < length; pos++, digits++) {
+        const d = text.charCodeAt(pos) - 48;
+        if (d < 0 || d > 9) break;
+        if (digits < 3) millis = millis * 10 + d;
+      }
+      if (digits < 1 || digits > 6) return undefined;
+      for (let i = digits; i < 3; i++) millis *= 10;
+    }
+  }
+  let offsetMs = 0;
+  if (pos < length) {
+    const sign = text.charCodeAt(pos);
+    if ((sign !== PLUS && sign !== DASH) || pos + 3 > length) return undefined;
+    const hours = twoDigits(text, pos + 1);
+    if (hours < 0) return undefined;
+    let offset = hours * 3600;
+    pos += 3;
+    for (let unit = 60; pos < length && unit >= 1; unit /= 60) {
+      if (text.charCodeAt(pos) !== COLON || pos + 3 > length) return undefined;
+      const value = twoDigits(text, pos + 1);
+      if (value < 0) return undefined;
+      offset += value * unit;
+      pos += 3;
+    }
+    if (pos !== length) return undefined;
+    offsetMs = (sign === DASH ? -offset : offset) * 1000;
+  }
+  return Date.UTC(year, month - 1, day, hour, minute, second, millis) - offsetMs;
+}
+
+/** The two ASCII digits at `at` as a number 0–99, or -1 when either is not a digit. */
+function twoDigits(text: string, at: number): number {
+  const tens = text.charCodeAt(at) - 48;
+  const ones = text.charCodeAt(at + 1) - 48;
+  return tens >= 0 && tens <= 9 && ones >= 0 && ones <= 9 ? tens * 10 + ones : -1;
 }
 
 const parsers = new Map<number, Parser>([

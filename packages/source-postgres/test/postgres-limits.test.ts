@@ -120,6 +120,24 @@ postgresService.describe('postgres source: limits', () => {
       expect(await batchSizesOf(await source.query({ sql: 'SELECT 1', params: [] }), 10)).toEqual([1]);
     });
 
+    it('leaving the loop while the next batch is being read ahead cancels that read instead of waiting for it', async () => {
+      // The read-ahead of rows 101–200 runs into a 60 s sleep at row 150: were it awaited, the
+      // break below would hold the only connection for a minute and the test would time out.
+      const patient = createPostgresDataSource({ pool, statementTimeoutMs: 120_000 });
+      const cursor = await patient.query({
+        sql: 'SELECT i, CASE WHEN i = 150 THEN pg_sleep(60) END AS s FROM generate_series(1, 1000) AS i',
+        params: [],
+      });
+      let seen = 0;
+      for await (const batch of cursor.batches(100)) {
+        seen += batch.length;
+        break;
+      }
+      expect(seen).toBe(100);
+      expect(await batchSizesOf(await patient.query({ sql: 'SELECT 1', params: [] }), 10)).toEqual([1]);
+      await patient.close();
+    }, 30_000);
+
     it('close() of the data source closes cursors still open', async () => {
       const own = createPostgresDataSource({ connectionString: postgresUrl, poolSize: 1 });
       const cursor = await own.query({ sql: 'SELECT * FROM generate_series(1, 100000)', params: [] });

@@ -157,4 +157,27 @@ describe('postgres source: numeric type modifiers and date/time text (no databas
     expect(parseDateTime('-infinity').getTime()).toBe(-8.64e15);
     expect(() => parseDateTime('01/02/2024')).toThrow(TypeError);
   });
+
+  it('reads every fraction length, offset form and year range the same on the fast and the general path', () => {
+    // The 4-digit-year form is read by character code; BC, years before 0100 and 5-digit years by the pattern.
+    const cases: [string, string][] = [
+      ['2024-01-02 03:04:05.6', '2024-01-02T03:04:05.600Z'],
+      ['2024-01-02 03:04:05.67+00', '2024-01-02T03:04:05.670Z'],
+      ['2024-01-02 03:04:05-08', '2024-01-02T11:04:05.000Z'],
+      ['1900-02-28 23:59:59.999-03:30:15', '1900-03-01T03:30:14.999Z'],
+      ['1969-12-31 23:59:59.999999', '1969-12-31T23:59:59.999Z'],
+      ['0100-03-01', '0100-03-01T00:00:00.000Z'],
+      ['0099-12-31', '0099-12-31T00:00:00.000Z'],
+      ['12024-01-01 00:00:00+00', '+012024-01-01T00:00:00.000Z'],
+    ];
+    for (const [text, iso] of cases) expect(parseDateTime(text).toISOString(), text).toBe(iso);
+    for (const text of [
+      '2024-01-02 03:04:05.',
+      '2024-01-02 03:04:05.1234567',
+      '2024-01-02T03:04:05',
+      '2024-1-02',
+    ]) {
+      expect(() => parseDateTime(text), text).toThrow(TypeError);
+    }
+  });
 });
