@@ -43,7 +43,7 @@ export interface GatewayConfig {
   serverUrl: string;
   token: string;
   source: SourceConfig;
-  codec: CodecName | 'identity';
+  codec: CodecName | 'identity' | 'auto';
   chunksInFlight: number;
 }
 
@@ -159,7 +159,7 @@ export function loadGatewayConfig(
     serverUrl: optionalUrl(env, 'SERVER_URL', ['http:', 'https:']) ?? `http://${host}:${port}`,
     token: read('GATEWAY_TOKEN') ?? demoGateway.token,
     source: sourceConfig(env, dataDir),
-    codec: gatewayCodec === 'identity' ? 'identity' : codec(gatewayCodec),
+    codec: gatewayCodec === 'identity' || gatewayCodec === 'auto' ? gatewayCodec : codec(gatewayCodec),
     chunksInFlight: integer(env, 'CHUNKS_IN_FLIGHT', 16),
   };
 }

@@ -17,7 +17,14 @@ export async function startReferenceGateway(config: GatewayConfig): Promise<Refe
     serverUrl: config.serverUrl,
     token: config.token,
     dataSource,
-    codecs: config.codec === 'identity' ? [] : [codecFor(config.codec)],
+    // `auto` samples every 8th chunk with zstd (lz4 when the server lacks it) and sends a chunk
+    // uncompressed where compression does not pay (an already compressed Parquet file).
+    codecs:
+      config.codec === 'identity'
+        ? []
+        : config.codec === 'auto'
+          ? [codecFor('zstd'), codecFor('lz4')]
+          : [codecFor(config.codec)],
     preferredCodec: config.codec,
     chunksInFlight: config.chunksInFlight,
     progressIntervalMs: 250,

@@ -184,3 +184,13 @@ describe('admission limits come from variables, and only those set override the 
     expect(() => server({ BACKHAUL_MAX_LARGE_FILES: 'ten' })).toThrow(ConfigError);
   });
 });
+
+describe('BACKHAUL_CODEC picks the gateway chunk codec', () => {
+  it('zstd by default; lz4, identity and auto as named; anything else is a ConfigError', () => {
+    expect(gateway({}).codec).toBe('zstd');
+    for (const name of ['lz4', 'identity', 'auto'] as const) {
+      expect(gateway({ BACKHAUL_CODEC: name }).codec).toBe(name);
+    }
+    expect(() => gateway({ BACKHAUL_CODEC: 'gzip' })).toThrow(ConfigError);
+  });
+});
