@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { createLz4Codec } from '@backhaul/codec-lz4';
 import { createZstdCodec } from '@backhaul/codec-zstd';
 import { createChecksummer } from '@backhaul/core';
-import { createGateway, encodeCursorAsParquet } from '@backhaul/gateway-node';
+import { createGateway, DEFAULT_CHUNKS_IN_FLIGHT, encodeCursorAsParquet } from '@backhaul/gateway-node';
 import { createPostgresDataSource } from '@backhaul/source-postgres';
 import pg from 'pg';
 import { benchServer } from './lib/bench-api.js';
@@ -36,7 +36,7 @@ const spec = {
   },
   'server-url': { default: undefined, help: 'run the gateway side only, against this server' },
   wan: { default: false, help: 'server side in bh_api, gateway (and its database connection) in bh_gw' },
-  'chunks-in-flight': { default: 16, help: 'chunk PUTs in flight' },
+  'chunks-in-flight': { default: DEFAULT_CHUNKS_IN_FLIGHT, help: 'chunk PUTs in flight' },
   passes: { default: true, help: 'also time the read-only and encode-only passes' },
 } as const;
 

@@ -3,6 +3,7 @@
 import { join } from 'node:path';
 import { createLz4Codec } from '@backhaul/codec-lz4';
 import { createZstdCodec } from '@backhaul/codec-zstd';
+import { DEFAULT_CHUNKS_IN_FLIGHT } from '@backhaul/gateway-node';
 import { naiveUpload, rawUpload } from './lib/baselines.js';
 import { benchServer } from './lib/bench-api.js';
 import { type ByteGateway, connectByteGateway } from './lib/byte-gateway.js';
@@ -34,7 +35,10 @@ const spec = {
     help: 'server side in netns bh_api, gateway side in bh_gw (run wanem/wan-up first)',
   },
   rows: { default: DEFAULT_ROWS, help: 'rows in the dataset (2.2 M ≈ 100 MB uncompressed)' },
-  'chunks-in-flight': { default: 16, help: 'chunk PUTs in flight (the gateway option chunksInFlight)' },
+  'chunks-in-flight': {
+    default: DEFAULT_CHUNKS_IN_FLIGHT,
+    help: 'chunk PUTs in flight (the gateway option chunksInFlight)',
+  },
   runs: { default: 1, help: 'timed runs of each method; the median is reported' },
   warmup: { default: true, help: 'move 8 MiB through each method first (JIT, connections, s3rver)' },
   baselines: { default: true, help: 'also run the raw and naive baselines' },
@@ -114,7 +118,9 @@ async function gatewaySide(
   );
   try {
     if (options.warmup) {
-      const limit = 8 << 20;
+      // Enough chunks to open every connection of the gateway's pool (twice the window), so
+      // the timed runs measure warm connections, not handshakes and slow start.
+      const limit = Math.max(8 << 20, 2 * options['chunks-in-flight'] * gateway.hello.chunkSize);
       await backhaulRun(server, gateway, dataset, limit);
       if (server.routes && options.baselines) {
         await rawUpload(url, dataset.path, 'bench/warmup-raw.bin', limit);
@@ -122,7 +128,7 @@ async function gatewaySide(
         await server.deleteObject('bench/warmup-raw.bin');
         await server.deleteObject('bench/warmup-naive.bin');
       }
-      progress('warm-up done (8 MiB through each method)');
+      progress(`warm-up done (${(limit / (1 << 20)).toFixed(0)} MiB through each method)`);
     }
     const runs: { backhaul: Awaited<ReturnType<typeof backhaulRun>>; raw_s?: number; naive_s?: number }[] =
       [];

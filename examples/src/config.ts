@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
+import { DEFAULT_CHUNKS_IN_FLIGHT } from '@backhaul/gateway-node';
 
 /**
  * One typed configuration for the reference server and gateway. Every field has a default that
@@ -160,7 +161,7 @@ export function loadGatewayConfig(
     token: read('GATEWAY_TOKEN') ?? demoGateway.token,
     source: sourceConfig(env, dataDir),
     codec: gatewayCodec === 'identity' || gatewayCodec === 'auto' ? gatewayCodec : codec(gatewayCodec),
-    chunksInFlight: integer(env, 'CHUNKS_IN_FLIGHT', 16),
+    chunksInFlight: integer(env, 'CHUNKS_IN_FLIGHT', DEFAULT_CHUNKS_IN_FLIGHT),
   };
 }
 

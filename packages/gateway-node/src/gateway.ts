@@ -19,6 +19,13 @@ import { CommandStreamClient, DEFAULT_MAX_EVENT_LENGTH } from './command-stream-
 import { FILE_BATCH_SIZE } from './parquet-encoding.js';
 import { ServerApi } from './server-api.js';
 
+/**
+ * Chunk PUTs in flight per file. One 512 KiB request per round trip caps a long link's throughput
+ * at window / RTT: at 81 ms, 16 in flight moved 100 MB in 1.7–2.0 s and 32 in 1.2–1.4 s
+ * (docs/benchmarks.md); on loopback the two are alike. The server's `chunkWindow` (64) caps it.
+ */
+export const DEFAULT_CHUNKS_IN_FLIGHT = 32;
+
 export interface GatewayOptions {
   /** Base URL of the server, e.g. http://127.0.0.1:8080; the `/v1/...` paths are appended. */
   serverUrl: string;
@@ -34,7 +41,7 @@ export interface GatewayOptions {
    * event gives each file's summary once it is uploaded.
    */
   preferredCodec?: string;
-  /** Chunk requests in flight per file (default 16), capped by the server's `chunkWindow`. */
+  /** Chunk requests in flight per file (default 32), capped by the server's `chunkWindow`. */
   chunksInFlight?: number;
   /** Per chunk and per request (default: core's `defaultRetryPolicy`, 10 attempts). */
   retry?: RetryPolicy;
@@ -260,7 +267,7 @@ function resolveOptions(options: GatewayOptions) {
   if (!options.token) throw new TypeError('token is required');
   if (!options.dataSource) throw new TypeError('dataSource is required');
   return {
-    chunksInFlight: Math.floor(positive('chunksInFlight', options.chunksInFlight, 16)),
+    chunksInFlight: Math.floor(positive('chunksInFlight', options.chunksInFlight, DEFAULT_CHUNKS_IN_FLIGHT)),
     retry: options.retry ?? defaultRetryPolicy,
     rowBatchSize: Math.floor(positive('rowBatchSize', options.rowBatchSize, 1000)),
     heartbeatTimeoutMs: positive('heartbeatTimeoutMs', options.heartbeatTimeoutMs, 45_000),

@@ -16,7 +16,13 @@ export {
   type CommandStreamOptions,
 } from './command-stream-client.js';
 export { type ByteUploadOptions, type FileUploadOptions, uploadBytes, uploadFile } from './file-uploader.js';
-export { createGateway, type Gateway, type GatewayEvent, type GatewayOptions } from './gateway.js';
+export {
+  createGateway,
+  DEFAULT_CHUNKS_IN_FLIGHT,
+  type Gateway,
+  type GatewayEvent,
+  type GatewayOptions,
+} from './gateway.js';
 export { encodeBatchesAsParquet, encodeCursorAsParquet, FILE_BATCH_SIZE } from './parquet-encoding.js';
 export type { ProgressState } from './progress.js';
 export { toJsonRows, toJsonValue } from './row-values.js';
