@@ -16,7 +16,7 @@ import {
   type SubmitQuery,
   submitQuerySchema,
 } from '@backhaul/core';
-import type { Admission, AdmissionTicket } from './admission.js';
+import type { Admission, AdmissionScope, AdmissionTicket } from './admission.js';
 import type { CommandStreams } from './command-stream.js';
 import { failpoint } from './failpoints.js';
 import { requestFingerprint } from './idempotency-key.js';
@@ -301,11 +301,18 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
       };
       // §3.7: a slot is taken before anything is written, so a refusal leaves no trace (and the
       // idempotency key stays free: a retry after the 429 creates the command).
+      const refuse = async (scope: AdmissionScope): Promise<Submission> => {
+        // A concurrent request with the same key may hold the very slot this one was refused:
+        // then this is a repeat of it, answered as one rather than with a 429.
+        const twin = claim && (await store.findClaim(callerId, claim.key));
+        if (twin && claim) return replay(twin, claim.fingerprint);
+        throw options.admission.refusal(scope, ticket.admissionClass);
+      };
       const full = options.admission.tryTake(ticket);
       if (full) {
-        if (query.whenBusy !== 'queue') throw options.admission.refusal(full, ticket.admissionClass);
+        if (query.whenBusy !== 'queue') return refuse(full);
         const queueFull = options.admission.enqueue(ticket);
-        if (queueFull) throw options.admission.refusal(queueFull, ticket.admissionClass);
+        if (queueFull) return refuse(queueFull);
         const queued = newCommandRecord(command, query.gatewayId, policy, now, 'queued');
         const first = await insert(queued, claim);
         if (first && claim) return replay(first, claim.fingerprint);

@@ -21,14 +21,38 @@ afterEach(async () => {
   store = undefined;
 });
 
-async function start(overrides: Partial<BackhaulServerOptions> = {}, count = 1) {
-  store = createMemoryCommandStore();
+async function start(overrides: Partial<BackhaulServerOptions> = {}, count = 1, heldLookups = 0) {
+  store = lookupsHeldTogether(createMemoryCommandStore(), heldLookups);
   servers = await Promise.all(
     Array.from({ length: count }, () =>
       startServer({ store, callerTokens: [callerToken, otherCaller], ...overrides }),
     ),
   );
   return servers[0]!;
+}
+
+/**
+ * The real memory store, but its first `count` key lookups are answered only once all of them
+ * have been asked: concurrent requests then all find the key free and race to claim it, rather
+ * than the later ones finding the first one's claim. Everything else passes straight through.
+ */
+function lookupsHeldTogether(inner: CommandStore, count: number): CommandStore {
+  const waiting: (() => void)[] = [];
+  let held = 0;
+  return {
+    ...inner,
+    async findClaim(callerId, key) {
+      const answer = await inner.findClaim(callerId, key);
+      if (held < count) {
+        held++;
+        await new Promise<void>((resolve) => {
+          waiting.push(resolve);
+          if (waiting.length === count) for (const release of waiting.splice(0)) release();
+        });
+      }
+      return answer;
+    },
+  };
 }
 
 interface Answer {
@@ -135,8 +159,8 @@ describe('§3.1 Idempotency-Key on POST /v1/queries', () => {
     expect(await persisted()).toHaveLength(1);
   });
 
-  it('10 concurrent submits with one key, spread over two servers sharing the store: one command, all ten answers name it', async () => {
-    await start({}, 2);
+  it('10 concurrent submits with one key, spread over two servers sharing the store, all finding the key free: one command, all ten answers name it', async () => {
+    await start({}, 2, 10);
     const answers = await Promise.all(
       Array.from({ length: 10 }, (_, i) => post(servers[i % 2]!, query, 'concurrent-key')),
     );
@@ -148,6 +172,15 @@ describe('§3.1 Idempotency-Key on POST /v1/queries', () => {
     // The losers' slots went back: only the one command holds one.
     const inUse = servers.map((s) => s.server.admission().classes.small.inUse);
     expect(inUse.reduce((a, b) => a + b, 0)).toBe(1);
+  });
+
+  it('10 concurrent submits with one key on a server with one slot, all finding the key free: all ten are answered 202 with the one command, none 429', async () => {
+    const server = await start({ admission: { small: 1, gatewayShare: 1, callerShare: 1 } }, 1, 10);
+    const answers = await Promise.all(Array.from({ length: 10 }, () => post(server, query, 'one-slot-key')));
+    expect(answers.map((a) => a.status)).toEqual(Array(10).fill(202));
+    expect(new Set(answers.map((a) => a.body.id)).size).toBe(1);
+    expect(await persisted()).toHaveLength(1);
+    expect(server.server.admission().classes.small).toEqual({ limit: 1, inUse: 1, queued: 0 });
   });
 
   it('a replay takes no admission slot, and a key refused with 429 is not burned', async () => {
