@@ -29,6 +29,8 @@ export interface ServerConfig {
   adminTokens: string[];
   downloadSecret: string;
   downloadTtlSeconds: number;
+  /** How long a caller's `Idempotency-Key` is remembered (docs/protocol.md §3.1.1). */
+  idempotencyKeyRetentionSeconds: number;
   /** Concurrency limits of this server process (docs/deploy.md, "Admission control"); unset: the defaults. */
   admission: {
     small?: number;
@@ -118,6 +120,7 @@ export function loadServerConfig(
     adminTokens: admin,
     downloadSecret: read('DOWNLOAD_SECRET') ?? randomBytes(32).toString('hex'),
     downloadTtlSeconds: integer(env, 'DOWNLOAD_TTL_SECONDS', 3600),
+    idempotencyKeyRetentionSeconds: integer(env, 'IDEMPOTENCY_KEY_RETENTION_SECONDS', 86_400),
     admission: admissionConfig(env),
   };
 }

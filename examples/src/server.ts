@@ -29,6 +29,7 @@ export async function startReferenceServer(config: ServerConfig): Promise<Refere
       adminTokens: config.adminTokens,
       downloadSecret: config.downloadSecret,
       downloadTtlSeconds: config.downloadTtlSeconds,
+      idempotencyKeyRetentionMs: config.idempotencyKeyRetentionSeconds * 1000,
       admission: config.admission,
       publicUrl: config.publicUrl,
       logger,

@@ -212,6 +212,52 @@ redisService.describe('server processes on Redis: restart and failover', () => {
     expect(source.queries).toEqual([SQL]);
   });
 
+  /** How many command records the prefix holds in Redis, whatever their state. */
+  const commandRecords = async () => {
+    const store = createRedisCommandStore({ url: redisUrl, keyPrefix: prefix });
+    try {
+      const found: string[] = [];
+      let cursor = '0';
+      do {
+        const [next, keys] = await store.redis.scan(cursor, 'MATCH', `${prefix}cmd:*`, 'COUNT', 500);
+        cursor = next;
+        found.push(...keys);
+      } while (cursor !== '0');
+      return found;
+    } finally {
+      await store.close();
+    }
+  };
+
+  it('the server process is killed after persisting a submit; the client retries it under its Idempotency-Key after the restart and gets that one command, run once', async () => {
+    setUp();
+    const port = await freePort();
+    const first = await start({ port, failpoints: 'after-persist', sweepIntervalMs: 50 });
+    const { source } = await startGateway(first.url);
+    // Retries until the restarted server answers (connection refused meanwhile); the signal is the bound.
+    const client = createBackhaulClient({
+      url: first.url,
+      token: processCallerToken,
+      submitRetry: { maxAttempts: 10_000, baseDelayMs: 50, maxDelayMs: 200 },
+    });
+    const submitted = client.submit(
+      { gatewayId: processGatewayId, sql: SQL, mode: 'rows' },
+      { signal: AbortSignal.timeout(60_000) },
+    );
+    expect(await first.exited).toEqual({ code: null, signal: 'SIGKILL' });
+    const record = await persistedCommand();
+    expect(record.state).toBe('pending');
+
+    const second = await start({ port, sweepIntervalMs: 50 });
+    const view = await submitted;
+    expect(view.id).toBe(record.id);
+    const { result } = await awaitCompletedRows(second.url, record.id);
+    expect(result.rows).toEqual(ROWS);
+    await sleep(300); // a second run would have started by now
+    expect(source.queries).toEqual([SQL]);
+    expect(await commandRecords()).toEqual([`${prefix}cmd:${record.id}`]);
+  });
+
   it('the server process is killed right after it sent a command; after restart the gateway is sent it again and runs it once', async () => {
     setUp();
     const port = await freePort();

@@ -21,9 +21,12 @@ export interface FaultProxy {
 /**
  * `corrupt` flips one bit in the middle of the body; `duplicate` sends the request twice (the
  * client sees the second answer); `stall` never forwards it and never answers, until the client
- * gives up (or the process that sent it dies).
+ * gives up (or the process that sent it dies); `lose-answer` forwards it and lets the server
+ * answer, then cuts the client's connection instead of passing the answer on (the server did the
+ * work, the client cannot know); `unavailable` answers 503 with `Retry-After: 0` itself, as a load
+ * balancer does with no server behind it, and forwards nothing.
  */
-export type RequestFault = 'corrupt' | 'duplicate' | 'stall' | undefined;
+export type RequestFault = 'corrupt' | 'duplicate' | 'stall' | 'lose-answer' | 'unavailable' | undefined;
 
 export async function startFaultProxy(
   target: string,
@@ -80,6 +83,13 @@ export async function startFaultProxy(
         await new Promise((resolve) => res.once('close', resolve));
         return;
       }
+      if (fault === 'unavailable') {
+        log.push({ method, path, headers: req.headers, status: 503 });
+        const problem = { status: 503, code: 'service-unavailable', detail: 'no server', retryable: true };
+        res.writeHead(503, { 'content-type': 'application/problem+json', 'retry-after': '0' });
+        res.end(JSON.stringify(problem));
+        return;
+      }
       if (fault === 'corrupt' && body.length > 0) {
         body = Buffer.from(body);
         body[body.length >> 1] = (body[body.length >> 1] ?? 0) ^ 0x10;
@@ -91,6 +101,15 @@ export async function startFaultProxy(
       }
       const { status, headers, response } = await forward(req, body);
       log.push({ method, path, headers: req.headers, status });
+      if (fault === 'lose-answer') {
+        // The whole answer is read, so the server finished; the client only sees its socket die.
+        await new Promise((resolve) => {
+          response.on('end', resolve);
+          response.resume();
+        });
+        res.destroy();
+        return;
+      }
       res.writeHead(status, headers);
       response.pipe(res);
     } catch {

@@ -4,15 +4,45 @@ import {
   type GatewayView,
   type Progress,
   type QueryView,
+  type RetryPolicy,
   type SubmitQuery,
   sseEvents,
   terminalStates,
+  withRetry,
 } from '@backhaul/core';
 import { EventSourceParserStream } from 'eventsource-parser/stream';
 import { type ServerConnectionOptions, serverRequests } from './server-requests.js';
 
 /** `token` is a caller token configured on the server. */
-export type BackhaulClientOptions = ServerConnectionOptions;
+export interface BackhaulClientOptions extends ServerConnectionOptions {
+  /**
+   * How `submit` retries a request that failed on the network or with 503; each retry carries
+   * the same `Idempotency-Key`, so it never creates a second query. Default: 5 tries, backoff
+   * from 200 ms up to 5 s with jitter, a `Retry-After` waited out as given.
+   */
+  submitRetry?: Partial<RetryPolicy>;
+}
+
+export interface SubmitOptions {
+  /**
+   * The `Idempotency-Key` (docs/protocol.md §3.1): up to 255 visible ASCII characters other than
+   * `"`, `\` and `,`. A submit repeated with the same key and query, e.g. after a crash of the
+   * caller itself, returns the query the first one created. Default: a new random UUID per call.
+   */
+  idempotencyKey?: string;
+  signal?: AbortSignal;
+}
+
+export const defaultSubmitRetry: RetryPolicy = { maxAttempts: 5, baseDelayMs: 200, maxDelayMs: 5000 };
+
+/**
+ * Worth a retry of a submit under the same key: a network failure (the request may or may not
+ * have reached the server) or 503. A 429 is not: the caller chose `whenBusy` and sees the refusal.
+ */
+function isSubmitRetryable(error: unknown): boolean {
+  if (BackhaulError.isInstance(error)) return error.status === 503;
+  return !(error instanceof Error && error.name === 'AbortError');
+}
 
 /** What a caller sees while following a query (docs/protocol.md §3.3). */
 export type QueryEvent =
@@ -27,7 +57,8 @@ export interface RowsResult {
 }
 
 export interface BackhaulClient {
-  submit(query: SubmitQuery): Promise<QueryView>;
+  /** `POST /v1/queries` under an idempotency key, retried on network errors and 503 (§3.1). */
+  submit(query: SubmitQuery, options?: SubmitOptions): Promise<QueryView>;
   get(id: string): Promise<QueryView>;
   /** Live events until the query ends (the stream closes) or `signal` aborts. */
   follow(id: string, options?: { signal?: AbortSignal }): AsyncGenerator<QueryEvent>;
@@ -42,6 +73,7 @@ export interface BackhaulClient {
 
 export function createBackhaulClient(options: BackhaulClientOptions): BackhaulClient {
   const { call, json, postJson } = serverRequests(options);
+  const submitRetry: RetryPolicy = { ...defaultSubmitRetry, ...options.submitRetry };
   const queryPath = (id: string) => `/v1/queries/${encodeURIComponent(id)}`;
 
   async function* follow(id: string, { signal }: { signal?: AbortSignal } = {}): AsyncGenerator<QueryEvent> {
@@ -73,7 +105,15 @@ export function createBackhaulClient(options: BackhaulClientOptions): BackhaulCl
   }
 
   return {
-    submit: (query) => postJson<QueryView>('/v1/queries', query),
+    submit(query, { idempotencyKey = globalThis.crypto.randomUUID(), signal } = {}) {
+      // The draft's structured-field form: a quoted string (the key's characters need no escape).
+      const headers = { 'idempotency-key': `"${idempotencyKey}"` };
+      return withRetry(submitRetry, () => postJson<QueryView>('/v1/queries', query, { headers, signal }), {
+        signal,
+        isRetryable: isSubmitRetryable,
+        waitOutThrottling: false,
+      });
+    },
     get: (id) => json<QueryView>(queryPath(id)),
     follow,
     async waitFor(id, { signal, onEvent } = {}) {

@@ -31,11 +31,16 @@ export function serverRequests(options: ServerConnectionOptions) {
     return response;
   }
   const json = async <T>(path: string, init?: RequestInit) => (await (await call(path, init)).json()) as T;
-  const postJson = <T>(path: string, body: unknown) =>
+  const postJson = <T>(
+    path: string,
+    body: unknown,
+    { headers, signal }: { headers?: Record<string, string>; signal?: AbortSignal } = {},
+  ) =>
     json<T>(path, {
       method: 'POST',
       body: JSON.stringify(body),
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...headers },
+      signal,
     });
   return { call, json, postJson };
 }

@@ -16,6 +16,16 @@ export interface CommandStore {
    * another writer got there first (the caller reloads and decides again).
    */
   compareAndSet(next: CommandRecord): Promise<boolean>;
+  /**
+   * Persists `record` and, in the same atomic step, remembers it as the command of `claim` (a
+   * caller's `Idempotency-Key`, docs/protocol.md §3.1) until `claim.expiresAt`. When that caller's
+   * key is already remembered, nothing is written and the claim stored first is returned: of two
+   * concurrent first requests with one key, exactly one creates a command. Resolves `undefined`
+   * once both writes are durable; `invalid-state` if the record's ID exists.
+   */
+  insertClaimed(record: CommandRecord, claim: NewIdempotencyClaim): Promise<IdempotencyClaim | undefined>;
+  /** The claim of `callerId` on `key`, unless there is none or it expired. */
+  findClaim(callerId: string, key: string): Promise<IdempotencyClaim | undefined>;
   /** Records of a gateway in `pending` or `dispatched`, oldest first: what a (re)connecting stream must send. */
   listUndelivered(gatewayId: string): Promise<CommandRecord[]>;
   /** Non-terminal records whose `deadline` is at or before `now`, oldest deadline first. */
@@ -43,6 +53,25 @@ export interface CommandRecord {
   /** Why the command was dead-lettered or expired. */
   reason?: string;
 }
+
+/**
+ * What the store remembers of one `Idempotency-Key`: which command the first request with it
+ * created, and a digest of that request, so a repeat can be told from a reuse for another body.
+ */
+export interface IdempotencyClaim {
+  /** Whose key it is: keys of different callers never collide. */
+  callerId: string;
+  key: string;
+  /** The command the first request with this key created. */
+  commandId: string;
+  /** Digest of the first request's validated body. */
+  fingerprint: string;
+  /** Epoch ms after which the key is forgotten and may create a new command. */
+  expiresAt: number;
+}
+
+/** A claim as it is written: the command is the record inserted with it. */
+export type NewIdempotencyClaim = Omit<IdempotencyClaim, 'commandId'>;
 
 export type StoredResult =
   | Extract<Completion, { kind: 'rows' }>

@@ -42,6 +42,11 @@ export const errorCatalog = {
   'checksum-mismatch': { status: 422, retryable: true, title: 'The checksum does not match the bytes' },
   'corrupt-data': { status: 422, retryable: true, title: 'The compressed bytes cannot be decoded' },
   'file-incomplete': { status: 422, retryable: false, title: 'The file is missing chunks' },
+  'idempotency-key-reused': {
+    status: 422,
+    retryable: false,
+    title: 'The Idempotency-Key was already used for a different request',
+  },
   'too-many-requests': { status: 429, retryable: true, title: 'Too many requests' },
   'headers-too-large': {
     status: 431,

@@ -1,5 +1,5 @@
 import { isTerminal } from './command-delivery.js';
-import type { CommandRecord, CommandStore } from './command-store.js';
+import type { CommandRecord, CommandStore, IdempotencyClaim } from './command-store.js';
 import { BackhaulError } from './errors.js';
 
 /**
@@ -9,7 +9,16 @@ import { BackhaulError } from './errors.js';
  */
 export function createMemoryCommandStore(): CommandStore {
   const records = new Map<string, CommandRecord>();
+  /** By `claimKey(callerId, key)`; an expired claim is dropped when it is next looked at. */
+  const claims = new Map<string, IdempotencyClaim>();
   const copy = (record: CommandRecord): CommandRecord => structuredClone(record);
+  const liveClaim = (callerId: string, key: string) => {
+    const id = claimKey(callerId, key);
+    const claim = claims.get(id);
+    if (claim && claim.expiresAt <= Date.now()) claims.delete(id);
+    else return claim;
+    return undefined;
+  };
 
   return {
     specificationVersion: 'v1',
@@ -18,6 +27,20 @@ export function createMemoryCommandStore(): CommandStore {
       if (records.has(record.id))
         throw new BackhaulError('invalid-state', `Command ${record.id} already exists`);
       records.set(record.id, copy(record));
+    },
+    async insertClaimed(record, claim) {
+      // No await between the check and the writes: this is the atomic step the interface asks for.
+      const existing = liveClaim(claim.callerId, claim.key);
+      if (existing) return { ...existing };
+      if (records.has(record.id))
+        throw new BackhaulError('invalid-state', `Command ${record.id} already exists`);
+      records.set(record.id, copy(record));
+      claims.set(claimKey(claim.callerId, claim.key), { ...claim, commandId: record.id });
+      return undefined;
+    },
+    async findClaim(callerId, key) {
+      const claim = liveClaim(callerId, key);
+      return claim && { ...claim };
     },
     async get(id) {
       const record = records.get(id);
@@ -44,6 +67,10 @@ export function createMemoryCommandStore(): CommandStore {
     },
     async close() {
       records.clear();
+      claims.clear();
     },
   };
 }
+
+/** One string per (caller, key) pair, unambiguous whatever characters either holds. */
+const claimKey = (callerId: string, key: string) => JSON.stringify([callerId, key]);

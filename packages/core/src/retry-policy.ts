@@ -33,6 +33,12 @@ export interface RetryOptions {
   /** Defaults to `BackhaulError#retryable`, and true for network errors that are not ours. */
   isRetryable?: (error: unknown) => boolean;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /**
+   * Whether a throttled answer (`isThrottled`) is waited out without using up a try; default
+   * true. False hands it to `isRetryable` like any other error, e.g. for a caller that must see
+   * the 429 it asked for.
+   */
+  waitOutThrottling?: boolean;
 }
 
 export function isRetryableError(error: unknown): boolean {
@@ -88,7 +94,7 @@ export async function withRetry<T>(
       return await operation(attempt);
     } catch (error) {
       if (options.signal?.aborted) throw error;
-      if (isThrottled(error)) {
+      if ((options.waitOutThrottling ?? true) && isThrottled(error)) {
         const delay = (error as BackhaulError).retryAfterMs as number;
         options.onRetry?.(error, attempt, delay);
         await wait(delay, options.signal);

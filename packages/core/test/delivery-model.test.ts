@@ -292,6 +292,12 @@ class DeliveryModel {
         await inner.insert(record);
         this.onWrite(record);
       },
+      insertClaimed: async (record, claim) => {
+        const existing = await inner.insertClaimed(record, claim);
+        if (!existing) this.onWrite(record);
+        return existing;
+      },
+      findClaim: (callerId, key) => inner.findClaim(callerId, key),
       get: async (id) => {
         const floor = latest(id);
         const record = await inner.get(id);

@@ -100,6 +100,20 @@ describe('§3.7 a throttled answer (429 + Retry-After) does not use up a try', (
     expect(calls).toBe(3);
     expect((error as BackhaulError).code).toBe('too-many-requests');
   });
+
+  it('with waitOutThrottling: false a 429 goes to isRetryable like any error (a caller that must see it)', async () => {
+    let calls = 0;
+    const error = await withRetry(
+      policy,
+      async () => {
+        calls++;
+        throw new BackhaulError('too-many-requests', 'no slot', { retryAfterMs: 1_000 });
+      },
+      { waitOutThrottling: false, isRetryable: () => false, sleep: async () => {} },
+    ).catch((e: unknown) => e);
+    expect(calls).toBe(1);
+    expect((error as BackhaulError).code).toBe('too-many-requests');
+  });
 });
 
 describe('withRetry stops after maxAttempts', () => {

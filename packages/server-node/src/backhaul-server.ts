@@ -109,6 +109,7 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
     hasGateway: credentials.hasGateway,
     admission,
     rowsByteLimit: config.rowsByteLimit,
+    idempotencyKeyRetentionMs: config.idempotencyKeyRetentionMs,
     sweepIntervalMs: config.sweepIntervalMs,
     logger,
     onChange(record, event) {
@@ -286,7 +287,7 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
     },
 
     async submitQuery(request) {
-      const record = await dispatcher.submit(request, IN_PROCESS_CALLER);
+      const { record } = await dispatcher.submit(request, IN_PROCESS_CALLER);
       return views.view(record, baseUrl());
     },
 

@@ -7,6 +7,7 @@ import {
 } from '@backhaul/core';
 import { serveDownload } from './downloads.js';
 import { readJson, sendJson } from './http-io.js';
+import { readIdempotencyKey } from './idempotency-key.js';
 import type { Route } from './router.js';
 import { QUERY_JSON_BYTES, type ServerParts } from './server-parts.js';
 
@@ -39,14 +40,18 @@ export function callerRoutes(parts: ServerParts): Route[] {
       pattern: /^\/v1\/queries\/?$/,
       async handle({ req, res }) {
         const callerId = await credentials.requireCaller(req);
+        // A malformed key is refused before the body is read (400).
+        const idempotencyKey = readIdempotencyKey(req);
         const { json } = await readJson(req, 'query', QUERY_JSON_BYTES);
         // Validated inside; 429 + Retry-After when its class is full and it may not queue (§3.7).
-        const record = await dispatcher.submit(json as SubmitQuery, callerId);
+        // A repeated key answers the command it created, with the same 202 as the first time.
+        const { record, replayed } = await dispatcher.submit(json as SubmitQuery, callerId, idempotencyKey);
         const expressBase = (req as { baseUrl?: unknown }).baseUrl;
         const mount = `${typeof expressBase === 'string' ? expressBase : ''}${options.basePath}`;
         // §3.1: 202 + QueryView, `Location: /v1/queries/{id}` (under the mount path, if any).
         sendJson(res, 202, await views.view(record, parts.baseUrl(req)), {
           location: `${mount}/v1/queries/${encodeURIComponent(record.id)}`,
+          ...(replayed ? { 'idempotent-replayed': 'true' } : {}),
         });
       },
     },

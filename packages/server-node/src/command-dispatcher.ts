@@ -7,16 +7,19 @@ import {
   type CommandStore,
   type DeliveryEvent,
   type DeliveryPolicy,
+  type IdempotencyClaim,
   isTerminal,
+  type NewIdempotencyClaim,
   newCommandRecord,
   PROTOCOL_VERSION,
   parseMessage,
   type SubmitQuery,
   submitQuerySchema,
 } from '@backhaul/core';
-import type { Admission, AdmissionTicket } from './admission.js';
+import type { Admission, AdmissionScope, AdmissionTicket } from './admission.js';
 import type { CommandStreams } from './command-stream.js';
 import { failpoint } from './failpoints.js';
+import { requestFingerprint } from './idempotency-key.js';
 
 /**
  * Moves commands through the delivery state machine (docs/protocol.md §7) and onto the gateways'
@@ -27,8 +30,12 @@ export interface CommandDispatcher {
   /**
    * Admits (§3.7) and persists a query of `callerId`, then sends it. Over the limit it is 429
    * with nothing created, unless the caller asked to queue: then it is persisted `queued`.
+   *
+   * With an `idempotencyKey` (§3.1) the command is persisted together with the caller's claim on
+   * the key; a repeat finds the claim and returns the command it names (`replayed`), taking no
+   * admission slot and creating nothing, or `422 idempotency-key-reused` for another query.
    */
-  submit(request: SubmitQuery, callerId: string): Promise<CommandRecord>;
+  submit(request: SubmitQuery, callerId: string, idempotencyKey?: string): Promise<Submission>;
   /** A queued query got its slot (called by admission control): makes it pending and sends it. */
   admit(id: string): Promise<void>;
   /** Applies one event with compare-and-set and tells the listeners when the record changed. */
@@ -44,6 +51,12 @@ export interface CommandDispatcher {
   stop(): void;
 }
 
+export interface Submission {
+  record: CommandRecord;
+  /** True when an earlier request with the same idempotency key created the command. */
+  replayed: boolean;
+}
+
 export type RecordChangeListener = (record: CommandRecord, event: DeliveryEvent) => void;
 
 export interface CommandDispatcherOptions {
@@ -53,6 +66,8 @@ export interface CommandDispatcherOptions {
   hasGateway(id: string): Promise<boolean>;
   admission: Admission;
   rowsByteLimit: number;
+  /** How long a caller's idempotency key is remembered (§3.1). */
+  idempotencyKeyRetentionMs: number;
   sweepIntervalMs: number;
   logger: Logger;
   onChange: RecordChangeListener;
@@ -199,11 +214,30 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
     await releaseEnded();
   }
 
-  async function insert(record: CommandRecord): Promise<void> {
-    const written = store.insert(record);
-    inserting.set(record.id, written);
+  /**
+   * Persists a new record, with the caller's claim on an idempotency key when there is one.
+   * Returns the claim that was there first when another request holds the key (nothing written).
+   */
+  async function insert(
+    record: CommandRecord,
+    claim: NewIdempotencyClaim | undefined,
+  ): Promise<IdempotencyClaim | undefined> {
+    const written: Promise<IdempotencyClaim | undefined> = claim
+      ? store.insertClaimed(record, claim)
+      : store.insert(record).then(() => undefined);
+    // An admission racing with the write only waits for it; a failed write is this caller's error.
+    inserting.set(
+      record.id,
+      written.then(
+        () => undefined,
+        () => undefined,
+      ),
+    );
     try {
-      await written;
+      const existing = await written;
+      // The slot taken for this record goes back: the command the key names already has its own.
+      if (existing) options.admission.release(record.id);
+      return existing;
     } catch (error) {
       options.admission.release(record.id);
       throw error;
@@ -212,9 +246,37 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
     }
   }
 
+  /** The answer to a repeated key: the command it created, if the query is the same one. */
+  async function replay(claim: IdempotencyClaim, fingerprint: string): Promise<Submission> {
+    if (claim.fingerprint !== fingerprint) {
+      throw new BackhaulError(
+        'idempotency-key-reused',
+        'This Idempotency-Key was already used for a different query; use a new key for a new query',
+      );
+    }
+    const record = await store.get(claim.commandId);
+    if (!record)
+      throw new BackhaulError('internal', `Query ${claim.commandId} of an idempotency key is gone`);
+    return { record, replayed: true };
+  }
+
   return {
-    async submit(request, callerId) {
+    async submit(request, callerId, idempotencyKey) {
       const query = parseMessage(submitQuerySchema, request, 'query');
+      // A repeat is answered before admission and the gateway check: it takes no slot, and the
+      // command it names is returned even if its gateway has been removed since.
+      let claim: NewIdempotencyClaim | undefined;
+      if (idempotencyKey !== undefined) {
+        const fingerprint = requestFingerprint(query);
+        const existing = await store.findClaim(callerId, idempotencyKey);
+        if (existing) return replay(existing, fingerprint);
+        claim = {
+          callerId,
+          key: idempotencyKey,
+          fingerprint,
+          expiresAt: Date.now() + options.idempotencyKeyRetentionMs,
+        };
+      }
       if (!(await options.hasGateway(query.gatewayId))) {
         throw new BackhaulError('not-found', `No gateway '${query.gatewayId}' is configured`);
       }
@@ -237,23 +299,34 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
         callerId,
         admissionClass: options.admission.classOf(query.mode),
       };
-      // §3.7: a slot is taken before anything is written, so a refusal leaves no trace.
+      // §3.7: a slot is taken before anything is written, so a refusal leaves no trace (and the
+      // idempotency key stays free: a retry after the 429 creates the command).
+      const refuse = async (scope: AdmissionScope): Promise<Submission> => {
+        // A concurrent request with the same key may hold the very slot this one was refused:
+        // then this is a repeat of it, answered as one rather than with a 429.
+        const twin = claim && (await store.findClaim(callerId, claim.key));
+        if (twin && claim) return replay(twin, claim.fingerprint);
+        throw options.admission.refusal(scope, ticket.admissionClass);
+      };
       const full = options.admission.tryTake(ticket);
       if (full) {
-        if (query.whenBusy !== 'queue') throw options.admission.refusal(full, ticket.admissionClass);
+        if (query.whenBusy !== 'queue') return refuse(full);
         const queueFull = options.admission.enqueue(ticket);
-        if (queueFull) throw options.admission.refusal(queueFull, ticket.admissionClass);
+        if (queueFull) return refuse(queueFull);
         const queued = newCommandRecord(command, query.gatewayId, policy, now, 'queued');
-        await insert(queued);
-        return (await store.get(queued.id)) ?? queued;
+        const first = await insert(queued, claim);
+        if (first && claim) return replay(first, claim.fingerprint);
+        return { record: (await store.get(queued.id)) ?? queued, replayed: false };
       }
       const record = newCommandRecord(command, query.gatewayId, policy, now);
       // Persist first, send second: a crash between the two leaves a pending command that the
       // next connection of the gateway picks up, never a command the store does not know.
-      await insert(record);
+      // A concurrent request with the same key that got there first wins; this one replays it.
+      const first = await insert(record, claim);
+      if (first && claim) return replay(first, claim.fingerprint);
       failpoint('after-persist');
       await dispatch(record.id, false);
-      return (await store.get(record.id)) ?? record;
+      return { record: (await store.get(record.id)) ?? record, replayed: false };
     },
     async admit(id) {
       try {

@@ -62,6 +62,12 @@ export interface BackhaulServerOptions {
   /** How long row batches of an ended query stay readable; default: downloadTtlSeconds. */
   rowRetentionMs?: number;
   /**
+   * How long the command store remembers a caller's `Idempotency-Key` (docs/protocol.md §3.1):
+   * a retry of `POST /v1/queries` within this time returns the command the key created instead
+   * of creating another. Default 24 h.
+   */
+  idempotencyKeyRetentionMs?: number;
+  /**
    * Concurrency classes and fair shares of this server process (docs/protocol.md §3.7, deploy.md);
    * defaults: 200 small queries, 50 medium files, 10 large files (past 100 MiB) at once.
    */
@@ -109,6 +115,7 @@ export interface ResolvedOptions {
   rowsByteLimit: number;
   maxJsonBodyBytes: number;
   rowRetentionMs: number;
+  idempotencyKeyRetentionMs: number;
   admission: AdmissionLimits;
   headersTimeoutMs: number;
   requestTimeoutMs: number;
@@ -182,6 +189,11 @@ export function resolveOptions(options: BackhaulServerOptions): ResolvedOptions 
     rowsByteLimit: positiveInteger('rowsByteLimit', options.rowsByteLimit, 8 * 1024 * 1024),
     maxJsonBodyBytes: positiveInteger('maxJsonBodyBytes', options.maxJsonBodyBytes, 16 * 1024 * 1024),
     rowRetentionMs: positiveInteger('rowRetentionMs', options.rowRetentionMs, downloadTtlSeconds * 1000),
+    idempotencyKeyRetentionMs: positiveInteger(
+      'idempotencyKeyRetentionMs',
+      options.idempotencyKeyRetentionMs,
+      24 * 60 * 60 * 1000,
+    ),
     admission: resolveAdmissionLimits(options.admission),
     headersTimeoutMs,
     requestTimeoutMs,

@@ -24,11 +24,32 @@ import type { Redis } from 'ioredis';
  * ARGV: record JSON, id, version, state, gatewayId, due score or '', undelivered score or ''.
  * Returns 1 when written, 0 when the id exists (nothing is touched then).
  */
-const insertScript = `
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+/** Writes a new record and its index entries: KEYS 1-3 and ARGV 1-7 as for `insertScript`. */
+const writeNewRecord = `
 redis.call('HSET', KEYS[1], 'record', ARGV[1], 'version', ARGV[3], 'state', ARGV[4], 'gatewayId', ARGV[5])
 if ARGV[6] ~= '' then redis.call('ZADD', KEYS[2], ARGV[6], ARGV[2]) else redis.call('ZREM', KEYS[2], ARGV[2]) end
 if ARGV[7] ~= '' then redis.call('ZADD', KEYS[3], ARGV[7], ARGV[2]) else redis.call('ZREM', KEYS[3], ARGV[2]) end
+`;
+
+const insertScript = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+${writeNewRecord}
+return 1
+`;
+
+/**
+ * KEYS: as `insertScript`, then the idempotency claim key.
+ * ARGV: as `insertScript`, then the claim JSON and its expiry (epoch ms, for PXAT).
+ * Returns the stored claim JSON when the key is claimed already (nothing is touched then), 1 when
+ * written, 0 when the id exists. Checking the claim and writing both in one script is what makes
+ * two concurrent first requests with one key create one command, on any number of servers.
+ */
+const insertClaimedScript = `
+local claimed = redis.call('GET', KEYS[4])
+if claimed then return claimed end
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+${writeNewRecord}
+redis.call('SET', KEYS[4], ARGV[8], 'PXAT', ARGV[9])
 return 1
 `;
 
@@ -73,6 +94,12 @@ export interface InsertArguments {
   undeliveredScore: string;
 }
 
+export interface InsertClaimedArguments extends InsertArguments {
+  claimKey: string;
+  claimJson: string;
+  claimExpiresAt: number;
+}
+
 export interface CompareAndSetArguments extends InsertArguments {
   deadLettersKey: string;
   reason: string;
@@ -84,6 +111,8 @@ export interface CompareAndSetArguments extends InsertArguments {
 export interface CommandScripts {
   /** Resolves true when written, false when the id already exists. */
   insert(args: InsertArguments): Promise<boolean>;
+  /** Resolves true when written, false when the id exists, the stored claim's JSON when claimed. */
+  insertClaimed(args: InsertClaimedArguments): Promise<boolean | string>;
   /** Resolves true when written, false when the stored version is not `args.version - 1`. */
   compareAndSet(args: CompareAndSetArguments): Promise<boolean>;
 }
@@ -92,6 +121,7 @@ export interface CommandScripts {
 interface ScriptedRedis {
   backhaulInsertCommand(...keysThenArgs: (string | number)[]): Promise<number>;
   backhaulCompareAndSetCommand(...keysThenArgs: (string | number)[]): Promise<number>;
+  backhaulInsertClaimedCommand(...keysThenArgs: (string | number)[]): Promise<number | string>;
 }
 
 /**
@@ -104,24 +134,42 @@ export function defineCommandScripts(redis: Redis): CommandScripts {
   if (typeof scripted.backhaulInsertCommand !== 'function') {
     redis.defineCommand('backhaulInsertCommand', { lua: insertScript, numberOfKeys: 3 });
   }
+  if (typeof scripted.backhaulInsertClaimedCommand !== 'function') {
+    redis.defineCommand('backhaulInsertClaimedCommand', { lua: insertClaimedScript, numberOfKeys: 4 });
+  }
   if (typeof scripted.backhaulCompareAndSetCommand !== 'function') {
     redis.defineCommand('backhaulCompareAndSetCommand', { lua: compareAndSetScript, numberOfKeys: 4 });
   }
+  const insertArgs = (a: InsertArguments) => [
+    a.json,
+    a.id,
+    a.version,
+    a.state,
+    a.gatewayId,
+    a.dueScore,
+    a.undeliveredScore,
+  ];
   return {
     async insert(a) {
       const written = await scripted.backhaulInsertCommand(
         a.recordKey,
         a.dueKey,
         a.undeliveredKey,
-        a.json,
-        a.id,
-        a.version,
-        a.state,
-        a.gatewayId,
-        a.dueScore,
-        a.undeliveredScore,
+        ...insertArgs(a),
       );
       return written === 1;
+    },
+    async insertClaimed(a) {
+      const outcome = await scripted.backhaulInsertClaimedCommand(
+        a.recordKey,
+        a.dueKey,
+        a.undeliveredKey,
+        a.claimKey,
+        ...insertArgs(a),
+        a.claimJson,
+        a.claimExpiresAt,
+      );
+      return typeof outcome === 'string' ? outcome : outcome === 1;
     },
     async compareAndSet(a) {
       const written = await scripted.backhaulCompareAndSetCommand(

@@ -1,4 +1,10 @@
-import { BackhaulError, type CommandRecord, type CommandStore, isTerminal } from '@backhaul/core';
+import {
+  BackhaulError,
+  type CommandRecord,
+  type CommandStore,
+  type IdempotencyClaim,
+  isTerminal,
+} from '@backhaul/core';
 import type { Redis } from 'ioredis';
 import { defineCommandScripts } from './command-scripts.js';
 import {
@@ -128,6 +134,27 @@ export function createRedisCommandStore(options: RedisCommandStoreOptions = {}):
       const written = await guard(scripts.insert(scriptArguments(record)));
       if (!written) throw new BackhaulError('invalid-state', `Command ${record.id} already exists`);
       await awaitReplicas();
+    },
+
+    async insertClaimed(record, newClaim) {
+      const claim: IdempotencyClaim = { ...newClaim, commandId: record.id };
+      const outcome = await guard(
+        scripts.insertClaimed({
+          ...scriptArguments(record),
+          claimKey: keys.claim(claim.callerId, claim.key),
+          claimJson: JSON.stringify(claim),
+          claimExpiresAt: Math.max(1, Math.ceil(claim.expiresAt)),
+        }),
+      );
+      if (typeof outcome === 'string') return JSON.parse(outcome) as IdempotencyClaim;
+      if (!outcome) throw new BackhaulError('invalid-state', `Command ${record.id} already exists`);
+      await awaitReplicas();
+      return undefined;
+    },
+
+    async findClaim(callerId, key) {
+      const json = await guard(redis.get(keys.claim(callerId, key)));
+      return json === null ? undefined : (JSON.parse(json) as IdempotencyClaim);
     },
 
     async get(id) {

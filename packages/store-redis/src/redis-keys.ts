@@ -10,6 +10,11 @@ export interface RedisKeys {
   readonly due: string;
   /** Sorted set of a gateway's `pending` and `dispatched` command IDs, scored by createdAt. */
   undelivered(gatewayId: string): string;
+  /**
+   * String holding one caller's idempotency claim (JSON), expiring with it. The caller ID is
+   * URI-encoded so no caller/key pair can spell another's key.
+   */
+  claim(callerId: string, key: string): string;
   /** Stream of `{ id, reason, at }`, one entry per command that was dead-lettered. */
   readonly deadLetters: string;
   /**
@@ -28,6 +33,7 @@ export function redisKeys(prefix: string): RedisKeys {
     record: (id) => `${prefix}cmd:${id}`,
     due: `${prefix}due`,
     undelivered: (gatewayId) => `${undeliveredHead}${gatewayId}${undeliveredTail}`,
+    claim: (callerId, key) => `${prefix}idem:${encodeURIComponent(callerId)}:${key}`,
     deadLetters: `${prefix}dead-letters`,
     undeliveredHead,
     undeliveredTail,

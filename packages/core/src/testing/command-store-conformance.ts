@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyDeliveryEvent, defaultDeliveryPolicy, newCommandRecord } from '../command-delivery.js';
-import type { CommandRecord, CommandStore, StoredResult } from '../command-store.js';
+import type { CommandRecord, CommandStore, NewIdempotencyClaim, StoredResult } from '../command-store.js';
 import type { CommandState } from '../protocol.js';
 
 /**
@@ -246,6 +246,92 @@ export function runCommandStoreConformance(name: string, createStore: () => Prom
       const repeat = await applyDeliveryEvent(store, record.id, { type: 'complete', result }, policy, now);
       expect(repeat.changed).toBe(false);
       expect((await store.get(record.id))?.version).toBe(5);
+    });
+
+    const newClaim = (callerId: string, key: string, patch: Partial<NewIdempotencyClaim> = {}) => ({
+      callerId,
+      key,
+      fingerprint: `sha256-of-${key}`,
+      expiresAt: Date.now() + 3_600_000,
+      ...patch,
+    });
+
+    it('insertClaimed writes the record and its claim; a repeat of the key writes nothing and returns the first claim', async () => {
+      const callerId = uniqueId('caller');
+      const key = uniqueId('key');
+      const first = makeRecord();
+      const claim = newClaim(callerId, key);
+      expect(await store.findClaim(callerId, key)).toBeUndefined();
+      expect(await store.insertClaimed(first, claim)).toBeUndefined();
+      expect(await store.get(first.id)).toEqual(first);
+      expect(await store.findClaim(callerId, key)).toEqual({ ...claim, commandId: first.id });
+
+      // The same key again, even with another body: the stored claim comes back, unchanged.
+      const second = makeRecord();
+      const repeat = await store.insertClaimed(second, { ...claim, fingerprint: 'another-body' });
+      expect(repeat).toEqual({ ...claim, commandId: first.id });
+      expect(await store.get(second.id)).toBeUndefined();
+      expect(await store.listUndelivered(second.gatewayId)).toEqual([]);
+      expect(await store.findClaim(callerId, key)).toEqual({ ...claim, commandId: first.id });
+    });
+
+    it('claims are per caller: the same key of two callers makes two commands', async () => {
+      const key = uniqueId('key');
+      const [alice, bob] = [uniqueId('caller'), uniqueId('caller')];
+      const [a, b] = [makeRecord(), makeRecord()];
+      expect(await store.insertClaimed(a, newClaim(alice, key))).toBeUndefined();
+      expect(await store.insertClaimed(b, newClaim(bob, key))).toBeUndefined();
+      expect((await store.findClaim(alice, key))?.commandId).toBe(a.id);
+      expect((await store.findClaim(bob, key))?.commandId).toBe(b.id);
+      // Keys that only look alike (a caller ID ending like another's key) do not collide either.
+      expect(await store.findClaim(`${alice}:${key}`, key)).toBeUndefined();
+      expect(await store.findClaim(alice, `${key} `)).toBeUndefined();
+    });
+
+    it('ten concurrent insertClaimed with one key: exactly one record is written, all see its claim', async () => {
+      const callerId = uniqueId('caller');
+      const key = uniqueId('key');
+      const gatewayId = uniqueId('gw');
+      const records = Array.from({ length: 10 }, () => makeRecord({ gatewayId }));
+      const outcomes = await Promise.all(records.map((r) => store.insertClaimed(r, newClaim(callerId, key))));
+      const winners = outcomes.flatMap((outcome, i) => (outcome === undefined ? [records[i]!] : []));
+      expect(winners).toHaveLength(1);
+      const winner = winners[0]!;
+      for (const outcome of outcomes) if (outcome) expect(outcome.commandId).toBe(winner.id);
+      expect((await store.listUndelivered(gatewayId)).map((r) => r.id)).toEqual([winner.id]);
+      for (const record of records) {
+        expect(await store.get(record.id)).toEqual(record === winner ? winner : undefined);
+      }
+    });
+
+    it('insertClaimed with an existing record ID rejects and leaves the key unclaimed', async () => {
+      const callerId = uniqueId('caller');
+      const key = uniqueId('key');
+      const record = makeRecord();
+      await store.insert(record);
+      await expect(store.insertClaimed({ ...record, version: 7 }, newClaim(callerId, key))).rejects.toThrow();
+      expect((await store.get(record.id))?.version).toBe(1);
+      expect(await store.findClaim(callerId, key)).toBeUndefined();
+    });
+
+    it('a claim is forgotten once it expires, and the key then makes a new command', async () => {
+      const callerId = uniqueId('caller');
+      const key = uniqueId('key');
+      const first = makeRecord();
+      expect(
+        await store.insertClaimed(first, newClaim(callerId, key, { expiresAt: Date.now() + 100 })),
+      ).toBeUndefined();
+      // Polled with a generous deadline rather than timed: a loaded machine may look late.
+      const deadline = Date.now() + 10_000;
+      while ((await store.findClaim(callerId, key)) !== undefined) {
+        if (Date.now() > deadline) throw new Error('the claim did not expire within 10 s');
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      const second = makeRecord();
+      expect(await store.insertClaimed(second, newClaim(callerId, key))).toBeUndefined();
+      expect((await store.findClaim(callerId, key))?.commandId).toBe(second.id);
+      // The record outlives its key: only the key is forgotten.
+      expect((await store.get(first.id))?.id).toBe(first.id);
     });
 
     it('close() resolves', async () => {
