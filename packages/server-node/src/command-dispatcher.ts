@@ -195,6 +195,28 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
    * per slot held or queued here, every RELEASE_CHECK_TICKS ticks; the state listener frees
    * everything this process sees end at once, so this only catches the rest.
    */
+  /** A queued query whose turn came: admitted in the store, then sent. */
+  async function admit(id: string): Promise<void> {
+    try {
+      await inserting.get(id);
+      await step(id, { type: 'admit' });
+      await dispatch(id, false);
+    } catch (error) {
+      // Expired (or never written) meanwhile: the slot goes to the next in line.
+      if (
+        !BackhaulError.isInstance(error) ||
+        (error.code !== 'invalid-state' && error.code !== 'not-found')
+      ) {
+        logger.error('admitting a queued query failed', { id, error: String(error) });
+      }
+      // Only a store that answers may free the slot: a store error keeps it, and the periodic
+      // check (releaseEnded) admits the query again once the store is back.
+      const record = await store.get(id).catch(() => 'unknown' as const);
+      if (record === 'unknown') return;
+      if (!record || isTerminal(record.state)) options.admission.release(id);
+    }
+  }
+
   async function releaseEnded(): Promise<void> {
     if (++ticks % RELEASE_CHECK_TICKS !== 0) return;
     for (const id of options.admission.tracked()) {
@@ -202,6 +224,11 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
       try {
         const record = await store.get(id);
         if (!record || isTerminal(record.state)) options.admission.release(id);
+        // Holding a slot (not a queue place) while the store still says queued: an admission
+        // that failed half-way (the store was down) is finished here rather than stranded.
+        else if (record.state === 'queued' && options.admission.position(id) === undefined) {
+          await admit(id);
+        }
       } catch (error) {
         logger.error('checking an admitted command failed', { id, error: String(error) });
       }
@@ -328,23 +355,7 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
       await dispatch(record.id, false);
       return { record: (await store.get(record.id)) ?? record, replayed: false };
     },
-    async admit(id) {
-      try {
-        await inserting.get(id);
-        await step(id, { type: 'admit' });
-        await dispatch(id, false);
-      } catch (error) {
-        // Expired (or never written) meanwhile: the slot goes to the next in line.
-        if (
-          !BackhaulError.isInstance(error) ||
-          (error.code !== 'invalid-state' && error.code !== 'not-found')
-        ) {
-          logger.error('admitting a queued query failed', { id, error: String(error) });
-        }
-        const record = await store.get(id).catch(() => undefined);
-        if (!record || isTerminal(record.state)) options.admission.release(id);
-      }
-    },
+    admit,
     apply,
     async sendUndelivered(gatewayId) {
       for (const record of await store.listUndelivered(gatewayId)) {

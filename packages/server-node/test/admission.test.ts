@@ -1,7 +1,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type CommandStore, createMemoryCommandStore, type ObjectStorage } from '@backhaul/core';
+import {
+  BackhaulError,
+  type CommandStore,
+  createMemoryCommandStore,
+  type ObjectStorage,
+} from '@backhaul/core';
 import type { AdmissionSnapshot, BackhaulServerOptions } from '@backhaul/server-node';
 import { createFsStorage } from '@backhaul/storage-fs';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -150,6 +155,47 @@ describe('§3.7 whenBusy: queue — queued with its position, then run in order 
     await ackAndComplete(gatewayA.token, third.body.id);
     expect(inUse()).toEqual([0, 0, 0]);
     expect(queued()).toEqual([0, 0, 0]);
+  });
+
+  it('a queued query whose admission failed on a store error keeps its slot and is admitted once the store answers', async () => {
+    // The store fails every call about one command while `unavailableFor` names it, as Redis
+    // does while it is down (store-redis: 503 service-unavailable).
+    const inner = createMemoryCommandStore();
+    let unavailableFor: string | undefined;
+    const concerns = (arg: unknown) =>
+      arg === unavailableFor || (arg as { id?: unknown } | null)?.id === unavailableFor;
+    const flaky = new Proxy(inner, {
+      get(target, name, receiver) {
+        const value = Reflect.get(target, name, receiver);
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) =>
+          unavailableFor !== undefined && args.some(concerns)
+            ? Promise.reject(new BackhaulError('service-unavailable', 'the store is down'))
+            : value.apply(target, args);
+      },
+    });
+    try {
+      await start({ small: 1 }, { store: flaky });
+      const stream = await open(gatewayA.token);
+      const first = await submit({ gatewayId: gatewayA.id });
+      const second = await submit({ gatewayId: gatewayA.id, whenBusy: 'queue', sql: 'select 2' });
+      expect(second.body.state).toBe('queued');
+      expect(JSON.parse((await stream.nextOf('command')).data).id).toBe(first.body.id);
+
+      // The first ends; the freed slot goes to the second, whose admission meets the outage.
+      unavailableFor = second.body.id;
+      await ackAndComplete(gatewayA.token, first.body.id);
+      expect((await inner.get(second.body.id))?.state).toBe('queued');
+      expect(occupancy().classes.small).toEqual({ limit: 1, inUse: 1, queued: 0 });
+
+      // The store answers again: the periodic check finishes the admission, and it is sent.
+      unavailableFor = undefined;
+      expect(JSON.parse((await stream.nextOf('command')).data).id).toBe(second.body.id);
+      await ackAndComplete(gatewayA.token, second.body.id);
+      expect(inUse()).toEqual([0, 0, 0]);
+    } finally {
+      await inner.close();
+    }
   });
 
   it('a queued query takes no chunks, rows or ack: it was never sent', async () => {
