@@ -57,6 +57,8 @@ export interface ChunkIngest {
   ): Promise<'stored' | 'duplicate'>;
   /** 6.3 */
   receipt(commandId: string): ChunkReceipt;
+  /** Whether chunk `index` would be inside the reorder window now (§6.2), without reading it. */
+  inWindow(commandId: string, index: number): boolean;
   /** Commands whose file is being assembled here (chunks taken, not yet finished or aborted). */
   uploading(): string[];
   /** 6.4: verifies the whole file and makes it visible; on any mismatch aborts it and throws 422. */
@@ -343,6 +345,10 @@ export function createChunkIngest(options: ChunkIngestOptions): ChunkIngest {
           [...file.checksums].map(([index, checksum]) => [String(index), checksum]),
         ),
       };
+    },
+
+    inWindow(commandId, index) {
+      return index < (files.get(commandId)?.contiguous ?? 0) + chunkWindow;
     },
 
     uploading() {

@@ -141,9 +141,14 @@ export function gatewayRoutes(parts: ServerParts): Route[] {
           throw new BackhaulError('invalid-state', `Command ${id} asked for row batches, not a file`);
         }
         // §3.7: a file that grows past a class boundary needs that class's slot before more bytes
-        // are taken; without one this chunk is 429 + Retry-After and nothing is stored.
-        parts.admission.promote({ id, gatewayId: record.gatewayId }, (index + 1) * options.chunkSize);
-        const outcome = await parts.ingest().putChunk(id, resultKey(record.gatewayId, id), index, req);
+        // are taken; without one this chunk is 429 + Retry-After and nothing is stored. Only a chunk
+        // inside the reorder window counts: an index far ahead (refused below with 409) must not
+        // move a file into the large class it has not reached.
+        const ingest = parts.ingest();
+        if (ingest.inWindow(id, index)) {
+          parts.admission.promote({ id, gatewayId: record.gatewayId }, (index + 1) * options.chunkSize);
+        }
+        const outcome = await ingest.putChunk(id, resultKey(record.gatewayId, id), index, req);
         sendEmpty(res, outcome === 'stored' ? 201 : 200); // §5.4
       },
     },

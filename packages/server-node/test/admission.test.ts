@@ -385,6 +385,17 @@ describe('§3.7 fair shares: one gateway or one caller cannot take every slot', 
 });
 
 describe('§3.7 a file is promoted when its chunks cross a class boundary', () => {
+  it('a chunk far past the reorder window is refused (409) without promoting its file to large', async () => {
+    await start({ medium: 2, large: 1, largeFileBytes: 2 * chunkSize });
+    const stream = await open(gatewayA.token);
+    const { body } = await submit({ gatewayId: gatewayA.id, mode: 'file' });
+    await stream.nextOf('command');
+    await gatewayPost(t!.url, gatewayA.token, body.id, 'ack');
+    const farAhead = await putChunk(t!.url, gatewayA.token, body.id, 999, randomBytesOf(chunkSize, 13));
+    expect(farAhead.status).toBe(409);
+    expect(occupancy().classes).toMatchObject({ medium: { inUse: 1 }, large: { inUse: 0 } });
+  });
+
   it('answers 429 to the chunk that needs a large slot while none is free, then takes it', async () => {
     await start({ medium: 2, large: 1, largeFileBytes: 2 * chunkSize, retryAfterSeconds: 2 });
     const stream = await open(gatewayA.token);
