@@ -70,6 +70,13 @@ export function gatewayRoutes(parts: ServerParts): Route[] {
     }
   };
 
+  /** False only when the token is refused now (revoked); a store error leaves the stream be. */
+  const stillValid = (req: Parameters<typeof credentials.requireGateway>[0]) =>
+    credentials.requireGateway(req).then(
+      () => true,
+      (error: unknown) => !(BackhaulError.isInstance(error) && error.code === 'unauthorized'),
+    );
+
   const command = '/v1/gateway/commands/([^/]+)';
   return [
     {
@@ -80,6 +87,12 @@ export function gatewayRoutes(parts: ServerParts): Route[] {
         const lastEventId = req.headers[headers.lastEventId];
         // An enrolled token's stream remembers the token, so a revocation can end it (§10.4).
         streams.open(gatewayId, req, res, enrolled);
+        // A revocation that landed between the check above and open() found no stream to end:
+        // look the token up once more now that the stream can be found, and end it if it is gone.
+        if (enrolled && !(await stillValid(req))) {
+          streams.closeEnrolled(gatewayId, enrolled.tokenId);
+          return;
+        }
         options.logger.info('gateway connected', { gatewayId, lastEventId });
         // §4: "On every (re)connection the server MUST send every command of this gateway that
         // is not yet acknowledged, oldest first" — whatever Last-Event-ID says, since a command

@@ -229,6 +229,41 @@ describe('§10 only an admin token opens the admin API, and an admin token opens
   });
 });
 
+describe('§10.4 a revocation racing a stream that is being opened', () => {
+  it('a token revoked between its check and the opening of its stream: the stream ends at once, not at the next re-check', async () => {
+    // The credential store answers the first lookup of the token as valid and then revokes it,
+    // as if the admin API's revocation landed right after the stream's check.
+    const inner = createMemoryCredentialStore();
+    let trap: { sha256: string; gatewayId: string; tokenId: string } | undefined;
+    const racing: CredentialStore = Object.create(inner, {
+      findActiveToken: {
+        value: async (sha256: string) => {
+          const found = await inner.findActiveToken(sha256);
+          if (trap && found && sha256 === trap.sha256) {
+            const { gatewayId, tokenId } = trap;
+            trap = undefined;
+            await inner.revokeToken(gatewayId, tokenId, Date.now());
+          }
+          return found;
+        },
+      },
+    });
+    const t = await start({ credentialStore: racing, tokenRecheckMs: 60_000 });
+    const issued = await enrol(t.url, 'gw-race');
+    trap = {
+      sha256: createHash('sha256').update(issued.token).digest('hex'),
+      gatewayId: issued.gatewayId,
+      tokenId: issued.tokenId,
+    };
+    const stream = await openOn(t.url, issued.token);
+    await stream.nextOf('hello');
+    expect(trap).toBeUndefined(); // the first lookup was the one that raced
+    expect(await ended(stream)).toBe('the stream ended');
+    expect((await fetch(`${t.url}/v1/gateway/commands`, { headers: auth(issued.token) })).status).toBe(401);
+    await inner.close();
+  });
+});
+
 describe('§10.3 rotation: the old and the new token are both valid until the old one is revoked', () => {
   it('both tokens answer; revoking the old one ends its live stream at once, refuses it with 401, and the new one keeps working', async () => {
     const t = await start({ tokenRecheckMs: 60_000 }); // the revoking server needs no re-check
