@@ -120,7 +120,11 @@ async function gatewaySide(
     if (options.warmup) {
       // Enough chunks to open every connection of the gateway's pool (twice the window), so
       // the timed runs measure warm connections, not handshakes and slow start.
-      const limit = Math.max(8 << 20, 2 * options['chunks-in-flight'] * gateway.hello.chunkSize);
+      // (No more than the dataset holds: a small --rows file is warmed whole.)
+      const limit = Math.min(
+        dataset.bytes,
+        Math.max(8 << 20, 2 * options['chunks-in-flight'] * gateway.hello.chunkSize),
+      );
       await backhaulRun(server, gateway, dataset, limit);
       if (server.routes && options.baselines) {
         await rawUpload(url, dataset.path, 'bench/warmup-raw.bin', limit);
