@@ -13,11 +13,11 @@ import {
   AUTO_CODEC,
   type CodecChoice,
   CommandStreamClient,
+  createConnectionPool,
   type ProgressState,
   ServerApi,
   uploadBytes,
 } from '@backhaul/gateway-node';
-import { Agent } from 'undici';
 import { monotonicNs } from './timing.js';
 
 export interface ByteGatewayOptions {
@@ -40,12 +40,8 @@ export interface UploadTimes {
 export async function connectByteGateway(options: ByteGatewayOptions) {
   const registry = new CodecRegistry(options.codecs);
   const checksummer = await createChecksummer();
-  // As createGateway does: one keep-alive pool sized for the window, the stream and small POSTs.
-  const dispatcher = new Agent({
-    connections: options.chunksInFlight + 4,
-    pipelining: 1,
-    keepAliveTimeout: 30_000,
-  });
+  // The pool createGateway uses: sized for the window, the stream and small POSTs.
+  const dispatcher = createConnectionPool(options.chunksInFlight);
   const api = new ServerApi({
     serverUrl: options.serverUrl,
     token: options.token,

@@ -55,6 +55,16 @@ function describeFailure(error: unknown): string {
   return `${(error as Error).message} (${cause?.code ?? cause?.message ?? 'no cause'})`;
 }
 
+/** Submits to a server armed with a failpoint: the POST dies with the process, never answered. */
+async function submitIntoCrash(server: ServerProcess): Promise<void> {
+  const failure = await submit(server.url, { gatewayId: processGatewayId, sql: SQL, mode: 'rows' }).then(
+    (response) => `answered ${response.status}`,
+    describeFailure,
+  );
+  expect(failure).toMatch(/fetch failed|other side closed|ECONNRESET|socket/i);
+  expect(await server.exited).toEqual({ code: null, signal: 'SIGKILL' });
+}
+
 interface ReceivedCommand {
   server: string;
   id: string;
@@ -189,12 +199,7 @@ redisService.describe('server processes on Redis: restart and failover', () => {
     const { gateway, source, events } = await startGateway(first.url);
 
     // The POST dies with the process: persisted, never answered, never sent.
-    const failure = await submit(first.url, { gatewayId: processGatewayId, sql: SQL, mode: 'rows' }).then(
-      (response) => `answered ${response.status}`,
-      describeFailure,
-    );
-    expect(failure).toMatch(/fetch failed|other side closed|ECONNRESET|socket/i);
-    expect(await first.exited).toEqual({ code: null, signal: 'SIGKILL' });
+    await submitIntoCrash(first);
 
     const record = await persistedCommand();
     expect(record.state).toBe('pending');
@@ -264,12 +269,7 @@ redisService.describe('server processes on Redis: restart and failover', () => {
     const first = await start({ port, failpoints: 'after-send', sweepIntervalMs: 50 });
     const { source, events } = await startGateway(first.url);
 
-    const failure = await submit(first.url, { gatewayId: processGatewayId, sql: SQL, mode: 'rows' }).then(
-      (response) => `answered ${response.status}`,
-      describeFailure,
-    );
-    expect(failure).toMatch(/fetch failed|other side closed|ECONNRESET|socket/i);
-    expect(await first.exited).toEqual({ code: null, signal: 'SIGKILL' });
+    await submitIntoCrash(first);
 
     // Written to the stream, never acked: the store says dispatched.
     const record = await persistedCommand();

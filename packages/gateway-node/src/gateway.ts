@@ -12,12 +12,11 @@ import {
   type RetryPolicy,
   silentLogger,
 } from '@backhaul/core';
-import { Agent } from 'undici';
 import { AUTO_CODEC, type CodecChoice } from './codec-choice.js';
 import { CommandRunner, type GatewaySession } from './command-runner.js';
 import { CommandStreamClient, DEFAULT_MAX_EVENT_LENGTH } from './command-stream-client.js';
 import { FILE_BATCH_SIZE } from './parquet-encoding.js';
-import { ServerApi } from './server-api.js';
+import { createConnectionPool, ServerApi } from './server-api.js';
 
 /**
  * Chunk PUTs in flight per file. One 512 KiB request per round trip caps a long link's throughput
@@ -96,13 +95,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   // An unknown codec name throws here, at construction.
   if (options.preferredCodec !== undefined && !auto) registry.get(options.preferredCodec);
 
-  // One keep-alive pool per server: enough connections for the chunk window, the command
-  // stream and the small POSTs, so connections stay warm between chunks (no new handshakes).
-  const dispatcher = new Agent({
-    connections: config.chunksInFlight + 4,
-    pipelining: 1,
-    keepAliveTimeout: 30_000,
-  });
+  const dispatcher = createConnectionPool(config.chunksInFlight);
   const api = new ServerApi({
     serverUrl: options.serverUrl,
     token: options.token,

@@ -26,4 +26,9 @@ export {
 export { encodeBatchesAsParquet, encodeCursorAsParquet, FILE_BATCH_SIZE } from './parquet-encoding.js';
 export type { ProgressState } from './progress.js';
 export { toJsonRows, toJsonValue } from './row-values.js';
-export { type ChunkUpload, ServerApi, type ServerApiOptions } from './server-api.js';
+export {
+  type ChunkUpload,
+  createConnectionPool,
+  ServerApi,
+  type ServerApiOptions,
+} from './server-api.js';

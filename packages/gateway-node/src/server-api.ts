@@ -13,7 +13,15 @@ import {
   type RowBatch,
   withRetry,
 } from '@backhaul/core';
-import { type Dispatcher, request } from 'undici';
+import { Agent, type Dispatcher, request } from 'undici';
+
+/**
+ * One keep-alive pool per server: enough connections for the chunk window, the command stream and
+ * the small POSTs, so connections stay warm between chunks and files (no new handshakes).
+ */
+export function createConnectionPool(chunksInFlight: number): Agent {
+  return new Agent({ connections: chunksInFlight + 4, pipelining: 1, keepAliveTimeout: 30_000 });
+}
 
 export interface ServerApiOptions {
   serverUrl: string;

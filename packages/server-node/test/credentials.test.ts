@@ -7,6 +7,7 @@ import {
   gatewayB,
   gatewayPost,
   getJson,
+  placeholderFileCompletion,
   putChunk,
   randomBytesOf,
   startServer,
@@ -93,14 +94,7 @@ describe('§1 a gateway MUST only see and answer its own commands: 403, and noth
       putChunk(t.url, gatewayB.token, commandId, 1, randomBytesOf(1024, 2)),
       putChunk(t.url, gatewayB.token, commandId, 0, randomBytesOf(1024, 3)),
       fetch(`${t.url}/v1/gateway/commands/${commandId}/chunks`, { headers: auth(gatewayB.token) }),
-      gatewayPost(t.url, gatewayB.token, commandId, 'complete', {
-        kind: 'file',
-        format: 'parquet',
-        size: 1024,
-        checksum: '0000000000000000',
-        rowCount: 1,
-        chunkCount: 1,
-      }),
+      gatewayPost(t.url, gatewayB.token, commandId, 'complete', placeholderFileCompletion),
       gatewayPost(t.url, gatewayB.token, commandId, 'fail', { code: 'query-failed', message: 'no' }),
     ];
     for (const response of await Promise.all(attempts)) {

@@ -249,3 +249,13 @@ export async function dispatchedCommand(base: string, mode: 'rows' | 'file' | 'a
   if (ack.status !== 204) throw new Error(`ack failed: ${ack.status}`);
   return { id: view.id, stream, command: JSON.parse(command.data) };
 }
+
+/** A file completion for tests about who may send it, not about the file (it matches nothing). */
+export const placeholderFileCompletion = {
+  kind: 'file',
+  format: 'parquet',
+  size: 1024,
+  checksum: '0000000000000000',
+  rowCount: 1,
+  chunkCount: 1,
+};

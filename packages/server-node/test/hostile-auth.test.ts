@@ -15,6 +15,7 @@ import {
   gatewayPost,
   getJson,
   openCommandStream,
+  placeholderFileCompletion,
   putChunk,
   randomBytesOf,
   startServer,
@@ -74,15 +75,6 @@ async function command(mode: 'rows' | 'file', gateway = enrolledA, on = t) {
   return dispatched.id;
 }
 
-const fileCompletion = {
-  kind: 'file',
-  format: 'parquet',
-  size: 1024,
-  checksum: '0000000000000000',
-  rowCount: 1,
-  chunkCount: 1,
-};
-
 /** Every answer a gateway can send about a command, as one gateway's token sends it. */
 function everyAnswer(token: string, id: string, on = t) {
   const base = on.url;
@@ -92,7 +84,7 @@ function everyAnswer(token: string, id: string, on = t) {
     rows: () => gatewayPost(base, token, id, 'rows', { seq: 0, columns: [], rows: [[1]] }),
     chunk: () => putChunk(base, token, id, 0, randomBytesOf(1024, 9)),
     chunks: () => fetch(`${base}/v1/gateway/commands/${id}/chunks`, { headers: auth(token) }),
-    complete: () => gatewayPost(base, token, id, 'complete', fileCompletion),
+    complete: () => gatewayPost(base, token, id, 'complete', placeholderFileCompletion),
     fail: () => gatewayPost(base, token, id, 'fail', { code: 'query-failed', message: 'replayed' }),
   };
 }

@@ -131,14 +131,13 @@ interface ScriptedRedis {
  */
 export function defineCommandScripts(redis: Redis): CommandScripts {
   const scripted = redis as unknown as Redis & ScriptedRedis;
-  if (typeof scripted.backhaulInsertCommand !== 'function') {
-    redis.defineCommand('backhaulInsertCommand', { lua: insertScript, numberOfKeys: 3 });
-  }
-  if (typeof scripted.backhaulInsertClaimedCommand !== 'function') {
-    redis.defineCommand('backhaulInsertClaimedCommand', { lua: insertClaimedScript, numberOfKeys: 4 });
-  }
-  if (typeof scripted.backhaulCompareAndSetCommand !== 'function') {
-    redis.defineCommand('backhaulCompareAndSetCommand', { lua: compareAndSetScript, numberOfKeys: 4 });
+  const definitions: [keyof ScriptedRedis, string, number][] = [
+    ['backhaulInsertCommand', insertScript, 3],
+    ['backhaulInsertClaimedCommand', insertClaimedScript, 4],
+    ['backhaulCompareAndSetCommand', compareAndSetScript, 4],
+  ];
+  for (const [name, lua, numberOfKeys] of definitions) {
+    if (typeof scripted[name] !== 'function') redis.defineCommand(name, { lua, numberOfKeys });
   }
   const insertArgs = (a: InsertArguments) => [
     a.json,
