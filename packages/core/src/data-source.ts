@@ -1,3 +1,4 @@
+import type { ColumnBatch } from './column-batch.js';
 import type { Column } from './protocol.js';
 
 /**
@@ -17,6 +18,11 @@ export interface QueryRequest {
   maxRows?: number;
   timeoutMs?: number;
   signal?: AbortSignal;
+  /**
+   * Ask for `QueryCursor.columnBatches` (file mode does): a source that can decode straight into
+   * columns then skips building a JS value per cell. A source that cannot ignores it.
+   */
+  columnar?: boolean;
 }
 
 /**
@@ -28,5 +34,10 @@ export type RowValue = null | boolean | number | bigint | string | Uint8Array | 
 export interface QueryCursor {
   readonly columns: readonly Column[];
   batches(batchSize: number): AsyncIterable<RowValue[][]>;
+  /**
+   * The same rows as column-major batches of at most `batchSize` rows; offered only by a source that
+   * was asked for `columnar` and can. A cursor is read once, through either method.
+   */
+  columnBatches?(batchSize: number): AsyncIterable<ColumnBatch>;
   close(): Promise<void>;
 }

@@ -1,6 +1,7 @@
 export * from './checksum.js';
 export * from './chunking.js';
 export * from './codec.js';
+export * from './column-batch.js';
 export * from './command-delivery.js';
 export * from './command-store.js';
 export * from './credential-store.js';
