@@ -7,10 +7,22 @@
  *
  * Definition levels are kept as a bitmap (1 = value present), which is exactly the payload of a
  * bit-packed run with bit width 1, the only width a flat nullable column needs.
+ *
+ * Column batches skip the transposition: their values are already PLAIN bytes, so `appendVector` copies
+ * them in bulk and merges the validity bitmap into the definition bitmap.
  */
+import { type ParquetColumnVector, vectorValueWidth } from './column-batch.js';
 import { decimalToUnscaled, describeValue } from './decimal.js';
-import { clearBits, copyBits, GrowableBuffer, growBits } from './growable-buffer.js';
-import type { ColumnSpec } from './schema.js';
+import {
+  appendBits,
+  clearBits,
+  copyBits,
+  GrowableBuffer,
+  growBits,
+  SetBitCursor,
+  setBits,
+} from './growable-buffer.js';
+import { type ColumnSpec, nullInRequired } from './schema.js';
 import { dateToDays, timestampToMicros } from './temporal.js';
 
 export type Rows = readonly (readonly unknown[])[];
@@ -52,6 +64,55 @@ export abstract class ColumnEncoder {
 
   /** Appends `rows[start..end)[col]`; throws RowFailure for the first value it cannot encode. */
   abstract append(rows: Rows, col: number, start: number, end: number): void;
+
+  /**
+   * Appends a column batch's vector of `rowCount` rows, already checked by `checkColumnBatch`. Pages are
+   * cut exactly where `append` would cut them for the same values, so rows and batches give the same file.
+   */
+  appendVector(vector: ParquetColumnVector, rowCount: number): void {
+    const def = this.reserveRows(rowCount);
+    if (vector.validity === undefined) setBits(def, this.rowCount, this.rowCount + rowCount);
+    else appendBits(vector.validity, rowCount, def, this.rowCount);
+    this.appendVectorValues(vector.data, vector.valueCount, new SetBitCursor(vector.validity));
+    this.rowCount += rowCount;
+    this.valueCount += vector.valueCount;
+  }
+
+  /**
+   * Takes a vector's `count` values and cuts their pages; `valueRows` maps a value of the vector to its
+   * row in the vector. Fixed-width values are PLAIN already, so this copies them as they are.
+   */
+  protected appendVectorValues(data: Uint8Array, count: number, valueRows: SetBitCursor): void {
+    const width = vectorValueWidth(this.spec.physicalType)!;
+    this.cutFixedWidthPages(this.values.length, width, this.pageSizeLimit, count, valueRows);
+    this.appendPlainBytes(data);
+  }
+
+  protected appendPlainBytes(data: Uint8Array): void {
+    const buf = this.values;
+    buf.reserve(data.length);
+    buf.bytes.set(data, buf.length);
+    buf.length += data.length;
+  }
+
+  /**
+   * Cuts the pages `append` would cut among `count` new values of `width` units each, the first at unit
+   * `start`, without testing every value: `append` cuts before the first value at least `limit` units past
+   * the page start, so the cuts fall `ceil(limit / width)` values apart.
+   */
+  protected cutFixedWidthPages(
+    start: number,
+    width: number,
+    limit: number,
+    count: number,
+    valueRows: SetBitCursor,
+  ): void {
+    const step = Math.ceil(limit / width);
+    let k = Math.max(0, Math.ceil((this.pageStartByte + limit - start) / width));
+    for (; k < count; k += step) {
+      this.cutPage(this.rowCount + valueRows.indexOf(k), this.valueCount + k, start + k * width);
+    }
+  }
 
   /** Size of the PLAIN-encoded values of the chunk so far (for row-group byte budgeting). */
   get bufferedBytes(): number {
@@ -149,13 +210,11 @@ export abstract class ColumnEncoder {
   }
 }
 
-function nullInRequired(): TypeError {
-  return new TypeError('NULL in a required (nullable: false) column');
-}
-
 /** BOOLEAN: PLAIN is a bit-packed bitmap of the non-null values, LSB first. */
 class BooleanEncoder extends ColumnEncoder {
   private valueBits: Uint8Array = new Uint8Array(8192);
+  /** Page size is measured in values here: 8 values per byte. */
+  private readonly pageValueLimit = this.pageSizeLimit * 8;
 
   override get bufferedBytes(): number {
     return (this.valueCount >>> 3) + (this.rowCount >>> 3);
@@ -166,8 +225,7 @@ class BooleanEncoder extends ColumnEncoder {
     this.valueBits = growBits(this.valueBits, this.valueCount + (end - start));
     const bits = this.valueBits;
     const nullable = this.spec.nullable;
-    // Page size is measured in value bits here: 8 values per byte.
-    const pageValueLimit = this.pageSizeLimit * 8;
+    const pageValueLimit = this.pageValueLimit;
     let r = this.rowCount;
     let count = this.valueCount;
     let i = start;
@@ -193,6 +251,16 @@ class BooleanEncoder extends ColumnEncoder {
     }
     this.rowCount = r;
     this.valueCount = count;
+  }
+
+  /** Packs the vector's one-byte booleans into the value bitmap. */
+  protected override appendVectorValues(data: Uint8Array, count: number, valueRows: SetBitCursor): void {
+    this.cutFixedWidthPages(this.valueCount, 1, this.pageValueLimit, count, valueRows);
+    const bits = growBits(this.valueBits, this.valueCount + count);
+    this.valueBits = bits;
+    for (let k = 0, v = this.valueCount; k < count; k++, v++) {
+      if (data[k] === 1) bits[v >>> 3]! |= 1 << (v & 7);
+    }
   }
 
   override pageValueBytes(page: PageSlice): number {
@@ -450,6 +518,21 @@ class ByteArrayEncoder extends ColumnEncoder {
     buf.length = pos;
     this.rowCount = r;
     this.valueCount = count;
+  }
+
+  /** Walks the vector's length prefixes to cut pages where `append` would, then copies the bytes. */
+  protected override appendVectorValues(data: Uint8Array, count: number, valueRows: SetBitCursor): void {
+    const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    const start = this.values.length;
+    const limit = this.pageSizeLimit;
+    for (let k = 0, offset = 0; k < count; k++) {
+      const pos = start + offset;
+      if (pos - this.pageStartByte >= limit) {
+        this.cutPage(this.rowCount + valueRows.indexOf(k), this.valueCount + k, pos);
+      }
+      offset += 4 + view.getUint32(offset, true);
+    }
+    this.appendPlainBytes(data);
   }
 }
 

@@ -78,3 +78,84 @@ export function copyBits(
   if (tail !== 0) dst[offset + byteCount - 1] = dst[offset + byteCount - 1]! & ((1 << tail) - 1);
   return byteCount;
 }
+
+/** Sets bits [from, to) of an LSB-first bitmap (a run of non-null rows). */
+export function setBits(bits: Uint8Array, from: number, to: number): void {
+  let i = from;
+  for (; i < to && (i & 7) !== 0; i++) bits[i >>> 3]! |= 1 << (i & 7);
+  const wholeEnd = to - (to & 7);
+  if (i < wholeEnd) {
+    bits.fill(0xff, i >>> 3, wholeEnd >>> 3);
+    i = wholeEnd;
+  }
+  for (; i < to; i++) bits[i >>> 3]! |= 1 << (i & 7);
+}
+
+/**
+ * Copies bits [0, count) of `src` into `dst` from bit `at` on, LSB first: a batch's validity appended to a
+ * chunk's definition bitmap, which can end mid-byte. `dst` must be clear from bit `at` on (it is filled in
+ * order and cleared on reset), so shifted bytes can be ORed in. Bits of `src` past `count` are ignored:
+ * the padding of a batch's last validity byte is not promised to be zero.
+ */
+export function appendBits(src: Uint8Array, count: number, dst: Uint8Array, at: number): void {
+  const first = at >>> 3;
+  const shift = at & 7;
+  const whole = count >>> 3;
+  const tailMask = (1 << (count & 7)) - 1;
+  if (shift === 0) {
+    dst.set(src.subarray(0, whole), first);
+    if (tailMask !== 0) dst[first + whole] = src[whole]! & tailMask;
+    return;
+  }
+  const byteCount = (count + 7) >>> 3;
+  for (let i = 0; i < byteCount; i++) {
+    const byte = i === whole ? src[i]! & tailMask : src[i]!;
+    dst[first + i]! |= (byte << shift) & 0xff;
+    const carry = byte >>> (8 - shift);
+    if (carry !== 0) dst[first + i + 1]! |= carry;
+  }
+}
+
+/** Set bits among bits [0, count) of an LSB-first bitmap. */
+export function countBits(bits: Uint8Array, count: number): number {
+  const whole = count >>> 3;
+  let total = 0;
+  for (let i = 0; i < whole; i++) total += popcount8(bits[i]!);
+  if ((count & 7) !== 0) total += popcount8(bits[whole]! & ((1 << (count & 7)) - 1));
+  return total;
+}
+
+/**
+ * Answers "which bit is the k-th set one?" for increasing k in one forward pass: the row of a batch's k-th
+ * non-null value, asked only where a page is cut. An undefined bitmap has every bit set.
+ */
+export class SetBitCursor {
+  /** Set bits in the bytes before `byte`. */
+  private before = 0;
+  private byte = 0;
+
+  constructor(private readonly bits: Uint8Array | undefined) {}
+
+  /** Index of the k-th (0-based) set bit; k must not decrease between calls and must exist. */
+  indexOf(k: number): number {
+    const bits = this.bits;
+    if (bits === undefined) return k;
+    let byte = this.byte;
+    let before = this.before;
+    for (let n = popcount8(bits[byte]!); before + n <= k; n = popcount8(bits[byte]!)) {
+      before += n;
+      byte++;
+    }
+    this.byte = byte;
+    this.before = before;
+    let rest = bits[byte]!;
+    for (let skip = k - before; skip > 0; skip--) rest &= rest - 1; // drop the lowest set bit
+    return byte * 8 + (31 - Math.clz32(rest & -rest));
+  }
+}
+
+function popcount8(byte: number): number {
+  const pairs = byte - ((byte >>> 1) & 0x55);
+  const nibbles = (pairs & 0x33) + ((pairs >>> 2) & 0x33);
+  return (nibbles + (nibbles >>> 4)) & 0x0f;
+}

@@ -1,3 +1,4 @@
+export type { ParquetColumnBatch, ParquetColumnVector } from './column-batch.js';
 export type { ParquetCodecName, ParquetCompression, ParquetPageCompressor } from './compression.js';
 export { encodeParquet } from './encode-parquet.js';
 export { ParquetWriter, type ParquetWriterOptions } from './parquet-writer.js';

@@ -1,3 +1,4 @@
+import { checkColumnBatch, type ParquetColumnBatch } from './column-batch.js';
 import {
   type ColumnEncoder,
   createColumnEncoder,
@@ -52,9 +53,9 @@ interface PlannedPage {
 }
 
 /**
- * Streaming Parquet writer: rows go in with `write()`, file bytes come out as soon as a row group is
- * complete, and `finish()` returns the last row group and the footer. Concatenating every returned
- * array, in order, gives the file.
+ * Streaming Parquet writer: rows go in with `write()` (or column batches with `writeColumns()`), file
+ * bytes come out as soon as a row group is complete, and `finish()` returns the last row group and the
+ * footer. Concatenating every returned array, in order, gives the file.
  */
 export class ParquetWriter {
   private readonly specs: ColumnSpec[];
@@ -109,9 +110,36 @@ export class ParquetWriter {
       const end = Math.min(rows.length, start + SLICE_ROWS, start + (this.rowGroupSize - this.groupRows));
       this.appendSlice(rows, start, end);
       start = end;
-      if (this.groupRows >= this.rowGroupSize || this.bufferedBytes() >= this.rowGroupBytes) {
-        this.flushRowGroup();
+      this.flushIfFull();
+    }
+    return this.drain();
+  }
+
+  /**
+   * Appends a column batch: one vector per column, values already in their PLAIN byte layout, so they are
+   * copied in bulk instead of converted one by one. Same contract as `write()`: returns the bytes that
+   * became ready. A batch is never split, so the row group it fills may overshoot `rowGroupSize` by less
+   * than one batch (both limits are checked after each batch); batches whose sizes divide `rowGroupSize`
+   * give the same file as `write()` with the same rows. `write()` and `writeColumns()` can be mixed.
+   *
+   * The whole batch is checked before anything is appended: a malformed one throws a TypeError (RangeError
+   * for counts and lengths that do not add up) naming the column, nothing of it is kept, and the writer
+   * stays usable.
+   */
+  writeColumns(batch: ParquetColumnBatch): Uint8Array[] {
+    this.assertOpen();
+    checkColumnBatch(this.specs, batch, this.totalRows);
+    const { rowCount, vectors } = batch;
+    if (rowCount > 0) {
+      try {
+        for (let c = 0; c < this.encoders.length; c++) this.encoders[c]!.appendVector(vectors[c]!, rowCount);
+      } catch (error) {
+        this.state = 'failed'; // only an allocation can fail here, after some columns took the batch
+        throw error;
       }
+      this.groupRows += rowCount;
+      this.totalRows += rowCount;
+      this.flushIfFull();
     }
     return this.drain();
   }
@@ -194,6 +222,12 @@ export class ParquetWriter {
     return cause instanceof RangeError
       ? new RangeError(message, { cause })
       : new TypeError(message, { cause });
+  }
+
+  private flushIfFull(): void {
+    if (this.groupRows >= this.rowGroupSize || this.bufferedBytes() >= this.rowGroupBytes) {
+      this.flushRowGroup();
+    }
   }
 
   private bufferedBytes(): number {

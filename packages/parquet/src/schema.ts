@@ -135,3 +135,8 @@ function annotations(
       return { convertedType: undefined, logicalType: undefined };
   }
 }
+
+/** The error for a NULL in a `nullable: false` column, whether it came in a row or in a column batch. */
+export function nullInRequired(): TypeError {
+  return new TypeError('NULL in a required (nullable: false) column');
+}

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type ParquetColumn, ParquetWriter } from '../src/index.js';
+import { COLUMN_TYPES } from './column-types.js';
 import { concat, metadataOf, read, readRaw } from './read-back.js';
 
 function encode(columns: ParquetColumn[], rows: unknown[][], options = {}): ArrayBuffer {
@@ -69,20 +70,7 @@ describe('round trip through hyparquet', () => {
   });
 
   it('round-trips NULL in every nullable column, and reports null_count', async () => {
-    const columns: ParquetColumn[] = (
-      [
-        'boolean',
-        'int32',
-        'int64',
-        'float64',
-        'string',
-        'binary',
-        'json',
-        'date',
-        'timestamp',
-        'decimal',
-      ] as const
-    ).map((type) => ({ name: type, type }));
+    const columns: ParquetColumn[] = COLUMN_TYPES.map((type) => ({ name: type, type }));
     const rows = [
       [true, 1, 2n, 3.5, 'x', new Uint8Array([9]), { k: 'v' }, 10, 1000, '4.25'],
       columns.map(() => null),

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decimalToUnscaled } from '../src/decimal.js';
 import { definitionLevelsSize, writeDefinitionLevels } from '../src/definition-levels.js';
-import { copyBits } from '../src/growable-buffer.js';
+import { appendBits, copyBits, countBits, SetBitCursor, setBits } from '../src/growable-buffer.js';
 import { daysFromCivil, timestampToMicros } from '../src/temporal.js';
 import { CompactType, ThriftCompactWriter } from '../src/thrift-compact.js';
 
@@ -100,6 +100,65 @@ describe('definition levels (RLE / bit-packed hybrid, bit width 1)', () => {
         }
       }
     }
+  });
+});
+
+describe('bitmaps of column batches', () => {
+  const src = Uint8Array.from({ length: 40 }, (_, i) => (i * 37 + 11) & 0xff);
+  const bit = (a: Uint8Array, i: number) => (a[i >> 3]! >> (i & 7)) & 1;
+  /** A chunk bitmap holding `at` bits already (all set), clear after them. */
+  const holding = (at: number) => {
+    const dst = new Uint8Array(64);
+    setBits(dst, 0, at);
+    return dst;
+  };
+
+  it('appendBits lands at every bit offset, keeps the bits before and ignores src past count', () => {
+    for (let at = 0; at < 16; at++) {
+      for (const count of [0, 1, 7, 8, 9, 63, 200]) {
+        const dst = holding(at);
+        appendBits(src, count, dst, at);
+        for (let i = 0; i < dst.length * 8; i++) {
+          expect(bit(dst, i), `at ${at}, count ${count}, bit ${i}`).toBe(
+            i < at ? 1 : i < at + count ? bit(src, i - at) : 0,
+          );
+        }
+      }
+    }
+  });
+
+  it('setBits sets exactly [from, to)', () => {
+    for (const [from, to] of [
+      [0, 0],
+      [3, 5],
+      [5, 8],
+      [7, 9],
+      [8, 24],
+      [3, 61],
+    ] as const) {
+      const bits = new Uint8Array(10);
+      setBits(bits, from, to);
+      for (let i = 0; i < 80; i++) expect(bit(bits, i)).toBe(i >= from && i < to ? 1 : 0);
+    }
+  });
+
+  it('countBits counts only the first count bits', () => {
+    for (const count of [0, 1, 7, 8, 9, 100, 320]) {
+      let expected = 0;
+      for (let i = 0; i < count; i++) expected += bit(src, i);
+      expect(countBits(src, count)).toBe(expected);
+    }
+  });
+
+  it('SetBitCursor finds the k-th set bit for increasing k, skipping in any steps', () => {
+    const positions: number[] = [];
+    for (let i = 0; i < 320; i++) if (bit(src, i)) positions.push(i);
+    for (const step of [1, 2, 7, 33]) {
+      const cursor = new SetBitCursor(src);
+      for (let k = 0; k < positions.length; k += step) expect(cursor.indexOf(k)).toBe(positions[k]);
+    }
+    const none = new SetBitCursor(undefined);
+    expect([0, 5, 900].map((k) => none.indexOf(k))).toEqual([0, 5, 900]);
   });
 });
 
