@@ -8,7 +8,13 @@ import { join } from 'node:path';
 import { createLz4Codec } from '@backhaul/codec-lz4';
 import { createZstdCodec } from '@backhaul/codec-zstd';
 import { createChecksummer } from '@backhaul/core';
-import { createGateway, DEFAULT_CHUNKS_IN_FLIGHT, encodeCursorAsParquet } from '@backhaul/gateway-node';
+import {
+  createGateway,
+  DEFAULT_CHUNKS_IN_FLIGHT,
+  encodeCursorAsParquet,
+  FILE_BATCH_SIZE,
+  fileBatches,
+} from '@backhaul/gateway-node';
 import { createPostgresDataSource } from '@backhaul/source-postgres';
 import pg from 'pg';
 import { benchServer } from './lib/bench-api.js';
@@ -143,17 +149,19 @@ async function gatewaySide(url: string, pgUrl: string, link: string): Promise<Re
   let encodedChecksum: string | undefined;
   try {
     if (options.passes) {
-      // Pass 1: rows only (PostgreSQL → pg → row arrays).
+      // Pass 1: reading only, as file mode reads (PostgreSQL → column vectors).
       let started = now();
-      let cursor = await dataSource.query({ sql: sql(), params: [] });
+      let cursor = await dataSource.query({ sql: sql(), params: [], columnar: true });
       let rows = 0;
-      for await (const batch of cursor.batches(8192)) rows += batch.length;
+      for await (const batch of fileBatches(cursor, FILE_BATCH_SIZE)) {
+        rows += Array.isArray(batch) ? batch.length : batch.rowCount;
+      }
       await cursor.close();
       readS = (now() - started) / 1000;
       progress(`read pass: ${rows} rows in ${readS.toFixed(2)} s (${Math.round(rows / readS)} rows/s)`);
-      // Pass 2: rows → Parquet, as file mode does, bytes discarded.
+      // Pass 2: reading and encoding Parquet, as file mode does, bytes discarded.
       started = now();
-      cursor = await dataSource.query({ sql: sql(), params: [] });
+      cursor = await dataSource.query({ sql: sql(), params: [], columnar: true });
       const hash = checksummer.stream();
       encodedBytes = 0;
       for await (const piece of encodeCursorAsParquet(cursor)) {

@@ -122,7 +122,7 @@ describe('§3.7 admission control seen from a real gateway and a real caller', (
     const downloaded = Buffer.from(await (await fetch(final.result.url)).arrayBuffer());
     const source = createSqliteDataSource({ filename: dbPath });
     const pieces: Uint8Array[] = [];
-    for await (const piece of encodeCursorAsParquet(await source.query({ sql, params: [] })))
+    for await (const piece of encodeCursorAsParquet(await source.query({ sql, params: [], columnar: true })))
       pieces.push(piece);
     await source.close();
     expect(downloaded.length).toBeGreaterThan(2 * CHUNK);

@@ -32,7 +32,9 @@ describe('chunks cut short on the wire or reordered still give the exact file', 
     harness = await startHarness({ sqlitePath: dbPath });
     const source = createSqliteDataSource({ filename: dbPath });
     const pieces: Uint8Array[] = [];
-    for await (const piece of encodeCursorAsParquet(await source.query({ sql: SQL, params: [] })))
+    for await (const piece of encodeCursorAsParquet(
+      await source.query({ sql: SQL, params: [], columnar: true }),
+    ))
       pieces.push(piece);
     await source.close();
     expected = Buffer.concat(pieces);

@@ -103,7 +103,7 @@ describe('delivery survives a broken stream and faulty chunks', () => {
     const downloaded = Buffer.from(await (await fetch(final.result.url)).arrayBuffer());
     const source = createSqliteDataSource({ filename: dbPath });
     const pieces: Uint8Array[] = [];
-    for await (const piece of encodeCursorAsParquet(await source.query({ sql, params: [] })))
+    for await (const piece of encodeCursorAsParquet(await source.query({ sql, params: [], columnar: true })))
       pieces.push(piece);
     await source.close();
     expect(downloaded.length).toBeGreaterThan(4 * 524_288);

@@ -134,7 +134,9 @@ it('a gateway killed mid-upload and restarted resumes from the chunk receipt: no
   const downloaded = Buffer.from(await (await fetch(final.result.url)).arrayBuffer());
   const source = createSqliteDataSource({ filename: dbPath });
   const pieces: Uint8Array[] = [];
-  for await (const piece of encodeCursorAsParquet(await source.query({ sql: SQL, params: [] })))
+  for await (const piece of encodeCursorAsParquet(
+    await source.query({ sql: SQL, params: [], columnar: true }),
+  ))
     pieces.push(piece);
   await source.close();
   expect(Buffer.compare(Buffer.concat(pieces), downloaded)).toBe(0);

@@ -47,7 +47,7 @@ describe('a Parquet file of 100 MB or more moves end to end and is handed out be
 
     // The encoder is deterministic: encoding the same query again gives the gateway's bytes.
     const source = createSqliteDataSource({ filename: dbPath });
-    const cursor = await source.query({ sql: 'SELECT * FROM orders', params: [] });
+    const cursor = await source.query({ sql: 'SELECT * FROM orders', params: [], columnar: true });
     const pieces: Uint8Array[] = [];
     for await (const piece of encodeCursorAsParquet(cursor)) pieces.push(piece);
     await source.close();

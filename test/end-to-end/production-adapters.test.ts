@@ -81,7 +81,9 @@ async function moveAndVerify(
   let offset = 0;
   let firstDifference: number | undefined;
   try {
-    for await (const piece of encodeCursorAsParquet(await source.query({ sql, params: [] }))) {
+    for await (const piece of encodeCursorAsParquet(
+      await source.query({ sql, params: [], columnar: true }),
+    )) {
       const stored = downloaded.subarray(offset, offset + piece.length);
       if (firstDifference === undefined && Buffer.compare(piece, stored) !== 0) firstDifference = offset;
       offset += piece.length;

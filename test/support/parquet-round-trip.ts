@@ -1,9 +1,9 @@
-import type { QueryCursor, RowValue } from '@backhaul/core';
-import { encodeBatchesAsParquet } from '@backhaul/gateway-node';
+import { columnBatchToRows, type QueryCursor, type RowValue } from '@backhaul/core';
+import { encodeBatchesAsParquet, type FileBatch, fileBatches } from '@backhaul/gateway-node';
 import { parquetReadObjects } from 'hyparquet';
 
 /**
- * Reads a cursor through the gateway's own file-mode encoder and back through hyparquet, as a
+ * Reads a cursor through the gateway's own file-mode encoder (column batches where the cursor offers them) and back through hyparquet, as a
  * reader of the uploaded file would. `source` is a copy of the rows as the cursor handed them out.
  * Closes the cursor. Shared by the SQL sources' type tests, which check every type survives the trip.
  */
@@ -11,10 +11,11 @@ export async function throughParquet(
   cursor: QueryCursor,
 ): Promise<{ source: RowValue[][]; read: Record<string, unknown>[] }> {
   const source: RowValue[][] = [];
-  async function* recorded(): AsyncGenerator<RowValue[][]> {
-    for await (const batch of cursor.batches(1000)) {
+  async function* recorded(): AsyncGenerator<FileBatch> {
+    for await (const batch of fileBatches(cursor, 1000)) {
       // A copy: the encoder turns wide decimals into text in place.
-      source.push(...batch.map((row) => [...row]));
+      if (Array.isArray(batch)) source.push(...batch.map((row) => [...row]));
+      else source.push(...columnBatchToRows(cursor.columns, batch));
       yield batch;
     }
   }

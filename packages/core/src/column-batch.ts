@@ -1,3 +1,4 @@
+import type { RowValue } from './data-source.js';
 import type { Column } from './protocol.js';
 
 /**
@@ -52,4 +53,98 @@ export function fixedValueWidth(column: Pick<Column, 'type' | 'precision'>): 1 |
     default:
       return undefined;
   }
+}
+
+const MS_PER_DAY = 86_400_000;
+const utf8 = new TextDecoder();
+
+/**
+ * The batch as rows of plain JS values, as `QueryCursor.batches` gives them: what a columnar cursor
+ * hands to rows mode. Timestamps become Dates, so microseconds are truncated to milliseconds;
+ * decimals become their exact text, as sources give them in rows.
+ */
+export function columnBatchToRows(columns: readonly Column[], batch: ColumnBatch): RowValue[][] {
+  const rows: RowValue[][] = Array.from(
+    { length: batch.rowCount },
+    () => new Array<RowValue>(columns.length),
+  );
+  columns.forEach((column, c) => {
+    const vector = batch.vectors[c];
+    if (!vector) throw new TypeError(`The batch has no vector for column "${column.name}"`);
+    const { data, validity } = vector;
+    const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    const read = valueReader(column, data, view);
+    let at = 0;
+    for (let r = 0; r < batch.rowCount; r++) {
+      if (validity && (validity[r >>> 3]! & (1 << (r & 7))) === 0) {
+        rows[r]![c] = null;
+        continue;
+      }
+      const [value, next] = read(at);
+      rows[r]![c] = value;
+      at = next;
+    }
+  });
+  return rows;
+}
+
+/** Reads the value at byte `at` of a vector; returns it and where the next one starts. */
+type ValueReader = (at: number) => [RowValue, number];
+
+function valueReader(column: Column, data: Uint8Array, view: DataView): ValueReader {
+  switch (column.type) {
+    case 'boolean':
+      return (at) => [data[at] !== 0, at + 1];
+    case 'int32':
+      return (at) => [view.getInt32(at, true), at + 4];
+    case 'date':
+      return (at) => [new Date(view.getInt32(at, true) * MS_PER_DAY), at + 4];
+    case 'float64':
+      return (at) => [view.getFloat64(at, true), at + 8];
+    case 'int64':
+      return (at) => [safeNumber(view.getBigInt64(at, true)), at + 8];
+    case 'timestamp':
+      return (at) => [new Date(floorMillis(view.getBigInt64(at, true))), at + 8];
+    case 'decimal':
+      if ((column.precision ?? 18) <= 18) {
+        const scale = column.scale ?? 0;
+        return (at) => [decimalText(view.getBigInt64(at, true), scale), at + 8];
+      }
+      return textReader(data, view);
+    case 'binary':
+      return (at) => {
+        const length = view.getUint32(at, true);
+        // A copy: the vector's bytes may be a view of a buffer the source reuses.
+        return [Uint8Array.prototype.slice.call(data, at + 4, at + 4 + length), at + 4 + length];
+      };
+    default:
+      return textReader(data, view);
+  }
+}
+
+function textReader(data: Uint8Array, view: DataView): ValueReader {
+  return (at) => {
+    const length = view.getUint32(at, true);
+    return [utf8.decode(data.subarray(at + 4, at + 4 + length)), at + 4 + length];
+  };
+}
+
+/** Microseconds → milliseconds rounded down, as the text a source reads is truncated (also before 1970). */
+function floorMillis(micros: bigint): number {
+  const millis = micros / 1000n;
+  return Number(micros % 1000n < 0n ? millis - 1n : millis);
+}
+
+function safeNumber(value: bigint): number | bigint {
+  return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER)
+    ? Number(value)
+    : value;
+}
+
+/** An unscaled integer at `scale` as decimal text: 1250n at scale 2 is '12.50'. */
+export function decimalText(unscaled: bigint, scale: number): string {
+  const negative = unscaled < 0n;
+  const digits = (negative ? -unscaled : unscaled).toString().padStart(scale + 1, '0');
+  const text = scale === 0 ? digits : `${digits.slice(0, -scale)}.${digits.slice(-scale)}`;
+  return negative ? `-${text}` : text;
 }

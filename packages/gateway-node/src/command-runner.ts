@@ -17,6 +17,7 @@ import {
 } from '@backhaul/core';
 import type { CodecChoice } from './codec-choice.js';
 import { uploadFile } from './file-uploader.js';
+import { type FileBatch, fileBatches } from './parquet-encoding.js';
 import type { ProgressState } from './progress.js';
 import { sendRowBatches } from './row-batch-sender.js';
 import { toJsonRows } from './row-values.js';
@@ -157,6 +158,9 @@ export class CommandRunner {
           maxRows: command.maxRows,
           timeoutMs: command.timeoutMs,
           signal,
+          // File mode writes Parquet column by column: a source that can decode straight into
+          // columns saves a JS value per cell. Rows and auto need rows.
+          columnar: command.mode === 'file',
         });
       } catch (error) {
         throw asQueryError(error);
@@ -206,7 +210,7 @@ export class CommandRunner {
       return this.#uploadFile(
         command,
         columns,
-        guardCursor(cursor.batches(this.#options.fileBatchSize)),
+        guardCursor(fileBatches(cursor, this.#options.fileBatchSize)),
         progress,
         signal,
       );
@@ -242,7 +246,7 @@ export class CommandRunner {
   async #uploadFile(
     command: Command,
     columns: readonly Column[],
-    batches: AsyncIterable<RowValue[][]>,
+    batches: AsyncIterable<FileBatch>,
     progress: ProgressState,
     signal: AbortSignal,
   ): Promise<Completion> {
@@ -325,7 +329,7 @@ export class CommandRunner {
 }
 
 /** Errors raised by the data source while reading become `query-failed` unless already typed (§5.6). */
-async function* guardCursor(batches: AsyncIterable<RowValue[][]>): AsyncGenerator<RowValue[][]> {
+async function* guardCursor<T>(batches: AsyncIterable<T>): AsyncGenerator<T> {
   try {
     yield* batches;
   } catch (error) {

@@ -7,12 +7,11 @@ import {
   type Completion,
   type Hello,
   type RetryPolicy,
-  type RowValue,
   rechunk,
   withRetry,
 } from '@backhaul/core';
 import { AdaptiveCodec, type CodecChoice } from './codec-choice.js';
-import { encodeBatchesAsParquet } from './parquet-encoding.js';
+import { encodeBatchesAsParquet, type FileBatch } from './parquet-encoding.js';
 import type { ProgressState } from './progress.js';
 import { describeError, type ServerApi } from './server-api.js';
 
@@ -20,7 +19,7 @@ export interface FileUploadOptions {
   api: ServerApi;
   commandId: string;
   columns: readonly Column[];
-  batches: AsyncIterable<RowValue[][]>;
+  batches: AsyncIterable<FileBatch>;
   hello: Hello;
   /** The chunk codec; with `autoCodec`, the candidate the file's first chunk is tried with. */
   codec: Codec;

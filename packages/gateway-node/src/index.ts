@@ -23,7 +23,13 @@ export {
   type GatewayEvent,
   type GatewayOptions,
 } from './gateway.js';
-export { encodeBatchesAsParquet, encodeCursorAsParquet, FILE_BATCH_SIZE } from './parquet-encoding.js';
+export {
+  encodeBatchesAsParquet,
+  encodeCursorAsParquet,
+  FILE_BATCH_SIZE,
+  type FileBatch,
+  fileBatches,
+} from './parquet-encoding.js';
 export type { ProgressState } from './progress.js';
 export { toJsonRows, toJsonValue } from './row-values.js';
 export {

@@ -1,41 +1,63 @@
-import { BackhaulError, type Column, type QueryCursor, type RowValue } from '@backhaul/core';
+import {
+  BackhaulError,
+  type Column,
+  type ColumnBatch,
+  type QueryCursor,
+  type RowValue,
+} from '@backhaul/core';
 import { type ParquetColumn, ParquetWriter } from '@backhaul/parquet';
 
 /** Rows per batch pulled off the cursor in file mode: big enough to keep the column loops hot. */
 export const FILE_BATCH_SIZE = 8192;
 
+/** What file mode encodes: row batches, or column batches from a source that decodes into columns. */
+export type FileBatch = RowValue[][] | ColumnBatch;
+
 /**
- * Parquet bytes of row batches, one row group at a time, never the whole file in memory. The next
+ * Parquet bytes of batches, one row group at a time, never the whole file in memory. The next
  * batch is pulled only once the previous bytes were consumed, so a slow upload slows the cursor.
  * `onBatch` sees each batch's row count before it is encoded (progress and the completion's rowCount).
  */
 export async function* encodeBatchesAsParquet(
   columns: readonly Column[],
-  batches: AsyncIterable<RowValue[][]>,
+  batches: AsyncIterable<FileBatch>,
   onBatch?: (rows: number) => void,
 ): AsyncGenerator<Uint8Array> {
   const { parquetColumns, fixRows } = toParquetColumns(columns);
   const writer = new ParquetWriter(parquetColumns);
   for await (const batch of batches) {
-    onBatch?.(batch.length);
-    yield* writer.write(fixRows ? fixRows(batch) : batch);
+    if (Array.isArray(batch)) {
+      onBatch?.(batch.length);
+      yield* writer.write(fixRows ? fixRows(batch) : batch);
+    } else {
+      // A decimal wider than 18 digits is already its text in a column vector: nothing to fix.
+      onBatch?.(batch.rowCount);
+      yield* writer.writeColumns(batch);
+    }
   }
   yield* writer.finish();
 }
 
 /**
  * The exact bytes file mode uploads for a cursor: concatenated, they are the file the server
- * assembles. Useful to check a download, or to write a result locally. Closes the cursor.
+ * assembles. Useful to check a download, or to write a result locally. Open the cursor as file mode
+ * does, with `columnar: true`, to get the same bytes from a source that decodes into columns.
+ * Closes the cursor.
  */
 export async function* encodeCursorAsParquet(
   cursor: QueryCursor,
   options: { batchSize?: number } = {},
 ): AsyncGenerator<Uint8Array> {
   try {
-    yield* encodeBatchesAsParquet(cursor.columns, cursor.batches(options.batchSize ?? FILE_BATCH_SIZE));
+    yield* encodeBatchesAsParquet(cursor.columns, fileBatches(cursor, options.batchSize ?? FILE_BATCH_SIZE));
   } finally {
     await cursor.close();
   }
+}
+
+/** The cursor's batches as file mode reads them: column batches where the source offers them. */
+export function fileBatches(cursor: QueryCursor, batchSize: number): AsyncIterable<FileBatch> {
+  return cursor.columnBatches ? cursor.columnBatches(batchSize) : cursor.batches(batchSize);
 }
 
 /** The Parquet writer stores decimals as INT64 (precision ≤ 18); wider ones travel as text. */

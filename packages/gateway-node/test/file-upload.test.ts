@@ -52,7 +52,7 @@ async function setup(serverOptions: FakeServerOptions = {}, overrides: Partial<G
 async function expectedParquet(sql: string): Promise<Buffer> {
   const source = createSqliteDataSource({ filename: database.filename });
   const pieces: Uint8Array[] = [];
-  for await (const piece of encodeCursorAsParquet(await source.query({ sql, params: [] })))
+  for await (const piece of encodeCursorAsParquet(await source.query({ sql, params: [], columnar: true })))
     pieces.push(piece);
   await source.close();
   return Buffer.concat(pieces);

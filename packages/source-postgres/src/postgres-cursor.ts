@@ -1,15 +1,8 @@
-import {
-  BackhaulError,
-  type Column,
-  checkBatchSize,
-  type QueryCursor,
-  type RowValue,
-  watchQueryInterruptions,
-} from '@backhaul/core';
+import { BackhaulError, type Column, checkBatchSize, type QueryCursor, type RowValue } from '@backhaul/core';
 import type pg from 'pg';
 import type Cursor from 'pg-cursor';
-import { sendCancelRequest } from './postgres-cancel.js';
-import { toBackhaulError } from './postgres-errors.js';
+import { noResultError } from './postgres-errors.js';
+import { CancellableRequests, rollbackAndRelease } from './postgres-requests.js';
 import { columnFromField } from './postgres-types.js';
 
 /** Rows read inside `query()` to learn the columns (pg-cursor reports fields with the first read). */
@@ -42,29 +35,18 @@ export interface PostgresCursorSession {
  * read-only, there is nothing to commit — and give the connection back.
  */
 export async function openPostgresCursor(session: PostgresCursorSession): Promise<QueryCursor> {
-  const { client, cursor, maxRows, signal } = session;
+  const { client, cursor, maxRows } = session;
   let taken = 0;
   let exhausted = false;
-  let inFlight: Promise<unknown> | undefined;
-  let interruption: unknown;
   let ending: Promise<void> | undefined;
   let connectionError: Error | undefined;
 
-  const interrupt = (reason: unknown) => {
-    interruption ??= reason;
-    // The backend is busy computing rows for us: only a cancel request reaches it now.
-    if (inFlight) sendCancelRequest(client);
-  };
+  const requests = new CancellableRequests(client, session);
   const onConnectionError = (error: Error) => {
     // pg fails the running fetch with the same error; listening keeps it from crashing the process.
     connectionError ??= error;
   };
   client.on('error', onConnectionError);
-  const stopWatching = watchQueryInterruptions({ signal, deadlineMs: session.deadlineMs }, interrupt);
-
-  const throwIfInterrupted = () => {
-    if (interruption !== undefined) throw interruption;
-  };
 
   const read = (count: number) =>
     new Promise<{ rows: RowValue[][]; fields: pg.FieldDef[] }>((resolve, reject) => {
@@ -74,44 +56,25 @@ export async function openPostgresCursor(session: PostgresCursorSession): Promis
       });
     });
 
-  const fetch = async (wanted: number) => {
-    throwIfInterrupted();
-    // pg-cursor reads *every* row when asked for 0: never let that happen.
-    const count = Math.max(1, Math.min(wanted, maxRows - taken));
-    const pending = read(count);
-    inFlight = pending.catch(() => undefined);
-    try {
-      const result = await pending;
+  const fetch = (wanted: number) =>
+    requests.run(async () => {
+      // pg-cursor reads *every* row when asked for 0: never let that happen.
+      const count = Math.max(1, Math.min(wanted, maxRows - taken));
+      const result = await read(count);
       taken += result.rows.length;
       if (result.rows.length < count) exhausted = true;
       return result;
-    } catch (error) {
-      // A cancel we sent surfaces as PostgreSQL's 57014: report why we sent it instead.
-      throwIfInterrupted();
-      throw toBackhaulError(error, { timeoutMs: session.statementTimeoutMs });
-    } finally {
-      inFlight = undefined;
-    }
-  };
+    });
 
   const end = () => {
     ending ??= (async () => {
-      stopWatching();
-      await inFlight;
-      let failure: Error | undefined = connectionError;
-      if (!failure) {
-        try {
-          // After an error or the last row the portal is already gone (and closing would wait
-          // for a ReadyForQuery that never comes).
-          if (cursor.state !== 'done' && cursor.state !== 'error') await cursor.close();
-          await client.query('ROLLBACK');
-        } catch (error) {
-          failure = error as Error;
-        }
-      }
+      await requests.settle();
+      await rollbackAndRelease(client, connectionError, async () => {
+        // After an error or the last row the portal is already gone (and closing would wait
+        // for a ReadyForQuery that never comes).
+        if (cursor.state !== 'done' && cursor.state !== 'error') await cursor.close();
+      });
       client.removeListener('error', onConnectionError);
-      // A connection in an unknown state is destroyed rather than handed to the next query.
-      client.release(failure);
       session.onReleased();
     })();
     return ending;
@@ -122,10 +85,7 @@ export async function openPostgresCursor(session: PostgresCursorSession): Promis
   try {
     const first = await fetch(FIRST_READ_ROWS);
     if (first.fields.length === 0) {
-      throw new BackhaulError(
-        'bad-request',
-        'The statement returns no rows; only queries (SELECT, WITH … SELECT, VALUES, TABLE) are allowed',
-      );
+      throw noResultError();
     }
     columns = first.fields.map(columnFromField);
     prefetched = first.rows;
@@ -145,7 +105,7 @@ export async function openPostgresCursor(session: PostgresCursorSession): Promis
       try {
         while (true) {
           // Checked even when every row is already in hand: an abort must end iteration with an error.
-          throwIfInterrupted();
+          requests.throwIfInterrupted();
           while (prefetched.length < batchSize && (ahead || more())) {
             const rows = await (ahead ?? fetch(batchSize - prefetched.length).then((r) => r.rows));
             ahead = undefined;
@@ -173,14 +133,14 @@ export async function openPostgresCursor(session: PostgresCursorSession): Promis
       } finally {
         // Left early (break, an error downstream) with a read ahead still running: cancel it, as
         // close() would, rather than hold the connection until PostgreSQL finishes rows nobody takes.
-        if (ahead && interruption === undefined) {
-          interrupt(new BackhaulError('query-failed', 'The cursor was closed'));
+        if (ahead && !requests.interrupted) {
+          requests.interrupt(new BackhaulError('query-failed', 'The cursor was closed'));
         }
         await end();
       }
     },
     async close() {
-      interrupt(new BackhaulError('query-failed', 'The cursor was closed'));
+      requests.interrupt(new BackhaulError('query-failed', 'The cursor was closed'));
       await end();
     },
   };

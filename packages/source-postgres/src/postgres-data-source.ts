@@ -9,6 +9,7 @@ import {
 } from '@backhaul/core';
 import pg from 'pg';
 import Cursor from 'pg-cursor';
+import { openColumnarCursor } from './postgres-columnar-cursor.js';
 import { openPostgresCursor } from './postgres-cursor.js';
 import { toBackhaulError } from './postgres-errors.js';
 import { cursorTypes } from './postgres-types.js';
@@ -30,7 +31,8 @@ export const DEFAULT_STATEMENT_TIMEOUT_MS = 300_000;
 const DEFAULT_POOL_SIZE = 10;
 
 /**
- * A `DataSource` over PostgreSQL with pg and pg-cursor. Each query runs in its own
+ * A `DataSource` over PostgreSQL with pg and pg-cursor. Asked for `columnar` (file mode), it reads
+ * the rows straight into column vectors instead (postgres-columnar-cursor.ts). Each query runs in its own
  * `BEGIN TRANSACTION READ ONLY`, so PostgreSQL itself refuses every write — INSERT, DDL, a
  * data-modifying CTE, nextval() — whatever the SQL looks like; rows stream off a server-side
  * portal in the batch sizes the gateway asks for.
@@ -100,24 +102,29 @@ export function createPostgresDataSource(options: PostgresDataSourceOptions = {}
           : toBackhaulError(error);
       }
 
-      // The extended protocol (Parse/Bind/Execute) that pg-cursor speaks takes exactly one statement:
-      // `SELECT 1; DROP TABLE t` is refused by PostgreSQL before anything runs.
-      const cursor = client.query(
-        new Cursor(request.sql, request.params, { rowMode: 'array', types: cursorTypes }),
-      );
+      const onReleased = () => {
+        if (queryCursor) cursors.delete(queryCursor);
+        released();
+      };
       let queryCursor: QueryCursor | undefined;
-      queryCursor = await openPostgresCursor({
+      const session = {
         client,
-        cursor,
         maxRows,
         deadlineMs: request.timeoutMs,
         statementTimeoutMs: timeoutMs,
         signal: request.signal,
-        onReleased: () => {
-          if (queryCursor) cursors.delete(queryCursor);
-          released();
-        },
-      });
+        onReleased,
+      };
+      // Both paths speak the extended protocol (Parse/Bind/Execute), which takes exactly one
+      // statement: `SELECT 1; DROP TABLE t` is refused by PostgreSQL before anything runs.
+      queryCursor = request.columnar
+        ? await openColumnarCursor({ ...session, sql: request.sql, params: request.params })
+        : await openPostgresCursor({
+            ...session,
+            cursor: client.query(
+              new Cursor(request.sql, request.params, { rowMode: 'array', types: cursorTypes }),
+            ),
+          });
       cursors.add(queryCursor);
       return queryCursor;
     },

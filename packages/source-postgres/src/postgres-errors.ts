@@ -42,3 +42,11 @@ function isConnectionError(error: unknown): boolean {
   const message = error instanceof Error ? error.message : '';
   return /Connection terminated|connect ECONNREFUSED|timeout exceeded when trying to connect/i.test(message);
 }
+
+/** A statement without a result (INSERT, SET, CREATE…), refused before it runs. */
+export function noResultError(): BackhaulError {
+  return new BackhaulError(
+    'bad-request',
+    'The statement returns no rows; only queries (SELECT, WITH … SELECT, VALUES, TABLE) are allowed',
+  );
+}

@@ -5,7 +5,7 @@ import type { CustomTypesConfig, FieldDef } from 'pg';
  * PostgreSQL type OIDs (pg_type.oid) of the built-in types this package maps. They are fixed in
  * the server's catalog (src/include/catalog/pg_type.dat), so no lookup is needed.
  */
-const oid = {
+export const oid = {
   bool: 16,
   bytea: 17,
   char: 18,
@@ -216,7 +216,7 @@ const simple: Partial<Record<number, ColumnType>> = {
 };
 
 /** The column a RowDescription field becomes; anything not mapped is its text, as a string. */
-export function columnFromField(field: FieldDef): Column {
+export function columnFromField(field: Pick<FieldDef, 'name' | 'dataTypeID' | 'dataTypeModifier'>): Column {
   const name = field.name;
   if (field.dataTypeID === oid.numeric) return numericColumn(name, field.dataTypeModifier);
   return { name, type: simple[field.dataTypeID] ?? 'string', nullable: true };

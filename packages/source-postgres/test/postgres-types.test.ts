@@ -39,103 +39,113 @@ const types = [
   ['c_int_array', 'integer[]', '{1,2,3}', { type: 'string' }],
 ] as const;
 
-postgresService.describe('postgres source: every type survives the trip to Parquet', () => {
-  const table = uniqueTableName('types');
-  let source: DataSource;
-  /** Per column, the server's own text (and epoch ms for time stamps) of the non-NULL row. */
-  let expected: Record<string, string | null> = {};
+// Both ways a cursor reads: rows through pg (rows mode), and DataRows straight into column vectors
+// (file mode, `columnar: true`). The same values must come out of either.
+for (const columnar of [false, true]) {
+  postgresService.describe(
+    `postgres source (${columnar ? 'columnar' : 'rows'}): every type survives the trip to Parquet`,
+    () => {
+      const table = uniqueTableName('types');
+      let source: DataSource;
+      /** Per column, the server's own text (and epoch ms for time stamps) of the non-NULL row. */
+      let expected: Record<string, string | null> = {};
 
-  beforeAll(async () => {
-    await adminQuery(
-      `CREATE TABLE ${table} (id int, ${types.map(([name, type]) => `${name} ${type}`).join(', ')})`,
-    );
-    await adminQuery(
-      `INSERT INTO ${table} VALUES (1, ${types.map((_, i) => `$${i + 1}`).join(', ')}), (2, ${types.map(() => 'NULL').join(', ')})`,
-      types.map(([, , value]) => value),
-    );
-    const texts = types.map(([name]) => `${name}::text AS ${name}`);
-    const epochs = ['c_timestamp', 'c_timestamptz'].map(
-      (name) => `(extract(epoch FROM ${name}) * 1000)::text AS ${name}_ms`,
-    );
-    const hex = "encode(c_bytea, 'hex') AS c_bytea_hex";
-    expected = (
-      await adminQuery(`SELECT ${[...texts, ...epochs, hex].join(', ')} FROM ${table} WHERE id = 1`)
-    ).rows[0]!;
-    source = createPostgresDataSource({ connectionString: postgresUrl, poolSize: 2 });
-  });
-  afterAll(async () => {
-    await source?.close();
-    await adminQuery(`DROP TABLE IF EXISTS ${table}`);
-  });
+      beforeAll(async () => {
+        await adminQuery(
+          `CREATE TABLE ${table} (id int, ${types.map(([name, type]) => `${name} ${type}`).join(', ')})`,
+        );
+        await adminQuery(
+          `INSERT INTO ${table} VALUES (1, ${types.map((_, i) => `$${i + 1}`).join(', ')}), (2, ${types.map(() => 'NULL').join(', ')})`,
+          types.map(([, , value]) => value),
+        );
+        const texts = types.map(([name]) => `${name}::text AS ${name}`);
+        const epochs = ['c_timestamp', 'c_timestamptz'].map(
+          (name) => `(extract(epoch FROM ${name}) * 1000)::text AS ${name}_ms`,
+        );
+        const hex = "encode(c_bytea, 'hex') AS c_bytea_hex";
+        expected = (
+          await adminQuery(`SELECT ${[...texts, ...epochs, hex].join(', ')} FROM ${table} WHERE id = 1`)
+        ).rows[0]!;
+        source = createPostgresDataSource({ connectionString: postgresUrl, poolSize: 2 });
+      });
+      afterAll(async () => {
+        await source?.close();
+        await adminQuery(`DROP TABLE IF EXISTS ${table}`);
+      });
 
-  const select = () => `SELECT ${types.map(([name]) => name).join(', ')} FROM ${table} ORDER BY id`;
+      const select = () => `SELECT ${types.map(([name]) => name).join(', ')} FROM ${table} ORDER BY id`;
 
-  it('maps each column type from the RowDescription', async () => {
-    const cursor = await source.query({ sql: select(), params: [] });
-    await cursor.close();
-    expect(cursor.columns).toEqual(types.map(([name, , , column]) => ({ name, nullable: true, ...column })));
-  });
+      it('maps each column type from the RowDescription', async () => {
+        const cursor = await source.query({ sql: select(), params: [], columnar });
+        await cursor.close();
+        expect(cursor.columns).toEqual(
+          types.map(([name, , , column]) => ({ name, nullable: true, ...column })),
+        );
+      });
 
-  it('hands out exact JS values (bigint beyond 2^53, decimals as text, Dates in UTC)', async () => {
-    const cursor = await source.query({ sql: select(), params: [] });
-    const rows: RowValue[][] = [];
-    for await (const batch of cursor.batches(10)) rows.push(...batch);
-    const value = (name: string) => rows[0]![types.findIndex(([n]) => n === name)];
-    expect(value('c_int8_small')).toBe(42);
-    expect(value('c_int8_big')).toBe(9007199254740993n);
-    expect(value('c_int8_min')).toBe(-9223372036854775808n);
-    expect(value('c_numeric_38_10')).toBe('1234567890123456789012345678.0123456789');
-    expect(value('c_timestamp')).toEqual(new Date('2024-03-10T12:34:56.789Z'));
-    expect(value('c_timestamptz')).toEqual(new Date('2024-03-10T10:34:56.789Z'));
-    expect(value('c_date')).toEqual(new Date('2024-02-29T00:00:00Z'));
-    expect(value('c_bytea')).toBeInstanceOf(Uint8Array); // a Buffer, which is a Uint8Array
-    expect([...(value('c_bytea') as Uint8Array)]).toEqual([0x00, 0xff, 0x10, 0x80, 0x7f]);
-    expect(rows[1]).toEqual(types.map(() => null));
-  });
+      it('hands out exact JS values (bigint beyond 2^53, decimals as text, Dates in UTC)', async () => {
+        const cursor = await source.query({ sql: select(), params: [], columnar });
+        const rows: RowValue[][] = [];
+        for await (const batch of cursor.batches(10)) rows.push(...batch);
+        const value = (name: string) => rows[0]![types.findIndex(([n]) => n === name)];
+        expect(value('c_int8_small')).toBe(42);
+        expect(value('c_int8_big')).toBe(9007199254740993n);
+        expect(value('c_int8_min')).toBe(-9223372036854775808n);
+        expect(value('c_numeric_38_10')).toBe('1234567890123456789012345678.0123456789');
+        expect(value('c_timestamp')).toEqual(new Date('2024-03-10T12:34:56.789Z'));
+        expect(value('c_timestamptz')).toEqual(new Date('2024-03-10T10:34:56.789Z'));
+        expect(value('c_date')).toEqual(new Date('2024-02-29T00:00:00Z'));
+        expect(value('c_bytea')).toBeInstanceOf(Uint8Array); // a Buffer, which is a Uint8Array
+        expect([...(value('c_bytea') as Uint8Array)]).toEqual([0x00, 0xff, 0x10, 0x80, 0x7f]);
+        expect(rows[1]).toEqual(types.map(() => null));
+      });
 
-  it('reads back from Parquet exactly what PostgreSQL holds, and NULL as NULL', async () => {
-    const { read } = await throughParquet(await source.query({ sql: select(), params: [] }));
-    expect(read).toHaveLength(2);
-    const [row, nulls] = read as [Record<string, unknown>, Record<string, unknown>];
-    for (const [name] of types) expect(nulls[name], `${name} of the NULL row`).toBeNull();
+      it('reads back from Parquet exactly what PostgreSQL holds, and NULL as NULL', async () => {
+        const { read } = await throughParquet(await source.query({ sql: select(), params: [], columnar }));
+        expect(read).toHaveLength(2);
+        const [row, nulls] = read as [Record<string, unknown>, Record<string, unknown>];
+        for (const [name] of types) expect(nulls[name], `${name} of the NULL row`).toBeNull();
 
-    const text = (name: string) => expected[name]!;
-    for (const name of ['c_int2', 'c_int4']) expect(row[name], name).toBe(Number(text(name)));
-    for (const name of ['c_int8_small', 'c_int8_big', 'c_int8_min'])
-      expect(row[name], name).toBe(BigInt(text(name)));
-    // hyparquet turns DECIMAL(p ≤ 18) into a double: compare at the column's scale.
-    expect((row.c_numeric_12_2 as number).toFixed(2)).toBe(text('c_numeric_12_2'));
-    expect((row.c_numeric_18_6 as number).toFixed(6)).toBe(Number(text('c_numeric_18_6')).toFixed(6));
-    // Wider decimals and unconstrained numeric are strings: exact to the last digit.
-    expect(row.c_numeric_38_10).toBe(text('c_numeric_38_10'));
-    expect(row.c_numeric).toBe(text('c_numeric'));
-    for (const name of ['c_float4', 'c_float8']) expect(row[name], name).toBe(Number(text(name)));
-    expect(row.c_bool).toBe(true);
-    for (const name of ['c_text', 'c_varchar', 'c_time', 'c_uuid', 'c_interval', 'c_int_array']) {
-      expect(row[name], name).toBe(text(name));
-    }
-    // char(n) is blank-padded on the wire; only its cast to text strips the blanks.
-    expect(row.c_char).toBe(text('c_char').padEnd(5, ' '));
-    expect(Buffer.from(row.c_bytea as Uint8Array).toString('hex')).toBe(text('c_bytea_hex'));
-    expect((row.c_date as Date).toISOString().slice(0, 10)).toBe(text('c_date'));
-    expect((row.c_date_old as Date).getUTCFullYear()).toBe(-43); // 44 BC is ISO year -43
-    expect((row.c_timestamp as Date).getTime()).toBe(Number(text('c_timestamp_ms')));
-    expect((row.c_timestamptz as Date).getTime()).toBe(Number(text('c_timestamptz_ms')));
-    expect(row.c_json).toEqual(JSON.parse(text('c_json')));
-    expect(row.c_jsonb).toEqual(JSON.parse(text('c_jsonb')));
-  });
+        const text = (name: string) => expected[name]!;
+        for (const name of ['c_int2', 'c_int4']) expect(row[name], name).toBe(Number(text(name)));
+        for (const name of ['c_int8_small', 'c_int8_big', 'c_int8_min'])
+          expect(row[name], name).toBe(BigInt(text(name)));
+        // hyparquet turns DECIMAL(p ≤ 18) into a double: compare at the column's scale.
+        expect((row.c_numeric_12_2 as number).toFixed(2)).toBe(text('c_numeric_12_2'));
+        expect((row.c_numeric_18_6 as number).toFixed(6)).toBe(Number(text('c_numeric_18_6')).toFixed(6));
+        // Wider decimals and unconstrained numeric are strings: exact to the last digit.
+        expect(row.c_numeric_38_10).toBe(text('c_numeric_38_10'));
+        expect(row.c_numeric).toBe(text('c_numeric'));
+        for (const name of ['c_float4', 'c_float8']) expect(row[name], name).toBe(Number(text(name)));
+        expect(row.c_bool).toBe(true);
+        for (const name of ['c_text', 'c_varchar', 'c_time', 'c_uuid', 'c_interval', 'c_int_array']) {
+          expect(row[name], name).toBe(text(name));
+        }
+        // char(n) is blank-padded on the wire; only its cast to text strips the blanks.
+        expect(row.c_char).toBe(text('c_char').padEnd(5, ' '));
+        expect(Buffer.from(row.c_bytea as Uint8Array).toString('hex')).toBe(text('c_bytea_hex'));
+        expect((row.c_date as Date).toISOString().slice(0, 10)).toBe(text('c_date'));
+        expect((row.c_date_old as Date).getUTCFullYear()).toBe(-43); // 44 BC is ISO year -43
+        expect((row.c_timestamp as Date).getTime()).toBe(Number(text('c_timestamp_ms')));
+        expect((row.c_timestamptz as Date).getTime()).toBe(Number(text('c_timestamptz_ms')));
+        expect(row.c_json).toEqual(JSON.parse(text('c_json')));
+        expect(row.c_jsonb).toEqual(JSON.parse(text('c_jsonb')));
+      });
 
-  it('a 2,000-row result with every type encodes as one file', async () => {
-    const { source: rows, read } = await throughParquet(
-      await source.query({
-        sql: `SELECT t.* FROM ${table} t, generate_series(1, 1000) ORDER BY id`,
-        params: [],
-      }),
-    );
-    expect(rows).toHaveLength(2000);
-    expect(read).toHaveLength(2000);
-  });
-});
+      it('a 2,000-row result with every type encodes as one file', async () => {
+        const { source: rows, read } = await throughParquet(
+          await source.query({
+            sql: `SELECT t.* FROM ${table} t, generate_series(1, 1000) ORDER BY id`,
+            params: [],
+            columnar,
+          }),
+        );
+        expect(rows).toHaveLength(2000);
+        expect(read).toHaveLength(2000);
+      });
+    },
+  );
+}
 
 describe('postgres source: numeric type modifiers and date/time text (no database)', () => {
   it('numeric(p, s) → decimal(p, s); unconstrained or unrepresentable → string', () => {
