@@ -44,12 +44,18 @@ const spec = {
   wan: { default: false, help: 'server side in bh_api, gateway (and its database connection) in bh_gw' },
   'chunks-in-flight': { default: DEFAULT_CHUNKS_IN_FLIGHT, help: 'chunk PUTs in flight' },
   passes: { default: true, help: 'also time the read-only and encode-only passes' },
+  warmup: {
+    default: true,
+    help: 'run one smaller query (2 × chunks in flight × 512 KiB of Parquet) through the gateway first, so its connections are open and warm',
+  },
 } as const;
 
 const options = parseOptions('query', spec);
 const storage = oneOf('storage', options.storage, ['fs', 's3'] as const);
 const codec = oneOf('codec', options.codec, ['zstd', 'lz4', 'none', 'auto'] as const);
 const TABLE_VERSION = 'backhaul-bench-v1';
+/** Parquet bytes per row of the bench table (109 MB / 2.2 M rows), to size the warm-up query. */
+const WARMUP_BYTES_PER_ROW = 50;
 let serverSide: ServerSide | undefined;
 let forwarder: Server | undefined;
 const sql = () => `SELECT * FROM ${options.table} ORDER BY id`;
@@ -197,6 +203,23 @@ async function gatewaySide(url: string, pgUrl: string, link: string): Promise<Re
       if (event.type === 'completed') stages.completion_answered = at;
     });
     try {
+      if (options.warmup) {
+        // As bench:transfer does: the timed run measures warm keep-alive connections, which a
+        // running gateway has, not the first file's handshakes and slow start (docs/benchmarks.md).
+        const warmupRows = Math.ceil((2 * options['chunks-in-flight'] * 512 * 1024) / WARMUP_BYTES_PER_ROW);
+        const warm = await server.submit({
+          gatewayId: gatewayId(0),
+          sql: `${sql()} LIMIT ${warmupRows}`,
+          mode: 'file',
+        });
+        const warmed = await warm.done();
+        if (warmed.view.state !== 'completed')
+          throw new Error(`the warm-up query ended ${warmed.view.state}`);
+        await server.deleteResult(gatewayId(0), warm.id);
+        progress(`warm-up done (${warmupRows} rows through the gateway)`);
+        codecChosen = undefined;
+        for (const stage of Object.keys(stages)) delete stages[stage];
+      }
       issuedAt = now();
       const query = await server.submit({ gatewayId: gatewayId(0), sql: sql(), mode: 'file' });
       const done = await query.done();
@@ -229,6 +252,7 @@ async function gatewaySide(url: string, pgUrl: string, link: string): Promise<Re
         storage: server.storage ?? (options['server-url'] ? 'unknown' : storage),
         codec,
         ...(codecChosen ? { codec_chosen: codecChosen } : {}),
+        warmup: Boolean(options.warmup),
         link,
         ...machine(),
       };
