@@ -22,8 +22,8 @@ export const AUTO_SAMPLE_INTERVAL = 8;
  * sample's encode time. The server decodes every chunk too: zstd level 1 decodes a 512 KiB chunk of
  * the bench file in about half its encode time (1.4 vs 2.7 ms), so the codec costs ~1.5 encodes of
  * CPU; 2 leaves a margin for timing one sample. So a chunk of that file (288 KB saved, 2.7 ms to
- * encode here) keeps zstd below ~50 MB/s (400 Mbit/s) of goodput; loopback measures 70-160 MB/s
- * and sends most chunks as identity (docs/benchmarks.md).
+ * encode here) keeps zstd below ~50 MB/s (400 Mbit/s) of goodput; loopback measured 50-210 MB/s
+ * and sent most chunks as identity (docs/benchmarks.md).
  */
 export const DEFAULT_LINK_FACTOR = 2;
 
