@@ -9,6 +9,7 @@ import { createLz4Codec } from '@backhaul/codec-lz4';
 import { createZstdCodec } from '@backhaul/codec-zstd';
 import { createChecksummer } from '@backhaul/core';
 import {
+  type CodecChoice,
   createGateway,
   DEFAULT_CHUNKS_IN_FLIGHT,
   encodeCursorAsParquet,
@@ -21,7 +22,7 @@ import { benchServer } from './lib/bench-api.js';
 import { DEFAULT_ROWS } from './lib/dataset.js';
 import { oneOf, parseOptions, toFlags } from './lib/options.js';
 import { machine } from './lib/proc.js';
-import { progress, round, runMain } from './lib/report.js';
+import { codecChoiceFields, progress, round, runMain } from './lib/report.js';
 import { type ServerSide, startServerSide } from './lib/setup.js';
 import { spawnTs } from './lib/spawn.js';
 import { now } from './lib/timing.js';
@@ -194,9 +195,9 @@ async function gatewaySide(url: string, pgUrl: string, link: string): Promise<Re
     await gateway.start();
     const stages: Record<string, number> = {};
     let issuedAt = 0;
-    let codecChosen: string | undefined;
+    let codecChosen: CodecChoice | undefined;
     gateway.on((event) => {
-      if (event.type === 'codec-chosen') codecChosen = event.codec;
+      if (event.type === 'codec-chosen') codecChosen = event;
       const at = round((now() - issuedAt) / 1000);
       if (event.type === 'command') stages.command_received ??= at;
       if (event.type === 'progress' && event.stage === 'uploading') stages.uploading ??= at;
@@ -251,7 +252,8 @@ async function gatewaySide(url: string, pgUrl: string, link: string): Promise<Re
         stages_s: stages,
         storage: server.storage ?? (options['server-url'] ? 'unknown' : storage),
         codec,
-        ...(codecChosen ? { codec_chosen: codecChosen } : {}),
+        ...(codecChosen ? { codec_chosen: codecChosen.codec } : {}),
+        ...codecChoiceFields(codecChosen),
         warmup: Boolean(options.warmup),
         link,
         ...machine(),

@@ -10,7 +10,7 @@ import { type ByteGateway, connectByteGateway } from './lib/byte-gateway.js';
 import { type DatasetFile, DEFAULT_ROWS, ensureParquetFile, fileBytes } from './lib/dataset.js';
 import { oneOf, parseOptions, toFlags } from './lib/options.js';
 import { machine } from './lib/proc.js';
-import { mb, progress, round, runMain } from './lib/report.js';
+import { codecChoiceFields, mb, progress, round, runMain } from './lib/report.js';
 import { type ServerSide, startServerSide } from './lib/setup.js';
 import { spawnTs } from './lib/spawn.js';
 import { gatewayId, gatewayToken } from './lib/tokens.js';
@@ -20,7 +20,7 @@ const spec = {
   storage: { default: 's3', help: 'fs | s3 (s3rver started by the bench)' },
   codec: {
     default: 'zstd',
-    help: 'chunk codec: zstd | lz4 | none | auto (the gateway keeps zstd if the first chunk shrinks by 10 %)',
+    help: 'chunk codec: zstd | lz4 | none | auto (zstd per 8-chunk stretch if it saves 10 % and is worth its time on this link)',
   },
   'parquet-compression': {
     default: 'none',
@@ -177,7 +177,7 @@ async function gatewaySide(
       naive_s: naiveS === null ? null : round(naiveS),
       ratio_raw: rawS === null ? null : round(backhaulS / rawS),
       codec_chosen: middle.codec,
-      ...(middle.choice ? { codec_sample_ratio: round(middle.choice.sampleRatio) } : {}),
+      ...codecChoiceFields(middle.choice),
       wire_bytes: middle.wireBytes,
       stages_s: middle.stages,
       verified: middle.verified,

@@ -24,7 +24,7 @@ export interface ByteGatewayOptions {
   serverUrl: string;
   token: string;
   codecs: Codec[];
-  /** identity, zstd, lz4 or auto (zstd kept per file only if its first chunk shrinks by 10 %). */
+  /** identity, zstd, lz4 or auto (`preferredCodec: 'auto'`: zstd per stretch where it pays, else identity). */
   codec: string;
   chunksInFlight: number;
 }

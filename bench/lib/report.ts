@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import type { CodecChoice } from '@backhaul/gateway-node';
 
 /**
  * Output rules shared by every bench: progress lines while it runs (prefixed, to stdout), and one
@@ -56,3 +57,14 @@ export const round = (value: number, digits = 3): number => {
 };
 
 export const mb = (bytes: number): number => bytes / 1_048_576;
+
+/** Why `--codec=auto` chose as it did, as last-line keys beside `codec_chosen` (none without auto). */
+export function codecChoiceFields(choice: CodecChoice | undefined): Record<string, unknown> {
+  if (!choice) return {};
+  return {
+    codec_reason: choice.reason,
+    codec_sample_ratio: round(choice.sampleRatio),
+    // The link goodput (MB/s on the wire) the last sample was weighed against, once one was measured.
+    ...(choice.goodput === undefined ? {} : { codec_goodput_mb_s: round(choice.goodput / 1e6, 1) }),
+  };
+}

@@ -11,6 +11,7 @@ import {
   withRetry,
 } from '@backhaul/core';
 import { AdaptiveCodec, type CodecChoice } from './codec-choice.js';
+import { GoodputMeter } from './goodput.js';
 import { encodeBatchesAsParquet, type FileBatch } from './parquet-encoding.js';
 import type { ProgressState } from './progress.js';
 import { describeError, type ServerApi } from './server-api.js';
@@ -25,13 +26,16 @@ export interface FileUploadOptions {
   codec: Codec;
   /**
    * `preferredCodec: 'auto'`: every 8th chunk is a sample encoded with `codec`, and the chunks up to
-   * the next sample keep `codec` only if it saved at least `minSaving` (default 10 %), else go as
-   * `identity`. `onChoice` gets the file's summary once every chunk is uploaded.
+   * the next sample keep `codec` only if it saved at least `minSaving` (default 10 %) and, once this
+   * upload has measured the link's goodput, the saved bytes' wire time exceeds `linkFactor` × the
+   * sample's encode time (`decideCodec`); else they go as `identity`. `onChoice` gets the file's
+   * summary once every chunk is uploaded.
    */
   autoCodec?: {
     identity: Codec;
     minSaving?: number;
     interval?: number;
+    linkFactor?: number;
     onChoice?: (choice: CodecChoice) => void;
   };
   checksummer: Checksummer;
@@ -86,7 +90,8 @@ export async function uploadFile(options: FileUploadOptions): Promise<FileComple
 export async function uploadBytes(options: ByteUploadOptions): Promise<FileCompletion> {
   const { api, commandId, hello, codec, checksummer, retry, progress, logger } = options;
   // More chunks in flight than the server's reorder window only earns 409 chunk-out-of-window (§6.2).
-  const window = new Semaphore(Math.max(1, Math.min(options.chunksInFlight, hello.chunkWindow)));
+  const windowSize = Math.max(1, Math.min(options.chunksInFlight, hello.chunkWindow));
+  const window = new Semaphore(windowSize);
   // The first fatal chunk error stops the encoder and cancels the other requests.
   const uploads = new AbortController();
   // Every request in the window listens on this signal: more than Node's default of 10 is expected.
@@ -100,7 +105,12 @@ export async function uploadBytes(options: ByteUploadOptions): Promise<FileCompl
   let failure: unknown;
   const inFlight = new Set<Promise<void>>();
 
-  const adaptive = options.autoCodec && new AdaptiveCodec({ candidate: codec, ...options.autoCodec });
+  // `auto` weighs the link by this upload's own PUTs: bytes on the wire (what a narrow link carries,
+  // so what compressing saves) answered per second.
+  const goodput = options.autoCodec && new GoodputMeter(windowSize);
+  const adaptive =
+    options.autoCodec &&
+    new AdaptiveCodec({ candidate: codec, goodput: () => goodput?.estimate(), ...options.autoCodec });
   const encodeChunk = async (index: number, raw: Uint8Array): Promise<{ body: Uint8Array; codec: string }> =>
     adaptive ? adaptive.encode(index, raw) : { body: await codec.encode(raw), codec: codec.name };
 
@@ -122,6 +132,7 @@ export async function uploadBytes(options: ByteUploadOptions): Promise<FileCompl
             error: describeError(error),
           }),
       });
+      goodput?.record(body.length);
       progress.bytes += raw.length;
     } catch (error) {
       if (failure === undefined) {

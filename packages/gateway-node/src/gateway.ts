@@ -36,8 +36,9 @@ export interface GatewayOptions {
    * The chunk codec to use. Default: 'zstd' when given in `codecs` and accepted by the server,
    * else 'identity'. Set explicitly, a codec the server does not accept is an error, never a guess.
    * `'auto'`: every 8th chunk of a file is tried with zstd (else lz4), and the chunks up to the next
-   * sample keep it only if it saved 10 % or more, else go uncompressed (identity); a `codec-chosen`
-   * event gives each file's summary once it is uploaded.
+   * sample keep it only if it saved 10 % or more and, once the upload has measured the link, the
+   * saved bytes would take longer on the wire than compressing costs; else they go uncompressed
+   * (identity). A `codec-chosen` event gives each file's summary once it is uploaded.
    */
   preferredCodec?: string;
   /** Chunk requests in flight per file (default 32), capped by the server's `chunkWindow`. */
@@ -72,7 +73,10 @@ export type GatewayEvent =
     }
   | { type: 'completed'; commandId: string; completion: Completion }
   | { type: 'failed'; commandId: string; error: unknown }
-  /** `preferredCodec: 'auto'` uploaded a file: its main codec, chunks per codec, `sampleRatio` = encoded / raw. */
+  /**
+   * `preferredCodec: 'auto'` uploaded a file: its main codec and why (`reason`: 'data' or 'link'),
+   * chunks per codec, `sampleRatio` = encoded / raw, `goodput` = the link's bytes per second.
+   */
   | ({ type: 'codec-chosen'; commandId: string } & CodecChoice);
 
 export interface Gateway {

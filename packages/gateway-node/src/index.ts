@@ -6,8 +6,13 @@ export {
   AUTO_CODEC,
   AUTO_SAMPLE_INTERVAL,
   type CodecChoice,
+  type CodecDecisionInput,
+  type CodecReason,
   type CodecSample,
+  DEFAULT_LINK_FACTOR,
   DEFAULT_MIN_SAVING,
+  decideCodec,
+  type LinkWeighing,
   sampleCodec,
 } from './codec-choice.js';
 export {

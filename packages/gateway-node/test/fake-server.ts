@@ -64,6 +64,8 @@ export interface FakeServer {
   chunkRequests: { open: number; maxOpen: number; total: number };
   /** Decides a fault for a chunk attempt (1-based); undefined lets it through. */
   chunkFault?: (commandId: string, index: number, attempt: number) => ChunkFault | undefined;
+  /** Holds a chunk's answer until the promise it returns settles; undefined answers at once. */
+  chunkAnswerGate?: (commandId: string, index: number) => Promise<void> | undefined;
   /** Decides a refusal of a command stream connection (1-based); undefined accepts it. */
   streamFault?: (attempt: number) => ChunkFault | undefined;
   /** Sends a command on every open stream, and again on every reconnection until acked (§4.2). */
@@ -268,6 +270,7 @@ export async function startFakeServer(options: FakeServerOptions = {}): Promise<
     attemptTimes.set(key, [...(attemptTimes.get(key) ?? []), Date.now()]);
     try {
       if (options.chunkDelayMs) await new Promise((resolve) => setTimeout(resolve, options.chunkDelayMs));
+      await fake.chunkAnswerGate?.(id, index);
       const fault = fake.chunkFault?.(id, index, attempt);
       if (fault) {
         const headers = fault.retryAfter ? { 'retry-after': fault.retryAfter } : {};

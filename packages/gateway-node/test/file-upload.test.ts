@@ -61,6 +61,27 @@ async function expectedParquet(sql: string): Promise<Buffer> {
 const arrayBufferOf = (bytes: Buffer): ArrayBuffer =>
   bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
 
+/**
+ * Holds every chunk answer of a file until its chunk `index` has arrived. The gateway decides a
+ * chunk's codec before sending it, so the samples up to `index` are decided with no PUT answered.
+ */
+function holdAnswersUntilChunk(server: FakeServer, index: number): void {
+  const arrived = new Map<string, { promise: Promise<void>; resolve: () => void }>();
+  server.chunkAnswerGate = (commandId, chunkIndex) => {
+    let gate = arrived.get(commandId);
+    if (!gate) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((done) => {
+        resolve = done;
+      });
+      gate = { promise, resolve };
+      arrived.set(commandId, gate);
+    }
+    if (chunkIndex >= index) gate.resolve();
+    return gate.promise;
+  };
+}
+
 describe('§6 file mode: Parquet cut into chunks, checksummed, uploaded and completed', () => {
   it('the chunks the server received, decoded and concatenated, are the Parquet file of the query', async () => {
     const { server } = await setup();
@@ -111,6 +132,9 @@ describe('§6 file mode: Parquet cut into chunks, checksummed, uploaded and comp
     const plain = 'SELECT * FROM orders ORDER BY id';
     // randomblob: bytes zstd cannot shrink, like the pages of an already compressed Parquet file.
     const noise = 'SELECT id, randomblob(4000) AS noise FROM orders ORDER BY id LIMIT 200';
+    // Both samples of each file (chunks 0 and 8) are decided before any chunk is answered, so
+    // before the link is measured: the data alone decides here (the link rule: codec-choice.test.ts).
+    holdAnswersUntilChunk(server, 8);
     server.send({ id: 'auto-plain', sql: plain, mode: 'file' });
     server.send({ id: 'auto-noise', sql: noise, mode: 'file' });
     await until(
@@ -120,12 +144,12 @@ describe('§6 file mode: Parquet cut into chunks, checksummed, uploaded and comp
 
     const codecsOf = (id: string) => new Set([...server.chunks.get(id)!.values()].map((c) => c.codec));
     expect(codecsOf('auto-plain')).toEqual(new Set(['zstd']));
-    expect(chosen.get('auto-plain')).toMatchObject({ codec: 'zstd' });
+    expect(chosen.get('auto-plain')).toMatchObject({ codec: 'zstd', reason: 'data' });
     expect(chosen.get('auto-plain')!.sampleRatio).toBeLessThanOrEqual(0.9);
     expect(Buffer.compare(server.file('auto-plain'), await expectedParquet(plain))).toBe(0);
 
     expect(codecsOf('auto-noise')).toEqual(new Set(['identity']));
-    expect(chosen.get('auto-noise')).toMatchObject({ codec: 'identity' });
+    expect(chosen.get('auto-noise')).toMatchObject({ codec: 'identity', reason: 'data' });
     expect(chosen.get('auto-noise')!.sampleRatio).toBeGreaterThan(0.9);
     // Every 8th chunk is a sample: a file of more than 8 chunks was sampled more than once.
     const noiseChunks = server.chunks.get('auto-noise')!.size;
@@ -153,14 +177,41 @@ describe('§6 file mode: Parquet cut into chunks, checksummed, uploaded and comp
     const chunks = [...server.chunks.get('auto-mixed')!.values()].sort((a, b) => a.index - b.index);
     // The first stretch (chunks 0-7) follows its sample, chunk 0; every later sample is noise.
     expect(chunks.map((c) => c.codec)).toEqual(chunks.map((c) => (c.index < 8 ? 'zstd' : 'identity')));
+    // Noise is refused by the data rule, whatever the link: no timing decides this test.
     expect(choice).toMatchObject({
       codec: 'identity',
+      reason: 'data',
       samples: Math.ceil(chunks.length / 8),
       chunks: { zstd: 8, identity: chunks.length - 8 },
     });
     const completion = server.completions.get('auto-mixed') as { size: number };
     expect(server.file('auto-mixed').length).toBe(completion.size);
     expect(Buffer.compare(server.file('auto-mixed').subarray(0, 4), Buffer.from('PAR1'))).toBe(0);
+  });
+
+  it("'auto' weighs the link once its PUTs are answered: the later samples are decided by the measured goodput", async () => {
+    const zstd = createZstdCodec();
+    // One chunk in flight: chunk 8, the second sample, starts only once chunks 0-7 are answered.
+    const { server, gateway } = await setup(
+      { codecs: [zstd] },
+      { codecs: [zstd], preferredCodec: 'auto', chunksInFlight: 1 },
+    );
+    let choice: CodecChoice | undefined;
+    gateway.on((event) => {
+      if (event.type === 'codec-chosen') choice = event;
+    });
+    const sql = 'SELECT * FROM orders ORDER BY id';
+    server.send({ id: 'auto-link', sql, mode: 'file' });
+    await until(() => server.completions.has('auto-link'), 'completion');
+    const chunks = [...server.chunks.get('auto-link')!.values()].sort((a, b) => a.index - b.index);
+    expect(chunks.length).toBeGreaterThan(8);
+    // The first stretch had no goodput yet: the data kept zstd. Which codec the link picks for the
+    // second depends on this machine's speed, so only its consistency and the report are checked.
+    expect(chunks.slice(0, 8).map((c) => c.codec)).toEqual(Array(8).fill('zstd'));
+    expect(new Set(chunks.slice(8, 16).map((c) => c.codec)).size).toBe(1);
+    expect(choice).toMatchObject({ samples: Math.ceil(chunks.length / 8) });
+    expect(choice!.goodput).toBeGreaterThan(0);
+    expect(Buffer.compare(server.file('auto-link'), await expectedParquet(sql))).toBe(0);
   });
 
   it('a chunk that fails twice with 503 is retried and succeeds', async () => {
