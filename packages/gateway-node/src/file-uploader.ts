@@ -15,6 +15,7 @@ import { GoodputMeter } from './goodput.js';
 import { encodeBatchesAsParquet, type FileBatch } from './parquet-encoding.js';
 import type { ProgressState } from './progress.js';
 import { describeError, type ServerApi } from './server-api.js';
+import { UploadWindow } from './upload-window.js';
 
 export interface FileUploadOptions {
   api: ServerApi;
@@ -91,7 +92,7 @@ export async function uploadBytes(options: ByteUploadOptions): Promise<FileCompl
   const { api, commandId, hello, codec, checksummer, retry, progress, logger } = options;
   // More chunks in flight than the server's reorder window only earns 409 chunk-out-of-window (§6.2).
   const windowSize = Math.max(1, Math.min(options.chunksInFlight, hello.chunkWindow));
-  const window = new Semaphore(windowSize);
+  const window = new UploadWindow(windowSize, hello.chunkWindow);
   // The first fatal chunk error stops the encoder and cancels the other requests.
   const uploads = new AbortController();
   // Every request in the window listens on this signal: more than Node's default of 10 is expected.
@@ -140,18 +141,13 @@ export async function uploadBytes(options: ByteUploadOptions): Promise<FileCompl
         uploads.abort(error);
       }
     } finally {
-      window.release();
+      window.release(index);
     }
   };
 
   try {
     for await (const raw of rechunk(options.bytes, hello.chunkSize)) {
-      // Backpressure: the encoder waits here while the window is full.
-      await window.acquire();
-      if (failure !== undefined || uploads.signal.aborted) {
-        window.release();
-        break;
-      }
+      if (failure !== undefined || uploads.signal.aborted) break;
       progress.stage = 'uploading';
       const index = chunkCount++;
       size += raw.length;
@@ -162,9 +158,14 @@ export async function uploadBytes(options: ByteUploadOptions): Promise<FileCompl
         const stored = options.alreadyStored.get(index);
         if (stored === undefined || stored === checksum) {
           progress.bytes += raw.length;
-          window.release();
           continue;
         }
+      }
+      // Backpressure: the encoder waits here while the window is full or this chunk is too far ahead.
+      await window.acquire(index);
+      if (failure !== undefined || uploads.signal.aborted) {
+        window.release(index);
+        break;
       }
       const task = uploadChunk(index, raw, checksum).finally(() => inFlight.delete(task));
       inFlight.add(task);
@@ -189,28 +190,4 @@ export async function uploadBytes(options: ByteUploadOptions): Promise<FileCompl
     rowCount: options.rowCount?.() ?? 0,
     chunkCount,
   };
-}
-
-/** A counting semaphore: the window of chunk requests in flight. */
-class Semaphore {
-  #free: number;
-  readonly #waiters: (() => void)[] = [];
-
-  constructor(size: number) {
-    this.#free = size;
-  }
-
-  acquire(): Promise<void> {
-    if (this.#free > 0) {
-      this.#free--;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => this.#waiters.push(resolve));
-  }
-
-  release(): void {
-    const next = this.#waiters.shift();
-    if (next) next();
-    else this.#free++;
-  }
 }

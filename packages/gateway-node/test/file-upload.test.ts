@@ -270,6 +270,32 @@ describe('§6 file mode: Parquet cut into chunks, checksummed, uploaded and comp
     await until(() => server.completions.has('small-window'), 'completion');
     expect(server.chunkRequests.maxOpen).toBeLessThanOrEqual(2);
   });
+
+  it('§6.2 one slow chunk is not overtaken past the chunkWindow: no chunk goes where the server would refuse it', async () => {
+    const { server } = await setup({ hello: { chunkWindow: 8 } }, { chunksInFlight: 4 });
+    // Chunk 0's answer is held until chunks 0-7 (all the window allows) arrived, and a while longer:
+    // time for an uploader that counted only requests in flight to send 8, 9, … as well.
+    const arrived: number[] = [];
+    let chunkZeroAnswered = false;
+    let releaseChunkZero!: () => void;
+    const chunkZero = new Promise<void>((resolve) => {
+      releaseChunkZero = resolve;
+    });
+    server.chunkAnswerGate = (_commandId, index) => {
+      if (!chunkZeroAnswered) arrived.push(index);
+      if (arrived.length === 8) setTimeout(releaseChunkZero, 300);
+      if (index !== 0) return undefined;
+      return chunkZero.then(() => {
+        chunkZeroAnswered = true;
+      });
+    };
+    const sql = 'SELECT * FROM orders ORDER BY id';
+    server.send({ id: 'slow-first', sql, mode: 'file' });
+    await until(() => server.completions.has('slow-first'), 'completion');
+    expect(arrived.sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(server.chunks.get('slow-first')!.size).toBeGreaterThan(8);
+    expect(Buffer.compare(server.file('slow-first'), await expectedParquet(sql))).toBe(0);
+  });
 });
 
 describe('§3 auto mode: rows while the result is small, a file once it passes rowsByteLimit', () => {
