@@ -11,6 +11,8 @@ import { toBackhaulError } from './postgres-errors.js';
 export class CancellableRequests {
   #interruption: unknown;
   #inFlight: Promise<unknown> | undefined;
+  /** The cancel request sent, until the server has acted on it (see sendCancelRequest). */
+  #cancelling: Promise<void> | undefined;
   readonly #stopWatching: () => void;
 
   constructor(
@@ -32,7 +34,7 @@ export class CancellableRequests {
   interrupt(reason: unknown): void {
     this.#interruption ??= reason;
     // The backend is busy computing rows for us: only a cancel request reaches it now.
-    if (this.#inFlight) sendCancelRequest(this.client);
+    if (this.#inFlight) this.#cancelling ??= sendCancelRequest(this.client);
   }
 
   throwIfInterrupted(): void {
@@ -55,10 +57,14 @@ export class CancellableRequests {
     }
   }
 
-  /** Stops watching for interruptions and waits until the running request, if any, settled. */
+  /**
+   * Stops watching for interruptions and waits until the running request, if any, settled, and a
+   * cancel request, if one was sent, reached the backend: only then may the connection be reused.
+   */
   async settle(): Promise<void> {
     this.#stopWatching();
     await this.#inFlight;
+    await this.#cancelling;
   }
 }
 
