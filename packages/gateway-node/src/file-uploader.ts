@@ -120,6 +120,7 @@ export async function uploadBytes(options: ByteUploadOptions): Promise<FileCompl
       // Encoding runs here, inside the window, so a native codec can work on several chunks at once.
       const { body, codec: codecName } = await encodeChunk(index, raw);
       const chunk = { index, body, codec: codecName, checksum, rawLength: raw.length };
+      goodput?.sending();
       await withRetry(retry, () => api.putChunk(commandId, chunk, uploads.signal), {
         signal: uploads.signal,
         // §6.2: 422 checksum-mismatch and 409 chunk-out-of-window say "send it again", and the

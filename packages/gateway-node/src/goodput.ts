@@ -10,7 +10,7 @@ const MIN_COMPLETIONS = 8;
  * connection, so they span about one request time even when answers come in bursts (on a long
  * link a whole round trip's chunks are answered within a few milliseconds, and the time between two
  * answers of one burst says nothing about the link). Until `window` PUTs are answered, the span
- * starts when the meter was made (the upload's start), so the first round trip counts.
+ * starts when the first PUT went out, so the first round trip counts.
  */
 export class GoodputMeter {
   readonly #window: number;
@@ -23,11 +23,20 @@ export class GoodputMeter {
   constructor(window: number, now: () => number = () => performance.now()) {
     this.#window = Math.max(1, window);
     this.#now = now;
-    this.#times = [now()];
+    this.#times = [];
+  }
+
+  /**
+   * A PUT is about to go out. The first one starts the span: the query and the file's first row
+   * group come before it, and counted in they made a fast link look slow.
+   */
+  sending(): void {
+    if (this.#times.length === 0) this.#times.push(this.#now());
   }
 
   /** A PUT carrying `bytes` was answered just now. */
   record(bytes: number): void {
+    this.sending();
     this.#times.push(this.#now());
     this.#bytes.push(bytes);
     if (this.#bytes.length > this.#window) {

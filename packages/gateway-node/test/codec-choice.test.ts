@@ -56,9 +56,14 @@ describe('GoodputMeter: bytes answered per second over the last window of PUTs',
     };
   };
 
-  it('says nothing until 8 PUTs (or a whole smaller window) are answered, then counts from the start', () => {
+  it('says nothing until 8 PUTs (or a whole smaller window) are answered, then counts from the first PUT sent', () => {
     const time = clock();
+    // The query and the first row group took 5 s before any PUT: that is not the link's time.
+    time.at(-5000);
     const meter = new GoodputMeter(32, time.now);
+    time.at(0);
+    meter.sending();
+    meter.sending();
     for (let i = 1; i <= 7; i++) {
       time.at(i * 10);
       meter.record(MiB);
@@ -66,10 +71,12 @@ describe('GoodputMeter: bytes answered per second over the last window of PUTs',
     expect(meter.estimate()).toBeUndefined();
     time.at(80);
     meter.record(MiB);
-    // 8 MiB in the 80 ms since the upload started.
+    // 8 MiB in the 80 ms since the first PUT went out.
     expect(meter.estimate()).toBeCloseTo((8 * MiB) / 0.08);
 
     const small = new GoodputMeter(2, time.now);
+    time.at(80);
+    small.sending();
     time.at(100);
     small.record(MiB);
     expect(small.estimate()).toBeUndefined();

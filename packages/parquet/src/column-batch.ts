@@ -113,6 +113,27 @@ function checkVector(spec: ColumnSpec, vector: ParquetColumnVector | undefined, 
       if (data[k]! > 1) throw new TypeError(`boolean value ${k} is the byte ${data[k]}, expected 0 or 1`);
     }
   }
+  if (spec.type === 'decimal') checkDecimalPrecision(data, valueCount, spec.precision);
+}
+
+/**
+ * Unscaled decimals must fit the column's precision, as `write()` checks per value: a DECIMAL(p, s)
+ * file with a wider value is out of spec. Compared as doubles, exact enough except within one part
+ * in 2^52 of the bound, where BigInt decides.
+ */
+function checkDecimalPrecision(data: Uint8Array, valueCount: number, precision: number): void {
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const bound = 10 ** precision;
+  const exactBound = 10n ** BigInt(precision);
+  for (let k = 0; k < valueCount; k++) {
+    const at = k * 8;
+    const magnitude = Math.abs(view.getInt32(at + 4, true) * 4294967296 + view.getUint32(at, true));
+    if (magnitude < bound * (1 - 2 ** -50)) continue;
+    const value = view.getBigInt64(at, true);
+    if ((value < 0n ? -value : value) >= exactBound) {
+      throw new RangeError(`decimal value ${k} (unscaled ${value}) has more than ${precision} digits`);
+    }
+  }
 }
 
 /** Walks the uint32 length prefixes: exactly `valueCount` values must end exactly at the end of `data`. */

@@ -301,6 +301,18 @@ describe('writeColumns rejects a malformed batch', () => {
 
   it.each([
     {
+      name: 'a decimal wider than its precision (10 digits, unscaled 10^10)',
+      batch: () =>
+        withVector(3, (v) => {
+          const data = Buffer.from(v.data);
+          data.writeBigInt64LE(10n ** 10n, 16);
+          return { ...v, data };
+        }),
+      error: new RangeError(
+        'Parquet column "amount" (decimal), batch at row 5: decimal value 2 (unscaled 10000000000) has more than 10 digits',
+      ),
+    },
+    {
       name: 'a missing vector',
       batch: () => ({ rowCount: 10, vectors: rowsToColumnBatch(small, good(3, 10)).vectors.slice(1) }),
       error: new TypeError('Parquet column batch at row 5: expected 4 column vectors, got 3'),

@@ -131,6 +131,8 @@ class VectorBuilder {
 
 /** Bytes each kind's value takes in a vector (length-prefixed kinds: an estimate, refined per batch). */
 const FIXED_WIDTH = [1, 4, 4, 8, 8, 8, 8, 4, 8, 8, 0];
+/** Bytes of each kind's field on the wire in binary format (0: any length). */
+const WIRE_WIDTH = [1, 2, 4, 8, 4, 8, 0, 4, 8, 0, 0];
 
 /**
  * Decodes the DataRows of one fetch into a `ColumnBatch`. A value the column cannot hold (a NaN
@@ -140,10 +142,12 @@ export class BatchDecoder {
   rowCount = 0;
   readonly #plan: ColumnPlan;
   readonly #builders: VectorBuilder[];
+  readonly #capacity: number;
 
   /** `textBytesPerRow`: per column, bytes per row of the previous batch, to size this one's buffers. */
   constructor(plan: ColumnPlan, rows: number, textBytesPerRow: readonly number[]) {
     this.#plan = plan;
+    this.#capacity = rows;
     this.#builders = plan.kinds.map(
       (kind, c) => new VectorBuilder(rows, rows * (FIXED_WIDTH[kind] || (textBytesPerRow[c] ?? 16) + 4)),
     );
@@ -158,6 +162,8 @@ export class BatchDecoder {
     if (fieldCount !== kinds.length) {
       throw new Error(`PostgreSQL sent ${fieldCount} fields in a row of ${kinds.length} columns`);
     }
+    // Execute asked for this many rows: more would break maxRows (and the validity bitmap's size).
+    if (row >= this.#capacity) this.#refuseRow();
     let at = start + 2;
     for (let c = 0; c < fieldCount; c++) {
       const length = bytes.readInt32BE(at);
@@ -169,6 +175,10 @@ export class BatchDecoder {
       }
       if (at + length > end) throw new Error('PostgreSQL sent a field past the end of its row');
       const kind = kinds[c]!;
+      const width = WIRE_WIDTH[kind]!;
+      if (width !== 0 ? length !== width : kind === NUMERIC && !numericLengthFits(bytes, at, length)) {
+        this.#refuseLength(c, length);
+      }
       const out = builder.reserve(kind === BYTES ? 4 + length : 8);
       let pos = builder.pos;
       switch (kind) {
@@ -238,9 +248,23 @@ export class BatchDecoder {
     return this.#builders.map((b) => (this.rowCount === 0 ? 16 : Math.ceil(b.pos / this.rowCount)));
   }
 
+  #refuseRow(): never {
+    throw new Error(`PostgreSQL sent more than the ${this.#capacity} rows asked for`);
+  }
+
+  /** Kept out of addRow's loop, which V8 optimises better without the message building. */
+  #refuseLength(c: number, length: number): never {
+    throw new Error(`PostgreSQL sent a ${length}-byte value for column "${this.#name(c)}"`);
+  }
+
   #name(c: number): string {
     return this.#plan.columns[c]!.name;
   }
+}
+
+/** A binary numeric is 8 header bytes and then as many 2-byte digits as its header says. */
+function numericLengthFits(bytes: Buffer, at: number, length: number): boolean {
+  return length >= 8 && length === 8 + 2 * bytes.readInt16BE(at);
 }
 
 function pgDays(days: number): number {

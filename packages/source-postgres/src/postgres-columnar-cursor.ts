@@ -7,7 +7,7 @@ import {
 } from '@backhaul/core';
 import type pg from 'pg';
 import { BatchDecoder, type ColumnPlan, planColumns } from './postgres-column-decoding.js';
-import { noResultError } from './postgres-errors.js';
+import { noResultError, toBackhaulError } from './postgres-errors.js';
 import { CancellableRequests, rollbackAndRelease } from './postgres-requests.js';
 import {
   Backend,
@@ -67,10 +67,14 @@ export async function openColumnarCursor(session: ColumnarCursorSession): Promis
     ending ??= (async () => {
       await requests.settle();
       // Sync, ReadyForQuery, and pg owns its socket again: the rest is pg's.
-      await wire.end();
+      const ended = await wire.end().then(
+        () => undefined,
+        (error: unknown) => error,
+      );
       await rollbackAndRelease(client, wire.failure, async () => undefined);
       client.removeListener('error', onConnectionError);
       session.onReleased();
+      if (ended !== undefined) throw toBackhaulError(ended);
     })();
     return ending;
   };

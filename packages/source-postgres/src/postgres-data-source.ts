@@ -13,6 +13,7 @@ import { openColumnarCursor } from './postgres-columnar-cursor.js';
 import { openPostgresCursor } from './postgres-cursor.js';
 import { toBackhaulError } from './postgres-errors.js';
 import { cursorTypes } from './postgres-types.js';
+import { WireConversation } from './wire-conversation.js';
 
 export interface PostgresDataSourceOptions {
   /** `postgres://user:password@host:5432/db`. Without it (and without `pool`) pg reads the PG* variables. */
@@ -117,14 +118,15 @@ export function createPostgresDataSource(options: PostgresDataSourceOptions = {}
       };
       // Both paths speak the extended protocol (Parse/Bind/Execute), which takes exactly one
       // statement: `SELECT 1; DROP TABLE t` is refused by PostgreSQL before anything runs.
-      queryCursor = request.columnar
-        ? await openColumnarCursor({ ...session, sql: request.sql, params: request.params })
-        : await openPostgresCursor({
-            ...session,
-            cursor: client.query(
-              new Cursor(request.sql, request.params, { rowMode: 'array', types: cursorTypes }),
-            ),
-          });
+      queryCursor =
+        request.columnar && WireConversation.canBorrow(client)
+          ? await openColumnarCursor({ ...session, sql: request.sql, params: request.params })
+          : await openPostgresCursor({
+              ...session,
+              cursor: client.query(
+                new Cursor(request.sql, request.params, { rowMode: 'array', types: cursorTypes }),
+              ),
+            });
       cursors.add(queryCursor);
       return queryCursor;
     },

@@ -30,17 +30,19 @@ export type MessageHandler = (type: number, bytes: Buffer, start: number, end: n
  * rest arrives; everything else is handed over in place, without a copy.
  */
 export class MessageFramer {
-  /** The start of a message that a socket read cut off, and how much of it has arrived. */
-  #partial: Buffer | undefined;
+  /** The pieces of a message that a socket read cut off, and how many bytes of it have arrived. */
+  #partial: Buffer[] = [];
   #partialLength = 0;
+  /** The cut-off message's whole size, once its header has arrived. */
+  #partialSize = 0;
 
   constructor(private readonly onMessage: MessageHandler) {}
 
   push(chunk: Buffer): void {
     let at = 0;
-    if (this.#partial) {
+    if (this.#partialLength > 0) {
       at = this.#completePartial(chunk);
-      if (this.#partial) return;
+      if (this.#partialLength > 0) return;
     }
     while (chunk.length - at >= 5) {
       const end = at + 1 + messageLength(chunk, at);
@@ -48,60 +50,64 @@ export class MessageFramer {
       this.onMessage(chunk[at]!, chunk, at + 5, end);
       at = end;
     }
-    if (at < chunk.length) this.#hold(chunk.subarray(at));
+    if (at < chunk.length) {
+      this.#partial = [chunk.subarray(at)];
+      this.#partialLength = chunk.length - at;
+    }
   }
 
   /** Bytes received past the last whole message (none, once a conversation ended cleanly). */
   get heldBytes(): number {
-    return this.#partial ? this.#partialLength : 0;
+    return this.#partialLength;
   }
 
   /**
-   * Only the cut-off message is assembled, in a buffer of its own size: copying the whole next
-   * read onto the remainder, as a plain concat would, moved every byte twice.
+   * Feeds the cut-off message from the start of `chunk` and hands it out once whole; returns how
+   * many bytes of `chunk` it took. Only that message is copied, once, and what is held follows what
+   * arrived, never what a header claims.
    */
-  #hold(start: Buffer): void {
-    const size = start.length >= 5 ? 1 + messageLength(start, 0) : 5;
-    this.#partial = Buffer.allocUnsafe(Math.max(size, start.length));
-    start.copy(this.#partial);
-    this.#partialLength = start.length;
-  }
-
-  /** Feeds the held message from `chunk`; returns how many bytes of `chunk` it took. */
   #completePartial(chunk: Buffer): number {
-    let partial = this.#partial!;
     let taken = 0;
     if (this.#partialLength < 5) {
-      // Not even the header yet: take enough to read the length, then size the buffer.
       taken = Math.min(5 - this.#partialLength, chunk.length);
-      chunk.copy(partial, this.#partialLength, 0, taken);
-      this.#partialLength += taken;
+      this.#take(chunk.subarray(0, taken));
       if (this.#partialLength < 5) return taken;
-      const size = 1 + messageLength(partial, 0);
-      if (size > partial.length) {
-        const grown = Buffer.allocUnsafe(size);
-        partial.copy(grown, 0, 0, 5);
-        partial = grown;
-        this.#partial = grown;
-      }
     }
-    const size = 1 + messageLength(partial, 0);
+    if (this.#partialSize === 0) {
+      const first = this.#partial[0]!;
+      this.#partialSize = 1 + messageLength(first.length >= 5 ? first : Buffer.concat(this.#partial), 0);
+    }
+    const size = this.#partialSize;
     const more = Math.min(size - this.#partialLength, chunk.length - taken);
-    chunk.copy(partial, this.#partialLength, taken, taken + more);
-    this.#partialLength += more;
+    this.#take(chunk.subarray(taken, taken + more));
     taken += more;
     if (this.#partialLength === size) {
-      this.#partial = undefined;
+      const message = Buffer.concat(this.#partial, size);
+      this.#partial = [];
       this.#partialLength = 0;
-      this.onMessage(partial[0]!, partial, 5, size);
+      this.#partialSize = 0;
+      this.onMessage(message[0]!, message, 5, size);
     }
     return taken;
   }
+
+  #take(piece: Buffer): void {
+    this.#partial.push(piece);
+    this.#partialLength += piece.length;
+  }
 }
+
+/**
+ * PostgreSQL allocates no message above 1 GiB (MaxAllocSize); a longer length is a broken or
+ * hostile stream, refused before anything is held for it.
+ */
+const MAX_MESSAGE_LENGTH = 0x40000000;
 
 function messageLength(bytes: Buffer, at: number): number {
   const length = bytes.readInt32BE(at + 1);
-  if (length < 4) throw new Error(`PostgreSQL sent a message with length ${length}`);
+  if (length < 4 || length > MAX_MESSAGE_LENGTH) {
+    throw new Error(`PostgreSQL sent a message with length ${length}`);
+  }
   return length;
 }
 
@@ -213,4 +219,12 @@ export function readErrorResponse(bytes: Buffer, start: number, end: number): pg
   error.position = fields.get('P');
   error.where = fields.get('W');
   return error;
+}
+
+/** ParameterStatus: a run-time parameter's name and its new value. */
+export function readParameterStatus(bytes: Buffer, start: number, end: number): [string, string] {
+  const nameEnd = bytes.indexOf(0, start);
+  const valueEnd = bytes.indexOf(0, nameEnd + 1);
+  if (nameEnd < 0 || nameEnd >= end || valueEnd < 0 || valueEnd >= end) return ['', ''];
+  return [bytes.toString('utf8', start, nameEnd), bytes.toString('utf8', nameEnd + 1, valueEnd)];
 }

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type pg from 'pg';
-import { Backend, MessageFramer, readErrorResponse, SYNC } from './postgres-wire.js';
+import { Backend, MessageFramer, readErrorResponse, readParameterStatus, SYNC } from './postgres-wire.js';
 
 type Listener = (...args: unknown[]) => void;
 
@@ -20,10 +20,18 @@ export class WireConversation {
   #failure: Error | undefined;
   #reject: ((error: Error) => void) | undefined;
   #returned = false;
+  #encodingChanged: Error | undefined;
+
+  /**
+   * Whether `client` has the socket this class borrows: pg's JS client does (`connection.stream`,
+   * TLS or not); pg-native and other clients do not, and their queries take the row path.
+   */
+  static canBorrow(client: pg.PoolClient): boolean {
+    return typeof socketOf(client)?.on === 'function';
+  }
 
   constructor(client: pg.PoolClient) {
-    // pg keeps its connection (and the socket under it, TLS or not) on the client; @types/pg omits it.
-    this.#socket = (client as unknown as { connection: { stream: Socket } }).connection.stream;
+    this.#socket = socketOf(client)!;
     this.#pgListeners = this.#socket.listeners('data') as Listener[];
     this.#framer = new MessageFramer((type, bytes, start, end) => this.#dispatch(type, bytes, start, end));
     // Swapped in one synchronous step: no 'data' event can fall between the two.
@@ -67,16 +75,19 @@ export class WireConversation {
 
   /**
    * Sync, wait for ReadyForQuery, give the socket back to pg. Resolves once pg owns it again (or at
-   * once when the socket already failed: pg reports that on its own).
+   * once when the socket already failed: pg reports that on its own). Throws if the query switched
+   * the session's encoding: the text read may not be UTF-8.
    */
   async end(): Promise<void> {
-    if (this.#returned) return;
-    if (!this.#failure) {
-      await this.exchange(SYNC, (type) => (type === Backend.ReadyForQuery ? true : undefined)).catch(
-        () => undefined,
-      );
+    if (!this.#returned) {
+      if (!this.#failure) {
+        await this.exchange(SYNC, (type) => (type === Backend.ReadyForQuery ? true : undefined)).catch(
+          () => undefined,
+        );
+      }
+      this.#giveBack();
     }
-    this.#giveBack();
+    if (this.#encodingChanged) throw this.#encodingChanged;
   }
 
   #receive(chunk: Buffer): void {
@@ -89,9 +100,31 @@ export class WireConversation {
   }
 
   #dispatch(type: number, bytes: Buffer, start: number, end: number): void {
-    // NoticeResponse, ParameterStatus and NotificationResponse may come at any time: not ours.
-    if (type === 0x4e || type === 0x53 || type === 0x41) return;
-    if (!this.#handler) throw new Error(`PostgreSQL sent message '${String.fromCharCode(type)}' unasked`);
+    // NoticeResponse and NotificationResponse may come at any time: not ours.
+    if (type === 0x4e || type === 0x41) return;
+    if (type === 0x53) {
+      // ParameterStatus: the text columns are copied as UTF-8 bytes, so a query that switches the
+      // session to another encoding (set_config('client_encoding', …)) must fail, not write a file
+      // of mislabelled bytes. pg itself keeps reading UTF-8 whatever the server says.
+      // PostgreSQL reports the change at the next ReadyForQuery, so it may come after the rows:
+      // `end()` throws it, and a consumer reading to the end never takes the file as whole.
+      const [name, value] = readParameterStatus(bytes, start, end);
+      if (name === 'client_encoding' && value.toUpperCase() !== 'UTF8') {
+        this.#encodingChanged = new Error(`The query set client_encoding to ${value}; only UTF8 can be read`);
+        this.#fail(this.#encodingChanged);
+        this.#socket.destroy();
+      }
+      return;
+    }
+    if (!this.#handler) {
+      // A FATAL sent on its own (the backend terminated, the server shutting down) between two
+      // requests: its message is what the caller needs, not a protocol complaint.
+      if (type === Backend.ErrorResponse) {
+        this.#fail(readErrorResponse(bytes, start, end));
+        return;
+      }
+      throw new Error(`PostgreSQL sent message '${String.fromCharCode(type)}' unasked`);
+    }
     this.#handler(type, bytes, start, end);
   }
 
@@ -116,4 +149,9 @@ export class WireConversation {
       this.#socket.destroy(new Error('PostgreSQL sent more after ReadyForQuery than the conversation read'));
     }
   }
+}
+
+/** pg keeps its connection, and the socket under it, on the client; @types/pg does not declare it. */
+function socketOf(client: pg.PoolClient): Socket | undefined {
+  return (client as unknown as { connection?: { stream?: Socket } }).connection?.stream;
 }

@@ -2,8 +2,9 @@ import type { ColumnBatch, DataSource, QueryCursor } from '@backhaul/core';
 import { expectBackhaulError } from '@backhaul/core/testing';
 import { createPostgresDataSource } from '@backhaul/source-postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BatchDecoder, planColumns } from '../src/postgres-column-decoding.js';
 import { MessageFramer } from '../src/postgres-wire.js';
-import { postgresService, postgresUrl } from './postgres-service.js';
+import { adminQuery, postgresService, postgresUrl } from './postgres-service.js';
 
 async function failsWith(work: Promise<unknown>, code: 'bad-request' | 'query-failed', message: RegExp) {
   expect((await expectBackhaulError(work, code)).message).toMatch(message);
@@ -142,6 +143,46 @@ postgresService.describe('postgres source, columnar: DataRows straight into colu
     expect(int32s(after[0]!.vectors[0]!.data)).toEqual([8]);
   });
 
+  it("a backend terminated while the caller holds a batch fails the query with PostgreSQL's own message", async () => {
+    const url = new URL(postgresUrl);
+    url.searchParams.set('application_name', 'backhaul-terminate-test');
+    const own = createPostgresDataSource({ connectionString: url.toString(), poolSize: 1 });
+    try {
+      const cursor = await own.query({
+        sql: 'SELECT g AS n FROM generate_series(1, 100000) AS g',
+        params: [],
+        columnar: true,
+      });
+      const iterator = cursor.columnBatches!(1000)[Symbol.asyncIterator]();
+      expect((await iterator.next()).value.rowCount).toBe(1000);
+      await adminQuery(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'backhaul-terminate-test'",
+      );
+      const reading = (async () => {
+        for (;;) if ((await iterator.next()).done) return;
+      })();
+      await failsWith(reading, 'query-failed', /terminating connection/);
+      // The pool let the dead connection go: the next query gets a new one.
+      const after = await readColumns(await own.query({ sql: 'SELECT 5 AS n', params: [], columnar: true }));
+      expect(int32s(after[0]!.vectors[0]!.data)).toEqual([5]);
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('a query that switches client_encoding away from UTF8 fails instead of writing mislabelled text', async () => {
+    const cursor = await source.query({
+      sql: "SELECT set_config('client_encoding', 'LATIN1', true) AS e, 'café'::text AS t",
+      params: [],
+      columnar: true,
+    });
+    await failsWith(readColumns(cursor), 'query-failed', /client_encoding to LATIN1/);
+    const after = await readColumns(
+      await source.query({ sql: "SELECT 'é' AS t", params: [], columnar: true }),
+    );
+    expect(texts(after[0]!.vectors[0]!.data)).toEqual(['é']);
+  });
+
   it('refuses a statement without rows before it runs, as the row path does', async () => {
     await failsWith(
       source.query({ sql: 'SET search_path TO public', params: [], columnar: true }),
@@ -180,6 +221,17 @@ describe('MessageFramer: whole messages, however the socket cuts the bytes', () 
     }
   });
 
+  it('holds what arrived, not what a header claims, and refuses a length past 1 GiB', () => {
+    const before = process.memoryUsage().arrayBuffers;
+    const framer = new MessageFramer(() => undefined);
+    framer.push(Buffer.from([0x44, 0x3f, 0xff, 0xff, 0xff])); // claims 1 GiB
+    expect(framer.heldBytes).toBe(5);
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(64 << 20);
+    expect(() =>
+      new MessageFramer(() => undefined).push(Buffer.from([0x44, 0x7f, 0xff, 0xff, 0xff])),
+    ).toThrow(/length 2147483647/);
+  });
+
   it('keeps a cut-off message until the rest arrives, and refuses a length below 4', () => {
     const framer = new MessageFramer(() => undefined);
     framer.push(Buffer.from([0x44, 0, 0, 0, 10, 1, 2]));
@@ -187,5 +239,28 @@ describe('MessageFramer: whole messages, however the socket cuts the bytes', () 
     expect(() => new MessageFramer(() => undefined).push(Buffer.from([0x44, 0, 0, 0, 3]))).toThrow(
       /length 3/,
     );
+  });
+});
+
+describe('BatchDecoder: a DataRow that does not fit its columns is refused', () => {
+  const plan = planColumns([{ name: 'n', dataTypeID: 23, dataTypeModifier: -1 }]); // int4, binary
+  /** A DataRow body: one field of these bytes. */
+  const row = (...field: number[]) => Buffer.from([0, 1, 0, 0, 0, field.length, ...field]);
+
+  it("a field whose length is not its type's", () => {
+    const decoder = new BatchDecoder(plan, 10, []);
+    const short = row(7);
+    expect(() => decoder.addRow(short, 0, short.length)).toThrow(/1-byte value for column "n"/);
+    const good = row(0, 0, 0, 7);
+    decoder.addRow(good, 0, good.length);
+    expect([...decoder.batch().vectors[0]!.data]).toEqual([7, 0, 0, 0]);
+  });
+
+  it('more rows than the fetch asked for', () => {
+    const decoder = new BatchDecoder(plan, 1, []);
+    const good = row(0, 0, 0, 1);
+    decoder.addRow(good, 0, good.length);
+    expect(() => decoder.addRow(good, 0, good.length)).toThrow(/more than the 1 rows asked for/);
+    expect(decoder.rowCount).toBe(1);
   });
 });
