@@ -131,8 +131,6 @@ class VectorBuilder {
 
 /** Bytes each kind's value takes in a vector (length-prefixed kinds: an estimate, refined per batch). */
 const FIXED_WIDTH = [1, 4, 4, 8, 8, 8, 8, 4, 8, 8, 0];
-/** Bytes of each kind's field on the wire in binary format (0: any length). */
-const WIRE_WIDTH = [1, 2, 4, 8, 4, 8, 0, 4, 8, 0, 0];
 
 /**
  * Decodes the DataRows of one fetch into a `ColumnBatch`. A value the column cannot hold (a NaN
@@ -175,21 +173,20 @@ export class BatchDecoder {
       }
       if (at + length > end) throw new Error('PostgreSQL sent a field past the end of its row');
       const kind = kinds[c]!;
-      const width = WIRE_WIDTH[kind]!;
-      if (width !== 0 ? length !== width : kind === NUMERIC && !numericLengthFits(bytes, at, length)) {
-        this.#refuseLength(c, length);
-      }
       const out = builder.reserve(kind === BYTES ? 4 + length : 8);
       let pos = builder.pos;
       switch (kind) {
         case BOOL:
+          if (length !== 1) this.#refuseLength(c, length);
           out[pos++] = bytes[at] === 0 ? 0 : 1;
           break;
         case INT2:
+          if (length !== 2) this.#refuseLength(c, length);
           out.writeInt32LE(bytes.readInt16BE(at), pos);
           pos += 4;
           break;
         case INT4:
+          if (length !== 4) this.#refuseLength(c, length);
           out[pos++] = bytes[at + 3]!;
           out[pos++] = bytes[at + 2]!;
           out[pos++] = bytes[at + 1]!;
@@ -197,9 +194,11 @@ export class BatchDecoder {
           break;
         case INT8:
         case FLOAT8:
+          if (length !== 8) this.#refuseLength(c, length);
           for (let k = 7; k >= 0; k--) out[pos++] = bytes[at + k]!;
           break;
         case OID:
+          if (length !== 4) this.#refuseLength(c, length);
           out.writeUInt32LE(bytes.readUInt32BE(at), pos);
           out.writeUInt32LE(0, pos + 4);
           pos += 8;
@@ -209,14 +208,17 @@ export class BatchDecoder {
           pos += 8;
           break;
         case DATE:
+          if (length !== 4) this.#refuseLength(c, length);
           out.writeInt32LE(pgDays(bytes.readInt32BE(at)), pos);
           pos += 4;
           break;
         case TIMESTAMP:
+          if (length !== 8) this.#refuseLength(c, length);
           writeTimestamp(bytes.readInt32BE(at), bytes.readUInt32BE(at + 4), out, pos, this.#name(c));
           pos += 8;
           break;
         case NUMERIC:
+          if (!numericLengthFits(bytes, at, length)) this.#refuseLength(c, length);
           writeUnscaled(bytes, at, this.#plan.scales[c]!, out, pos, this.#name(c));
           pos += 8;
           break;
