@@ -36,25 +36,6 @@ export interface ColumnVector {
   readonly validity: Uint8Array | undefined;
 }
 
-/** Bytes per value of a fixed-width column type in a `ColumnVector`; undefined for length-prefixed ones. */
-export function fixedValueWidth(column: Pick<Column, 'type' | 'precision'>): 1 | 4 | 8 | undefined {
-  switch (column.type) {
-    case 'boolean':
-      return 1;
-    case 'int32':
-    case 'date':
-      return 4;
-    case 'int64':
-    case 'timestamp':
-    case 'float64':
-      return 8;
-    case 'decimal':
-      return (column.precision ?? 18) <= 18 ? 8 : undefined;
-    default:
-      return undefined;
-  }
-}
-
 const MS_PER_DAY = 86_400_000;
 const utf8 = new TextDecoder();
 

@@ -1,4 +1,4 @@
-import { type Column, columnBatchToRows, decimalText, fixedValueWidth } from '@backhaul/core';
+import { type Column, columnBatchToRows, decimalText } from '@backhaul/core';
 import { describe, expect, it } from 'vitest';
 
 /** Little-endian bytes of each value, as a source lays out a vector's data. */
@@ -105,14 +105,5 @@ describe('column batches → rows', () => {
     expect(decimalText(-5n, 2)).toBe('-0.05');
     expect(decimalText(0n, 3)).toBe('0.000');
     expect(decimalText(-123n, 0)).toBe('-123');
-  });
-
-  it('fixed value widths by column type', () => {
-    expect(fixedValueWidth({ type: 'boolean' })).toBe(1);
-    expect(fixedValueWidth({ type: 'date' })).toBe(4);
-    expect(fixedValueWidth({ type: 'timestamp' })).toBe(8);
-    expect(fixedValueWidth({ type: 'decimal', precision: 18 })).toBe(8);
-    expect(fixedValueWidth({ type: 'decimal', precision: 19 })).toBeUndefined();
-    expect(fixedValueWidth({ type: 'string' })).toBeUndefined();
   });
 });

@@ -71,7 +71,7 @@ export async function openColumnarCursor(session: ColumnarCursorSession): Promis
         () => undefined,
         (error: unknown) => error,
       );
-      await rollbackAndRelease(client, wire.failure, async () => undefined);
+      await rollbackAndRelease(client, wire.failure);
       client.removeListener('error', onConnectionError);
       session.onReleased();
       if (ended !== undefined) throw toBackhaulError(ended);

@@ -69,7 +69,7 @@ export class CancellableRequests {
 }
 
 /**
- * The end of every query: `closePortal` (what the cursor still has open on the connection), then
+ * The end of every query: `closePortal` (what the cursor still has open on the connection, if any), then
  * ROLLBACK — the transaction is read-only, there is nothing to commit — and the connection back to
  * the pool. A connection that failed, or in an unknown state, is destroyed rather than handed to
  * the next query.
@@ -77,11 +77,11 @@ export class CancellableRequests {
 export async function rollbackAndRelease(
   client: pg.PoolClient,
   failure: Error | undefined,
-  closePortal: () => Promise<void>,
+  closePortal?: () => Promise<void>,
 ): Promise<void> {
   if (!failure) {
     try {
-      await closePortal();
+      await closePortal?.();
       await client.query('ROLLBACK');
     } catch (error) {
       failure = error as Error;
