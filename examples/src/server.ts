@@ -31,6 +31,7 @@ export async function startReferenceServer(config: ServerConfig): Promise<Refere
       downloadTtlSeconds: config.downloadTtlSeconds,
       idempotencyKeyRetentionMs: config.idempotencyKeyRetentionSeconds * 1000,
       admission: config.admission,
+      admissionLedger: store.admissionLedger,
       publicUrl: config.publicUrl,
       logger,
     });

@@ -1,6 +1,7 @@
 import { createLz4Codec } from '@backhaul/codec-lz4';
 import { createZstdCodec } from '@backhaul/codec-zstd';
 import {
+  type AdmissionLedger,
   BackhaulError,
   type Codec,
   type CommandStore,
@@ -13,7 +14,11 @@ import { createPostgresDataSource } from '@backhaul/source-postgres';
 import { createSqliteDataSource } from '@backhaul/source-sqlite';
 import { createFsStorage } from '@backhaul/storage-fs';
 import { createS3Storage } from '@backhaul/storage-minio';
-import { createRedisCommandStore, createRedisCredentialStore } from '@backhaul/store-redis';
+import {
+  createRedisAdmissionLedger,
+  createRedisCommandStore,
+  createRedisCredentialStore,
+} from '@backhaul/store-redis';
 import { type CodecName, ConfigError, type GatewayConfig, type ServerConfig } from './config.js';
 
 export function codecFor(name: CodecName): Codec {
@@ -102,6 +107,8 @@ export interface ReferenceStore {
   store: CommandStore | undefined;
   /** Enrolled gateways, beside the command log (same Redis and prefix); undefined: in memory. */
   credentialStore: CredentialStore | undefined;
+  /** Where admission slots are counted: Redis (every server on it shares the limits); undefined: this process. */
+  admissionLedger: AdmissionLedger | undefined;
   description: string;
   /** Run once before listening: fails when the store does not answer. */
   prepare(logger: Logger): Promise<void>;
@@ -116,6 +123,7 @@ export function storeFor(config: ServerConfig): ReferenceStore {
     return {
       store: undefined,
       credentialStore: undefined,
+      admissionLedger: undefined,
       description: 'memory',
       async prepare() {},
       async close() {},
@@ -125,6 +133,8 @@ export function storeFor(config: ServerConfig): ReferenceStore {
   // One connection for both: enrolments live where the command log lives, and every server on
   // this Redis and prefix shares them.
   const credentialStore = createRedisCredentialStore({ redis: store.redis, keyPrefix: settings.keyPrefix });
+  // The admission limits are the cluster's, not each server's.
+  const admissionLedger = createRedisAdmissionLedger({ redis: store.redis, keyPrefix: settings.keyPrefix });
   const where = describeUrl(settings.url);
   let logger: Logger = consoleLogger('server');
   let lastError = 'no answer';
@@ -137,6 +147,7 @@ export function storeFor(config: ServerConfig): ReferenceStore {
   return {
     store,
     credentialStore,
+    admissionLedger,
     description: `redis ${where} prefix '${settings.keyPrefix}'`,
     async prepare(startLogger) {
       logger = startLogger;

@@ -1,3 +1,4 @@
+export { createRedisAdmissionLedger, type RedisAdmissionLedgerOptions } from './redis-admission-ledger.js';
 export {
   createRedisCommandStore,
   type DeadLetter,
