@@ -1,4 +1,5 @@
 export { createRedisAdmissionLedger, type RedisAdmissionLedgerOptions } from './redis-admission-ledger.js';
+export { createRedisClusterBus, type RedisClusterBusOptions } from './redis-cluster-bus.js';
 export {
   createRedisCommandStore,
   type DeadLetter,
@@ -12,3 +13,9 @@ export {
   type RedisCredentialStore,
   type RedisCredentialStoreOptions,
 } from './redis-credential-store.js';
+export {
+  createRedisDeployment,
+  type RedisDeployment,
+  type RedisDeploymentOptions,
+} from './redis-deployment.js';
+export { createRedisRowLog, type RedisRowLogOptions } from './redis-row-log.js';
