@@ -11,3 +11,8 @@ export {
   type RedisCredentialStore,
   type RedisCredentialStoreOptions,
 } from './redis-credential-store.js';
+export {
+  createRedisUploadLedger,
+  type RedisUploadLedger,
+  type RedisUploadLedgerOptions,
+} from './redis-upload-ledger.js';

@@ -18,4 +18,5 @@ export { expectBackhaulError } from './expect-backhaul-error.js';
 export { runObjectStorageConformance } from './object-storage-conformance.js';
 export { probeService, type ServiceProbe, type ServiceProbeOptions } from './service-probe.js';
 export { measureStreamedQuery, type StreamedQueryMeasurement } from './streamed-query-measurement.js';
+export { runUploadLedgerConformance } from './upload-ledger-conformance.js';
 export { itRefusesEachWrite, type WriteRefusalSetup } from './write-refusals.js';
