@@ -68,8 +68,11 @@ export type ResultMode = z.infer<typeof resultModeSchema>;
 
 const sqlParameter = z.union([z.string(), z.number(), z.boolean(), z.null()]);
 
-/** §3.1 What the caller sends to run a query on a gateway. */
-export const submitQuerySchema = z.object({
+/**
+ * §3.1 What the caller sends to run a query on a gateway. Unknown members are refused (400): a
+ * typo such as `timeoutMS` must not silently run the query without its limit.
+ */
+export const submitQuerySchema = z.strictObject({
   gatewayId: identifier,
   sql: z.string().min(1).max(1_000_000),
   params: z.array(sqlParameter).max(10_000).default([]),
