@@ -3,22 +3,20 @@ import { createZstdCodec } from '@backhaul/codec-zstd';
 import {
   type AdmissionLedger,
   BackhaulError,
+  type ClusterBus,
   type Codec,
   type CommandStore,
   type CredentialStore,
   type DataSource,
   type ObjectStorage,
+  type RowLog,
 } from '@backhaul/core';
 import { createMysqlDataSource } from '@backhaul/source-mysql';
 import { createPostgresDataSource } from '@backhaul/source-postgres';
 import { createSqliteDataSource } from '@backhaul/source-sqlite';
 import { createFsStorage } from '@backhaul/storage-fs';
 import { createS3Storage } from '@backhaul/storage-minio';
-import {
-  createRedisAdmissionLedger,
-  createRedisCommandStore,
-  createRedisCredentialStore,
-} from '@backhaul/store-redis';
+import { createRedisDeployment } from '@backhaul/store-redis';
 import { type CodecName, ConfigError, type GatewayConfig, type ServerConfig } from './config.js';
 
 export function codecFor(name: CodecName): Codec {
@@ -107,8 +105,18 @@ export interface ReferenceStore {
   store: CommandStore | undefined;
   /** Enrolled gateways, beside the command log (same Redis and prefix); undefined: in memory. */
   credentialStore: CredentialStore | undefined;
-  /** Where admission slots are counted: Redis (every server on it shares the limits); undefined: this process. */
-  admissionLedger: AdmissionLedger | undefined;
+  /**
+   * What every instance of a deployment shares, under the server's option names: with Redis the
+   * command store, enrolments, bus, row log and admission slots (docs/cluster.md); empty in
+   * memory (the server's own).
+   */
+  serverOptions: {
+    store?: CommandStore;
+    credentialStore?: CredentialStore;
+    bus?: ClusterBus;
+    rowLog?: RowLog;
+    admissionLedger?: AdmissionLedger;
+  };
   description: string;
   /** Run once before listening: fails when the store does not answer. */
   prepare(logger: Logger): Promise<void>;
@@ -123,18 +131,16 @@ export function storeFor(config: ServerConfig): ReferenceStore {
     return {
       store: undefined,
       credentialStore: undefined,
-      admissionLedger: undefined,
+      serverOptions: {},
       description: 'memory',
       async prepare() {},
       async close() {},
     };
   }
-  const store = createRedisCommandStore({ url: settings.url, keyPrefix: settings.keyPrefix });
-  // One connection for both: enrolments live where the command log lives, and every server on
-  // this Redis and prefix shares them.
-  const credentialStore = createRedisCredentialStore({ redis: store.redis, keyPrefix: settings.keyPrefix });
-  // The admission limits are the cluster's, not each server's.
-  const admissionLedger = createRedisAdmissionLedger({ redis: store.redis, keyPrefix: settings.keyPrefix });
+  // One connection for all: enrolments, the bus and the row log live where the command log
+  // lives, and every server on this Redis and prefix shares them.
+  const deployment = createRedisDeployment({ url: settings.url, keyPrefix: settings.keyPrefix });
+  const { store, credentialStore } = deployment;
   const where = describeUrl(settings.url);
   let logger: Logger = consoleLogger('server');
   let lastError = 'no answer';
@@ -147,7 +153,7 @@ export function storeFor(config: ServerConfig): ReferenceStore {
   return {
     store,
     credentialStore,
-    admissionLedger,
+    serverOptions: deployment.serverOptions,
     description: `redis ${where} prefix '${settings.keyPrefix}'`,
     async prepare(startLogger) {
       logger = startLogger;
@@ -167,13 +173,13 @@ export function storeFor(config: ServerConfig): ReferenceStore {
       try {
         await Promise.race([store.redis.ping(), timeout]);
       } catch (error) {
-        await store.close().catch(() => undefined);
+        await deployment.close().catch(() => undefined);
         throw error;
       } finally {
         clearTimeout(timer);
       }
     },
-    close: () => store.close(),
+    close: () => deployment.close(),
   };
 }
 
