@@ -25,6 +25,10 @@ export const sseEvents = {
   rows: 'rows',
   progress: 'progress',
   result: 'result',
+  /** On the command stream (§4.3): stop running this command. */
+  cancel: 'cancel',
+  /** On the caller's events stream (§3.3): the query was cancelled (§3.8). */
+  cancelled: 'cancelled',
 } as const;
 
 // IDs end up in storage keys and file names: no '/', no leading '.', and no '..' anywhere, so no
@@ -106,6 +110,18 @@ export const commandSchema = z.object({
   delivery: z.number().int().positive(),
 });
 export type Command = z.infer<typeof commandSchema>;
+
+/**
+ * §4.3 The `data` of an SSE `cancel` event (a v1.x addition): the caller cancelled the command, so
+ * the gateway stops the database query and the upload. A gateway that does not know the event
+ * ignores it (§4); its later answers are refused (409) since the command is `cancelled`.
+ */
+export const cancelSchema = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  id: identifier,
+  reason: z.string().max(1024).optional(),
+});
+export type CommandCancel = z.infer<typeof cancelSchema>;
 
 /** §4.1 The first event on every command stream: what this server accepts. */
 export const helloSchema = z.object({
@@ -201,10 +217,17 @@ export const commandStateSchema = z.enum([
   'failed',
   'expired',
   'dead-lettered',
+  'cancelled',
 ]);
 export type CommandState = z.infer<typeof commandStateSchema>;
 
-export const terminalStates: readonly CommandState[] = ['completed', 'failed', 'expired', 'dead-lettered'];
+export const terminalStates: readonly CommandState[] = [
+  'completed',
+  'failed',
+  'expired',
+  'dead-lettered',
+  'cancelled',
+];
 
 export type QueryResultView =
   | { kind: 'rows'; rowCount: number; columns: Column[] }
