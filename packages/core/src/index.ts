@@ -1,5 +1,6 @@
 export * from './checksum.js';
 export * from './chunking.js';
+export * from './cluster-bus.js';
 export * from './codec.js';
 export * from './column-batch.js';
 export * from './column-batch-builder.js';
@@ -18,4 +19,5 @@ export * from './object-storage.js';
 export * from './protocol.js';
 export * from './query-limits.js';
 export * from './retry-policy.js';
+export * from './row-log.js';
 export * from './timestamp-text.js';
