@@ -6,10 +6,17 @@ import {
   type RowValue,
   rowsToColumnBatch,
 } from '@backhaul/core';
-import { type ParquetColumn, ParquetWriter } from '@backhaul/parquet';
+import { type ParquetColumn, type ParquetCompression, ParquetWriter } from '@backhaul/parquet';
 
 /** Rows per batch pulled off the cursor in file mode: big enough to keep the column loops hot. */
 export const FILE_BATCH_SIZE = 8192;
+
+/**
+ * Page compression of the files a gateway writes: zstd level 3 by default, so a file is about as small
+ * as DuckDB's own zstd output (docs/benchmarks.md) and the chunk codec has nothing left to squeeze.
+ */
+export type ParquetFileCompression = 'zstd' | 'snappy' | 'none' | { codec: 'zstd'; level?: number };
+export const DEFAULT_PARQUET_COMPRESSION: ParquetFileCompression = 'zstd';
 
 /** What file mode encodes: row batches, or column batches from a source that decodes into columns. */
 export type FileBatch = RowValue[][] | ColumnBatch;
@@ -18,26 +25,30 @@ export type FileBatch = RowValue[][] | ColumnBatch;
  * Parquet bytes of batches, one row group at a time, never the whole file in memory. The next
  * batch is pulled only once the previous bytes were consumed, so a slow upload slows the cursor.
  * `onBatch` sees each batch's row count before it is encoded (progress and the completion's rowCount).
+ * Pages are compressed as `compression` says (default zstd), off the main thread.
  */
 export async function* encodeBatchesAsParquet(
   columns: readonly Column[],
   batches: AsyncIterable<FileBatch>,
   onBatch?: (rows: number) => void,
+  compression: ParquetFileCompression = DEFAULT_PARQUET_COMPRESSION,
 ): AsyncGenerator<Uint8Array> {
-  const writer = new ParquetWriter(toParquetColumns(columns));
+  const writer = new ParquetWriter(toParquetColumns(columns), {
+    compression: compression as ParquetCompression,
+  });
   for await (const batch of batches) {
     if (Array.isArray(batch)) {
       onBatch?.(batch.length);
       // Rows are turned into column vectors here, not by the writer's row path: one conversion for
       // every source, exact to the microsecond (timestamps as text), with a typed error naming the
       // column and row for a value its column cannot hold.
-      yield* writer.writeColumns(rowsToColumnBatch(columns, batch));
+      yield* await writer.writeColumnsAsync(rowsToColumnBatch(columns, batch));
     } else {
       onBatch?.(batch.rowCount);
-      yield* writer.writeColumns(batch);
+      yield* await writer.writeColumnsAsync(batch);
     }
   }
-  yield* writer.finish();
+  yield* await writer.finishAsync();
 }
 
 /**
@@ -48,10 +59,15 @@ export async function* encodeBatchesAsParquet(
  */
 export async function* encodeCursorAsParquet(
   cursor: QueryCursor,
-  options: { batchSize?: number } = {},
+  options: { batchSize?: number; compression?: ParquetFileCompression } = {},
 ): AsyncGenerator<Uint8Array> {
   try {
-    yield* encodeBatchesAsParquet(cursor.columns, fileBatches(cursor, options.batchSize ?? FILE_BATCH_SIZE));
+    yield* encodeBatchesAsParquet(
+      cursor.columns,
+      fileBatches(cursor, options.batchSize ?? FILE_BATCH_SIZE),
+      undefined,
+      options.compression,
+    );
   } finally {
     await cursor.close();
   }
