@@ -9,6 +9,7 @@ import {
   type DataSource,
   type ObjectStorage,
   type RowLog,
+  type UploadLedger,
 } from '@backhaul/core';
 import { createMysqlDataSource } from '@backhaul/source-mysql';
 import { createPostgresDataSource } from '@backhaul/source-postgres';
@@ -106,13 +107,15 @@ export interface ReferenceStore {
   credentialStore: CredentialStore | undefined;
   /**
    * What every instance of a deployment shares, under the server's option names: with Redis the
-   * command store, enrolments, bus and row log (docs/cluster.md); empty in memory (the server's own).
+   * command store, enrolments, bus, row log and upload ledger (docs/cluster.md); empty in memory
+   * (the server's own).
    */
   serverOptions: {
     store?: CommandStore;
     credentialStore?: CredentialStore;
     bus?: ClusterBus;
     rowLog?: RowLog;
+    uploadLedger?: UploadLedger;
   };
   description: string;
   /** Run once before listening: fails when the store does not answer. */

@@ -1,10 +1,11 @@
-import type { ClusterBus, RowLog } from '@backhaul/core';
+import type { ClusterBus, RowLog, UploadLedger } from '@backhaul/core';
 import { Redis } from 'ioredis';
 import { createRedisClusterBus } from './redis-cluster-bus.js';
 import { createRedisCommandStore, type RedisCommandStore } from './redis-command-store.js';
 import { closeConnection, defaultKeyPrefix, defaultRedisUrl } from './redis-connection.js';
 import { createRedisCredentialStore, type RedisCredentialStore } from './redis-credential-store.js';
 import { createRedisRowLog } from './redis-row-log.js';
+import { createRedisUploadLedger } from './redis-upload-ledger.js';
 
 export interface RedisDeploymentOptions {
   /** Default `redis://127.0.0.1:6379`. */
@@ -13,6 +14,8 @@ export interface RedisDeploymentOptions {
   keyPrefix?: string;
   /** How long an unended query's rows are kept without a new batch; default 24 h. */
   rowIdleTtlMs?: number;
+  /** How long an upload's chunk receipts and result are kept after its last change; default 7 days. */
+  uploadRetentionMs?: number;
 }
 
 /**
@@ -29,12 +32,14 @@ export interface RedisDeployment {
   readonly credentialStore: RedisCredentialStore;
   readonly bus: ClusterBus;
   readonly rowLog: RowLog;
+  readonly uploadLedger: UploadLedger;
   /** The shared parts under the names `createBackhaulServer` takes them. */
   readonly serverOptions: {
     store: RedisCommandStore;
     credentialStore: RedisCredentialStore;
     bus: ClusterBus;
     rowLog: RowLog;
+    uploadLedger: UploadLedger;
   };
   /** Closes every part, then the connection. */
   close(): Promise<void>;
@@ -49,8 +54,9 @@ export function createRedisDeployment(options: RedisDeploymentOptions = {}): Red
   const credentialStore = createRedisCredentialStore({ redis, keyPrefix });
   const bus = createRedisClusterBus({ redis, keyPrefix });
   const rowLog = createRedisRowLog({ redis, keyPrefix, idleTtlMs: options.rowIdleTtlMs });
+  const uploadLedger = createRedisUploadLedger({ redis, keyPrefix, retentionMs: options.uploadRetentionMs });
   // A part added here is added to `parts` too, so close() reaches it.
-  const parts = [store, credentialStore, bus, rowLog];
+  const parts = [store, credentialStore, bus, rowLog, uploadLedger];
   let closing: Promise<void> | undefined;
   return {
     redis,
@@ -58,7 +64,8 @@ export function createRedisDeployment(options: RedisDeploymentOptions = {}): Red
     credentialStore,
     bus,
     rowLog,
-    serverOptions: { store, credentialStore, bus, rowLog },
+    uploadLedger,
+    serverOptions: { store, credentialStore, bus, rowLog, uploadLedger },
     close() {
       closing ??= (async () => {
         for (const part of parts) await part.close().catch(() => undefined);
