@@ -1,6 +1,7 @@
 import { createLz4Codec } from '@backhaul/codec-lz4';
 import { createZstdCodec } from '@backhaul/codec-zstd';
 import {
+  type AdmissionLedger,
   BackhaulError,
   type ClusterBus,
   type Codec,
@@ -107,8 +108,8 @@ export interface ReferenceStore {
   credentialStore: CredentialStore | undefined;
   /**
    * What every instance of a deployment shares, under the server's option names: with Redis the
-   * command store, enrolments, bus, row log and upload ledger (docs/cluster.md); empty in memory
-   * (the server's own).
+   * command store, enrolments, bus, row log, admission slots and upload ledger (docs/cluster.md);
+   * empty in memory (the server's own).
    */
   serverOptions: {
     store?: CommandStore;
@@ -116,6 +117,7 @@ export interface ReferenceStore {
     bus?: ClusterBus;
     rowLog?: RowLog;
     uploadLedger?: UploadLedger;
+    admissionLedger?: AdmissionLedger;
   };
   description: string;
   /** Run once before listening: fails when the store does not answer. */

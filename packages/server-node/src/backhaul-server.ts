@@ -5,6 +5,7 @@ import {
   CodecRegistry,
   createChecksummer,
   createDownloadSigner,
+  createMemoryAdmissionLedger,
   createMemoryClusterBus,
   createMemoryCommandStore,
   createMemoryCredentialStore,
@@ -18,6 +19,7 @@ import {
 import { adminRoutes } from './admin-api.js';
 import { type AdmissionSnapshot, createAdmission } from './admission.js';
 import { watchRequestBody } from './body-deadline.js';
+import { callerAdminRoutes } from './caller-admin-api.js';
 import { callerRoutes } from './caller-api.js';
 import { type ChunkIngest, createChunkIngest } from './chunk-ingest.js';
 import { createCommandDispatcher } from './command-dispatcher.js';
@@ -72,10 +74,12 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
   const store = config.store ?? createMemoryCommandStore();
   const ownsCredentialStore = config.credentialStore === undefined;
   const credentialStore = config.credentialStore ?? createMemoryCredentialStore();
-  const credentials = createCredentials(config.gateways, config.callerTokens, {
-    adminTokens: config.adminTokens,
-    store: credentialStore,
-  });
+  const credentials = createCredentials(
+    config.gateways,
+    config.callerTokens,
+    { adminTokens: config.adminTokens, store: credentialStore },
+    config.callers,
+  );
   const codecs = new CodecRegistry(config.codecs);
   const signer = createDownloadSigner(config.downloadSecret);
   const hub = createSseHub(config.heartbeatMs, config.streamBufferBytes);
@@ -84,7 +88,13 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
   const ownsRowLog = config.rowLog === undefined;
   const rowLog = config.rowLog ?? createMemoryRowLog();
   // A queued query that gets its slot is handed to the dispatcher, which is created below.
-  const admission = createAdmission(config.admission, (id) => void dispatcher.admit(id));
+  const admission = createAdmission({
+    limits: config.admission,
+    ledger: config.admissionLedger ?? createMemoryAdmissionLedger(),
+    onAdmit: (id) => void dispatcher.admit(id),
+    retryMs: config.sweepIntervalMs,
+    logger,
+  });
   const views = createQueryViews({
     storage,
     signer,
@@ -201,6 +211,7 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
     ...gatewayRoutes(parts),
     ...callerRoutes(parts),
     ...adminRoutes(parts, credentialStore),
+    ...callerAdminRoutes(parts, credentialStore),
   ]);
   const revocations = createRevocationWatch({
     streams,
@@ -295,11 +306,13 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
       if (closed) return;
       closed = true;
       dispatcher.stop();
-      admission.close();
+      // Its slots are freed for the other servers while the rest shuts down.
+      const admissionClosed = admission.close();
       revocations.stop();
       hub.closeAll();
       await ready.catch(() => undefined);
       await ingest?.abortAll();
+      await admissionClosed;
       if (httpServer) {
         const server = httpServer;
         httpServer = undefined;

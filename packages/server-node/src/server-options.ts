@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import {
+  type AdmissionLedger,
   type ClusterBus,
   type Codec,
   type CommandStore,
@@ -15,7 +16,7 @@ import {
   type UploadLedger,
 } from '@backhaul/core';
 import { type AdmissionLimits, resolveAdmissionLimits } from './admission.js';
-import type { GatewayCredential } from './credentials.js';
+import type { CallerCredential, GatewayCredential } from './credentials.js';
 
 /** One typed configuration object; defaults are the design's figures (docs/protocol.md, docs/reliability.md). */
 export interface BackhaulServerOptions {
@@ -49,8 +50,16 @@ export interface BackhaulServerOptions {
   codecs?: Codec[];
   /** Gateways allowed to connect. Plain tokens are hashed at start and not kept. */
   gateways: GatewayCredential[];
-  /** Tokens of callers (services that submit queries); hashed at start. */
+  /**
+   * Tokens of callers (services that submit queries); hashed at start. Each is its own caller:
+   * it sees only the queries it submitted (docs/security.md, "Caller isolation").
+   */
   callerTokens: string[];
+  /**
+   * Named callers, optionally restricted to some gateways; hashed at start. Callers can also be
+   * enrolled through the admin API (docs/protocol.md §10.5). Default: none.
+   */
+  callers?: CallerCredential[];
   /** Tokens of operators, for the admin API (docs/protocol.md §10); hashed at start. Default: none (the API answers 401). */
   adminTokens?: string[];
   /** Enrolled gateways and their token hashes; default: in memory. Servers sharing one share enrolments. */
@@ -102,6 +111,12 @@ export interface BackhaulServerOptions {
    */
   admission?: Partial<AdmissionLimits>;
   /**
+   * Where admission slots are counted. Default: in this process, so N servers admit N times the
+   * limits; give every server one shared ledger (e.g. `createRedisAdmissionLedger` of
+   * @backhaul/store-redis) to count the limits and shares across the cluster (docs/cluster.md).
+   */
+  admissionLedger?: AdmissionLedger;
+  /**
    * Time allowed to receive a request's headers on the own `listen()` server (Node's
    * `headersTimeout`): a client that trickles headers (slowloris) is answered 408 and closed.
    * Default 60 000 (Node's default). A framework you mount the handler in sets its own.
@@ -132,6 +147,7 @@ export interface ResolvedOptions {
   codecs: Codec[];
   gateways: GatewayCredential[];
   callerTokens: string[];
+  callers: CallerCredential[];
   adminTokens: string[];
   credentialStore: CredentialStore | undefined;
   tokenRecheckMs: number;
@@ -150,6 +166,7 @@ export interface ResolvedOptions {
   rowRetentionMs: number;
   idempotencyKeyRetentionMs: number;
   admission: AdmissionLimits;
+  admissionLedger: AdmissionLedger | undefined;
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   bodyIdleTimeoutMs: number;
@@ -176,6 +193,8 @@ export function resolveOptions(options: BackhaulServerOptions): ResolvedOptions 
   if (!options?.storage) throw new TypeError('options.storage is required');
   if (!Array.isArray(options.gateways)) throw new TypeError('options.gateways must be an array');
   if (!Array.isArray(options.callerTokens)) throw new TypeError('options.callerTokens must be an array');
+  if (options.callers !== undefined && !Array.isArray(options.callers))
+    throw new TypeError('options.callers must be an array');
   if (options.adminTokens !== undefined && !Array.isArray(options.adminTokens))
     throw new TypeError('options.adminTokens must be an array');
   const downloadTtlSeconds = positiveInteger(
@@ -209,6 +228,7 @@ export function resolveOptions(options: BackhaulServerOptions): ResolvedOptions 
     codecs: options.codecs ?? [],
     gateways: options.gateways,
     callerTokens: options.callerTokens,
+    callers: options.callers ?? [],
     adminTokens: options.adminTokens ?? [],
     credentialStore: options.credentialStore,
     tokenRecheckMs: positiveInteger('tokenRecheckMs', options.tokenRecheckMs, 5000),
@@ -232,6 +252,7 @@ export function resolveOptions(options: BackhaulServerOptions): ResolvedOptions 
       24 * 60 * 60 * 1000,
     ),
     admission: resolveAdmissionLimits(options.admission),
+    admissionLedger: options.admissionLedger,
     headersTimeoutMs,
     requestTimeoutMs,
     bodyIdleTimeoutMs: positiveInteger('bodyIdleTimeoutMs', options.bodyIdleTimeoutMs, 30_000),

@@ -1,5 +1,6 @@
-import type { ClusterBus, RowLog, UploadLedger } from '@backhaul/core';
+import type { AdmissionLedger, ClusterBus, RowLog, UploadLedger } from '@backhaul/core';
 import { Redis } from 'ioredis';
+import { createRedisAdmissionLedger } from './redis-admission-ledger.js';
 import { createRedisClusterBus } from './redis-cluster-bus.js';
 import { createRedisCommandStore, type RedisCommandStore } from './redis-command-store.js';
 import { closeConnection, defaultKeyPrefix, defaultRedisUrl } from './redis-connection.js';
@@ -19,7 +20,8 @@ export interface RedisDeploymentOptions {
 }
 
 /**
- * Everything server instances share through one Redis, on one connection (plus the bus's
+ * Everything server instances share through one Redis (command log, enrolments, bus, row log,
+ * admission slots), on one connection (plus the bus's
  * subscriber connection). Spread `serverOptions` into `createBackhaulServer`:
  *
  *     const redis = createRedisDeployment({ url: process.env.REDIS_URL });
@@ -33,6 +35,8 @@ export interface RedisDeployment {
   readonly bus: ClusterBus;
   readonly rowLog: RowLog;
   readonly uploadLedger: UploadLedger;
+  /** Admission slots counted across the instances (docs/cluster.md, "Limits and retention"). */
+  readonly admissionLedger: AdmissionLedger;
   /** The shared parts under the names `createBackhaulServer` takes them. */
   readonly serverOptions: {
     store: RedisCommandStore;
@@ -40,6 +44,7 @@ export interface RedisDeployment {
     bus: ClusterBus;
     rowLog: RowLog;
     uploadLedger: UploadLedger;
+    admissionLedger: AdmissionLedger;
   };
   /** Closes every part, then the connection. */
   close(): Promise<void>;
@@ -56,7 +61,8 @@ export function createRedisDeployment(options: RedisDeploymentOptions = {}): Red
   const rowLog = createRedisRowLog({ redis, keyPrefix, idleTtlMs: options.rowIdleTtlMs });
   const uploadLedger = createRedisUploadLedger({ redis, keyPrefix, retentionMs: options.uploadRetentionMs });
   // A part added here is added to `parts` too, so close() reaches it.
-  const parts = [store, credentialStore, bus, rowLog, uploadLedger];
+  const admissionLedger = createRedisAdmissionLedger({ redis, keyPrefix });
+  const parts = [store, credentialStore, bus, rowLog, uploadLedger, admissionLedger];
   let closing: Promise<void> | undefined;
   return {
     redis,
@@ -65,7 +71,8 @@ export function createRedisDeployment(options: RedisDeploymentOptions = {}): Red
     bus,
     rowLog,
     uploadLedger,
-    serverOptions: { store, credentialStore, bus, rowLog, uploadLedger },
+    admissionLedger,
+    serverOptions: { store, credentialStore, bus, rowLog, uploadLedger, admissionLedger },
     close() {
       closing ??= (async () => {
         for (const part of parts) await part.close().catch(() => undefined);
