@@ -4,7 +4,7 @@ import { createServer } from 'node:http';
 import { createBackhaulClient } from '@backhaul/client';
 import { createLz4Codec } from '@backhaul/codec-lz4';
 import { createZstdCodec } from '@backhaul/codec-zstd';
-import { createChecksummer, type QueryView } from '@backhaul/core';
+import { createChecksummer, createMemoryUploadLedger, type QueryView } from '@backhaul/core';
 import { createBackhaulServer, resultKey } from '@backhaul/server-node';
 import { createRedisCommandStore } from '@backhaul/store-redis';
 import { cpuSeconds, rssKb } from './proc.js';
@@ -22,6 +22,8 @@ export interface ServerConfig {
   chunkWindow?: number;
   /** A cluster member: the command store (and what else is shared) on this Redis, under this prefix. */
   redis?: { url: string; keyPrefix: string };
+  /** Stage chunks and assemble at completion, as instances sharing an upload ledger do. */
+  sharedUploads?: boolean;
 }
 
 const config = childConfig<ServerConfig>();
@@ -33,6 +35,7 @@ await store?.redis.ping();
 const backhaul = createBackhaulServer({
   ...(store ? { store } : {}),
   storage,
+  ...(config.sharedUploads ? { uploadLedger: createMemoryUploadLedger() } : {}),
   codecs: [createZstdCodec(), createLz4Codec()],
   gateways: gatewayCredentials(config.gateways),
   callerTokens: [CALLER_TOKEN],
