@@ -6,6 +6,7 @@ import { createLz4Codec } from '@backhaul/codec-lz4';
 import { createZstdCodec } from '@backhaul/codec-zstd';
 import { createChecksummer, type QueryView } from '@backhaul/core';
 import { createBackhaulServer, resultKey } from '@backhaul/server-node';
+import { createRedisDeployment } from '@backhaul/store-redis';
 import { cpuSeconds, rssKb } from './proc.js';
 import { createSink, send } from './sink.js';
 import { announceReady, childConfig, onTerminate } from './spawn.js';
@@ -19,11 +20,17 @@ export interface ServerConfig {
   gateways: number;
   heartbeatMs?: number;
   chunkWindow?: number;
+  /** Share a command store, bus and row log with other instances (bench:bus); default: in memory. */
+  redis?: { url: string; keyPrefix: string };
+  sweepIntervalMs?: number;
 }
 
 const config = childConfig<ServerConfig>();
 const storage = await openStorage(config.storage);
+const deployment = config.redis ? createRedisDeployment(config.redis) : undefined;
 const backhaul = createBackhaulServer({
+  ...deployment?.serverOptions,
+  ...(config.sweepIntervalMs ? { sweepIntervalMs: config.sweepIntervalMs } : {}),
   storage,
   codecs: [createZstdCodec(), createLz4Codec()],
   gateways: gatewayCredentials(config.gateways),
@@ -137,6 +144,7 @@ const url = `http://${config.host}:${address.port}`;
 caller = createBackhaulClient({ url, token: CALLER_TOKEN });
 onTerminate(async () => {
   await backhaul.close();
+  await deployment?.close();
   http.closeAllConnections();
   await new Promise((resolve) => http.close(resolve));
 });
