@@ -20,14 +20,19 @@ export interface ServerConfig {
   gateways: number;
   heartbeatMs?: number;
   chunkWindow?: number;
-  /** Share a command store, bus and row log with other instances (bench:bus); default: in memory. */
+  /**
+   * A cluster member: the command store, bus and row log (`createRedisDeployment`: what the
+   * instances share) on this Redis, under this prefix. Default: in memory, one instance.
+   */
   redis?: { url: string; keyPrefix: string };
+  /** The server's deadline sweep; bench:bus sets it an hour apart so only the bus can dispatch. */
   sweepIntervalMs?: number;
 }
 
 const config = childConfig<ServerConfig>();
 const storage = await openStorage(config.storage);
 const deployment = config.redis ? createRedisDeployment(config.redis) : undefined;
+await deployment?.redis.ping();
 const backhaul = createBackhaulServer({
   ...deployment?.serverOptions,
   ...(config.sweepIntervalMs ? { sweepIntervalMs: config.sweepIntervalMs } : {}),
