@@ -7,6 +7,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { Agent, request } from 'undici';
+import { submitQuery } from './lib/caller.js';
 import { dataDir } from './lib/dataset.js';
 import { parseOptions } from './lib/options.js';
 import { machine } from './lib/proc.js';
@@ -14,7 +15,7 @@ import { progress, round, runMain } from './lib/report.js';
 import { type ServerProcess, startServerProcess } from './lib/server-process.js';
 import { Fleet } from './lib/sse-fleet.js';
 import { now, percentile, sleep } from './lib/timing.js';
-import { CALLER_TOKEN, gatewayId, gatewayToken } from './lib/tokens.js';
+import { gatewayToken } from './lib/tokens.js';
 
 const spec = {
   instances: {
@@ -98,18 +99,6 @@ runMain(
     await sleep(1000);
 
     const caller = new Agent({ connections: 8, pipelining: 1 });
-    const submit = async (url: string, gateway: number) => {
-      const response = await request(`${url}/v1/queries`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${CALLER_TOKEN}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ gatewayId: gatewayId(gateway), sql: 'SELECT 1', mode: 'rows' }),
-        dispatcher: caller,
-      });
-      const text = await response.body.text();
-      if (response.statusCode !== 202) throw new Error(`submit: HTTP ${response.statusCode} ${text}`);
-      return (JSON.parse(text) as { id: string }).id;
-    };
-
     let seed = 12345;
     const pick = (modulo: number) => {
       seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
@@ -124,7 +113,7 @@ runMain(
       const entry = crossing ? started[pick(count - 1)]! : holder;
       const target = pick(n);
       const sentNs = process.hrtime.bigint();
-      const id = await submit(entry.url, target);
+      const id = await submitQuery(entry.url, target, caller);
       const delivery = await arrival(id, 10_000);
       if (!delivery) {
         lost++;
