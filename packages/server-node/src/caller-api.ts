@@ -64,6 +64,16 @@ export function callerRoutes(parts: ServerParts): Route[] {
       },
     },
     {
+      // §3.8 Cancel: 200 + the cancelled QueryView, the same again on a repeat; 409 once ended.
+      method: 'DELETE',
+      pattern: new RegExp(`^${query}/?$`),
+      async handle({ req, res, params: [id = ''] }) {
+        await credentials.requireCaller(req);
+        await findQuery(id);
+        sendJson(res, 200, await views.view(await dispatcher.cancel(id), parts.baseUrl(req)));
+      },
+    },
+    {
       method: 'GET',
       pattern: new RegExp(`^${query}/events$`),
       async handle({ req, res, params: [id = ''] }) {
@@ -109,6 +119,10 @@ export function callerRoutes(parts: ServerParts): Route[] {
           case 'expired':
             throw new BackhaulError('timeout', `Query ${id} expired: ${record.reason ?? 'deadline passed'}`, {
               retryable: false,
+              details: { queryState: record.state },
+            });
+          case 'cancelled':
+            throw new BackhaulError('cancelled', `Query ${id} was cancelled: it has no result`, {
               details: { queryState: record.state },
             });
           case 'dead-lettered':

@@ -40,6 +40,11 @@ export interface CommandDispatcher {
   admit(id: string): Promise<void>;
   /** Applies one event with compare-and-set and tells the listeners when the record changed. */
   apply(id: string, event: DeliveryEvent): Promise<CommandRecord>;
+  /**
+   * §3.8 Cancels a query that has not ended and tells its gateway (a `cancel` message on the
+   * command stream). Cancelling a cancelled query returns it unchanged; an ended one is 409.
+   */
+  cancel(id: string): Promise<CommandRecord>;
   /** docs/protocol.md §4: on every (re)connection, every command not yet acked, oldest first. */
   sendUndelivered(gatewayId: string): Promise<void>;
   /**
@@ -357,6 +362,27 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
     },
     admit,
     apply,
+    async cancel(id) {
+      let outcome: { record: CommandRecord; changed: boolean };
+      try {
+        outcome = await step(id, { type: 'cancel' });
+      } catch (error) {
+        if (BackhaulError.isInstance(error) && error.code === 'invalid-state') {
+          const state = String(error.details?.state);
+          throw new BackhaulError(
+            'invalid-state',
+            `Query ${id} already ended (${state}): there is nothing to cancel`,
+            {
+              details: { queryState: state },
+            },
+          );
+        }
+        throw error;
+      }
+      // Only the writer that cancelled it tells the gateway; one that has not the command ignores it.
+      if (outcome.changed) streams.send(outcome.record);
+      return outcome.record;
+    },
     async sendUndelivered(gatewayId) {
       for (const record of await store.listUndelivered(gatewayId)) {
         // A backlog goes out at the pace the gateway reads it, not all into the socket's buffer.

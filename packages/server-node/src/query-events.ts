@@ -59,6 +59,7 @@ export function createQueryEvents(options: QueryEventOptions): QueryEvents {
       const view = await views.view(record, subscriber.baseUrl);
       subscriber.stream.send(sseEvents.state, view);
       if (isTerminal(record.state)) {
+        if (record.state === 'cancelled') subscriber.stream.send(sseEvents.cancelled, view);
         subscriber.stream.send(sseEvents.result, view);
         subscriber.stream.close();
       }
@@ -106,6 +107,7 @@ export function createQueryEvents(options: QueryEventOptions): QueryEvents {
           await stream.drained();
         }
         if (isTerminal(record.state)) {
+          if (record.state === 'cancelled') stream.send(sseEvents.cancelled, view);
           stream.send(sseEvents.result, view);
           stream.close();
         }
