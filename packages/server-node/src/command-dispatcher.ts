@@ -45,6 +45,12 @@ export interface CommandDispatcher {
    * command stream). Cancelling a cancelled query returns it unchanged; an ended one is 409.
    */
   cancel(id: string): Promise<CommandRecord>;
+  /**
+   * Sends a pending command (or a cancelled one's cancel message) rung in by another instance
+   * (gateway-push.ts), if this instance holds its gateway's stream; announces nothing further, so
+   * a doorbell never bounces between instances.
+   */
+  deliver(id: string): Promise<void>;
   /** docs/protocol.md §4: on every (re)connection, every command not yet acked, oldest first. */
   sendUndelivered(gatewayId: string): Promise<void>;
   /**
@@ -76,6 +82,11 @@ export interface CommandDispatcherOptions {
   sweepIntervalMs: number;
   logger: Logger;
   onChange: RecordChangeListener;
+  /**
+   * A command is pending for a gateway whose stream is not on this instance (gateway-push.ts
+   * rings the instance that holds it). Default: nothing; that instance's sweep finds it.
+   */
+  announce?(record: CommandRecord): void;
 }
 
 /** Records handled per timer tick; the rest wait for the next tick rather than stall this one. */
@@ -127,9 +138,19 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
    * (re)connected (§4): a command already dispatched is written again, since the copy sent before
    * the stream broke may be lost; the gateway dedupes it by ID.
    */
-  async function dispatch(id: string, resend: boolean): Promise<void> {
+  async function dispatch(id: string, resend: boolean, announce = true): Promise<void> {
     let record = await store.get(id);
-    if (!record || !streams.isConnected(record.gatewayId)) return;
+    if (!record) return;
+    // A cancelled command has its cancel message to send (§4.3); the doorbell carries it too.
+    const cancelled = record.state === 'cancelled';
+    if (!streams.isConnected(record.gatewayId)) {
+      if (announce && (record.state === 'pending' || cancelled)) options.announce?.(record);
+      return;
+    }
+    if (cancelled) {
+      streams.send(record);
+      return;
+    }
     let claimed = false;
     if (record.state === 'pending') {
       try {
@@ -153,8 +174,8 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
         // Another server (or an ack) got there first: what follows is that writer's business.
         if (!changed) continue;
         // An ack timeout put it back to pending: resend now rather than wait for a reconnect. If
-        // this server does not hold the gateway's stream, the server that does picks it up in
-        // its own sweep (sweepConnectedGateways).
+        // this server does not hold the gateway's stream, it is announced to the one that does
+        // (gateway-push.ts), whose sweep (sweepConnectedGateways) is the safety net.
         if (record.state === 'pending') await dispatch(record.id, false);
         if (record.state === 'dead-lettered' || record.state === 'expired') {
           logger.warn('command gave up', { id: record.id, state: record.state, reason: record.reason });
@@ -379,10 +400,12 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
         }
         throw error;
       }
-      // Only the writer that cancelled it tells the gateway; one that has not the command ignores it.
-      if (outcome.changed) streams.send(outcome.record);
+      // Only the writer that cancelled it tells the gateway (one that has not the command ignores
+      // it), through dispatch: sent here, or rung in to the instance holding the gateway's stream.
+      if (outcome.changed) await dispatch(id, false);
       return outcome.record;
     },
+    deliver: (id) => dispatch(id, false, false),
     async sendUndelivered(gatewayId) {
       for (const record of await store.listUndelivered(gatewayId)) {
         // A backlog goes out at the pace the gateway reads it, not all into the socket's buffer.
