@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
-import { DEFAULT_CHUNKS_IN_FLIGHT } from '@backhaul/gateway-node';
+import { DEFAULT_CHUNKS_IN_FLIGHT, type ParquetFileCompression } from '@backhaul/gateway-node';
 
 /**
  * One typed configuration for the reference server and gateway. Every field has a default that
@@ -48,6 +48,8 @@ export interface GatewayConfig {
   source: SourceConfig;
   codec: CodecName | 'identity' | 'auto';
   chunksInFlight: number;
+  /** Page compression of the Parquet files: BACKHAUL_PARQUET_COMPRESSION `zstd` (default), `zstd:LEVEL`, `snappy`, `none`. */
+  parquetCompression: ParquetFileCompression;
 }
 
 /** The command log: in memory (lost on restart) or Redis (durable, shared by several servers). */
@@ -165,7 +167,19 @@ export function loadGatewayConfig(
     source: sourceConfig(env, dataDir),
     codec: gatewayCodec === 'identity' || gatewayCodec === 'auto' ? gatewayCodec : codec(gatewayCodec),
     chunksInFlight: integer(env, 'CHUNKS_IN_FLIGHT', DEFAULT_CHUNKS_IN_FLIGHT),
+    parquetCompression: parquetCompression(read('PARQUET_COMPRESSION') ?? 'zstd'),
   };
+}
+
+/** `zstd`, `zstd:LEVEL` (1–22), `snappy` or `none`. */
+function parquetCompression(value: string): ParquetFileCompression {
+  if (value === 'zstd' || value === 'snappy' || value === 'none') return value;
+  const level = /^zstd:(\d{1,2})$/.exec(value)?.[1];
+  if (level !== undefined && Number(level) >= 1 && Number(level) <= 22)
+    return { codec: 'zstd', level: Number(level) };
+  throw new ConfigError(
+    `BACKHAUL_PARQUET_COMPRESSION='${value}' is not one of: zstd, zstd:LEVEL (1-22), snappy, none`,
+  );
 }
 
 /**

@@ -18,6 +18,7 @@ import {
 import { adminRoutes } from './admin-api.js';
 import { type AdmissionSnapshot, createAdmission } from './admission.js';
 import { watchRequestBody } from './body-deadline.js';
+import { callerAdminRoutes } from './caller-admin-api.js';
 import { callerRoutes } from './caller-api.js';
 import { type ChunkIngest, createChunkIngest } from './chunk-ingest.js';
 import { createCommandDispatcher } from './command-dispatcher.js';
@@ -68,10 +69,12 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
   const store = config.store ?? createMemoryCommandStore();
   const ownsCredentialStore = config.credentialStore === undefined;
   const credentialStore = config.credentialStore ?? createMemoryCredentialStore();
-  const credentials = createCredentials(config.gateways, config.callerTokens, {
-    adminTokens: config.adminTokens,
-    store: credentialStore,
-  });
+  const credentials = createCredentials(
+    config.gateways,
+    config.callerTokens,
+    { adminTokens: config.adminTokens, store: credentialStore },
+    config.callers,
+  );
   const codecs = new CodecRegistry(config.codecs);
   const signer = createDownloadSigner(config.downloadSecret);
   const hub = createSseHub(config.heartbeatMs, config.streamBufferBytes);
@@ -186,6 +189,7 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
     ...gatewayRoutes(parts),
     ...callerRoutes(parts),
     ...adminRoutes(parts, credentialStore),
+    ...callerAdminRoutes(parts, credentialStore),
   ]);
   const revocations = createRevocationWatch({
     streams,
