@@ -1,7 +1,14 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { QueryAbortedError, QueryCancelledError } from '@backhaul/client';
-import { BackhaulError, type DataSource, type QueryView } from '@backhaul/core';
+import {
+  applyDeliveryEvent,
+  BackhaulError,
+  createMemoryCommandStore,
+  type DataSource,
+  defaultDeliveryPolicy,
+  type QueryView,
+} from '@backhaul/core';
 import { createMysqlDataSource } from '@backhaul/source-mysql';
 import { createPostgresDataSource } from '@backhaul/source-postgres';
 import { createSqliteDataSource } from '@backhaul/source-sqlite';
@@ -195,6 +202,19 @@ describe('cancel on SQLite', () => {
     const { view } = await cancelUntilGone(harness, id, async () => sqlite.running() === 0, 'SQLite');
     await until(() => storedFiles(root).length === 0, 'the staged parts to be deleted');
     await expectSettledCancel(harness, id, view);
+  });
+
+  it('a gateway that missed the cancel message stops on the refusal of its next progress report', async () => {
+    const sqlite = observedSqlite();
+    const store = createMemoryCommandStore();
+    harness = await startHarness({ dataSource: () => sqlite.source, store });
+    await harness.startGateway({ dataSource: sqlite.source, progressIntervalMs: 100 });
+    const { id } = await harness.client.submit({ gatewayId, sql: endlessSqlite, mode: 'file' });
+    await until(() => sqlite.running() === 1, 'the statement to run');
+    // Cancelled in the store only, as if the cancel event was lost with the gateway's stream.
+    await applyDeliveryEvent(store, id, { type: 'cancel' }, defaultDeliveryPolicy);
+    await until(() => sqlite.running() === 0, 'the gateway to stop the statement');
+    expect((await harness.client.get(id)).state).toBe('cancelled');
   });
 
   it('DELETE twice gives the same answer; DELETE of a finished query is 409 and keeps its result', async () => {

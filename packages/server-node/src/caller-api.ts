@@ -88,11 +88,11 @@ export function callerRoutes(parts: ServerParts): Route[] {
     },
     {
       // §3.8 Cancel: 200 + the cancelled QueryView, the same again on a repeat; 409 once ended.
+      // Its owner's to cancel (another caller gets 404), or an operator's.
       method: 'DELETE',
       pattern: new RegExp(`^${query}/?$`),
       async handle({ req, res, params: [id = ''] }) {
-        await credentials.requireCaller(req);
-        await findQuery(id);
+        await findQuery(id, await credentials.requireCallerOrAdmin(req));
         sendJson(res, 200, await views.view(await dispatcher.cancel(id), parts.baseUrl(req)));
       },
     },
