@@ -1,6 +1,7 @@
 import { createLz4Codec } from '@backhaul/codec-lz4';
 import { createZstdCodec } from '@backhaul/codec-zstd';
 import {
+  type AdmissionLedger,
   BackhaulError,
   type ClusterBus,
   type Codec,
@@ -106,13 +107,15 @@ export interface ReferenceStore {
   credentialStore: CredentialStore | undefined;
   /**
    * What every instance of a deployment shares, under the server's option names: with Redis the
-   * command store, enrolments, bus and row log (docs/cluster.md); empty in memory (the server's own).
+   * command store, enrolments, bus, row log and admission slots (docs/cluster.md); empty in
+   * memory (the server's own).
    */
   serverOptions: {
     store?: CommandStore;
     credentialStore?: CredentialStore;
     bus?: ClusterBus;
     rowLog?: RowLog;
+    admissionLedger?: AdmissionLedger;
   };
   description: string;
   /** Run once before listening: fails when the store does not answer. */

@@ -1,3 +1,4 @@
+export * from './admission-ledger.js';
 export * from './checksum.js';
 export * from './chunking.js';
 export * from './cluster-bus.js';
