@@ -200,6 +200,7 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
   ]);
   const revocations = createRevocationWatch({
     streams,
+    events,
     store: credentialStore,
     intervalMs: config.tokenRecheckMs,
     logger,

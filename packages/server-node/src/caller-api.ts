@@ -102,7 +102,7 @@ export function callerRoutes(parts: ServerParts): Route[] {
       async handle({ req, res, params: [id = ''] }) {
         const principal = await credentials.requireCallerOrAdmin(req);
         await findQuery(id, principal); // a 404 is still possible before the stream opens
-        await events.subscribe(id, req, res, parts.baseUrl(req));
+        await events.subscribe(id, req, res, parts.baseUrl(req), principal);
       },
     },
     {

@@ -14,6 +14,8 @@ export interface RedisDeploymentOptions {
   keyPrefix?: string;
   /** How long an unended query's rows are kept without a new batch; default 24 h. */
   rowIdleTtlMs?: number;
+  /** How long ended command records and dead letters are kept; default 7 days. */
+  retentionMs?: number;
 }
 
 /**
@@ -50,7 +52,7 @@ export function createRedisDeployment(options: RedisDeploymentOptions = {}): Red
   const redis = new Redis(options.url ?? defaultRedisUrl, { maxRetriesPerRequest: 1 });
   // Each call that fails reports it; the connection reconnects on its own.
   redis.on('error', () => undefined);
-  const store = createRedisCommandStore({ redis, keyPrefix });
+  const store = createRedisCommandStore({ redis, keyPrefix, retentionMs: options.retentionMs });
   const credentialStore = createRedisCredentialStore({ redis, keyPrefix });
   const bus = createRedisClusterBus({ redis, keyPrefix });
   const rowLog = createRedisRowLog({ redis, keyPrefix, idleTtlMs: options.rowIdleTtlMs });
