@@ -119,6 +119,7 @@ export function createQueryEvents(options: QueryEventOptions): QueryEvents {
     const view = await views.view(record, subscriber.baseUrl);
     send(subscriber, sseEvents.state, view);
     if (ended) {
+      if (record.state === 'cancelled') send(subscriber, sseEvents.cancelled, view);
       send(subscriber, sseEvents.result, view);
       subscriber.stream.close();
     }
@@ -184,6 +185,7 @@ export function createQueryEvents(options: QueryEventOptions): QueryEvents {
         send(subscriber, sseEvents.state, view);
         if (!(await sendRows(subscriber))) return;
         if (isTerminal(record.state)) {
+          if (record.state === 'cancelled') send(subscriber, sseEvents.cancelled, view);
           send(subscriber, sseEvents.result, view);
           stream.close();
         }
