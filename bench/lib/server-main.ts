@@ -4,7 +4,7 @@ import { createServer } from 'node:http';
 import { createBackhaulClient } from '@backhaul/client';
 import { createLz4Codec } from '@backhaul/codec-lz4';
 import { createZstdCodec } from '@backhaul/codec-zstd';
-import { createChecksummer, type QueryView } from '@backhaul/core';
+import { createChecksummer, createMemoryUploadLedger, type QueryView } from '@backhaul/core';
 import { createBackhaulServer, resultKey } from '@backhaul/server-node';
 import { createRedisDeployment } from '@backhaul/store-redis';
 import { cpuSeconds, rssKb } from './proc.js';
@@ -25,6 +25,8 @@ export interface ServerConfig {
    * instances share) on this Redis, under this prefix. Default: in memory, one instance.
    */
   redis?: { url: string; keyPrefix: string };
+  /** Stage chunks and assemble at completion, as instances sharing an upload ledger do. */
+  sharedUploads?: boolean;
   /** The server's deadline sweep; bench:bus sets it an hour apart so only the bus can dispatch. */
   sweepIntervalMs?: number;
 }
@@ -37,6 +39,7 @@ const backhaul = createBackhaulServer({
   ...deployment?.serverOptions,
   ...(config.sweepIntervalMs ? { sweepIntervalMs: config.sweepIntervalMs } : {}),
   storage,
+  ...(config.sharedUploads ? { uploadLedger: createMemoryUploadLedger() } : {}),
   codecs: [createZstdCodec(), createLz4Codec()],
   gateways: gatewayCredentials(config.gateways),
   callerTokens: [CALLER_TOKEN],

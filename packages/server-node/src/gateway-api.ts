@@ -182,7 +182,7 @@ export function gatewayRoutes(parts: ServerParts): Route[] {
         const receipt =
           record.state === 'completed' && result?.kind === 'file'
             ? { contiguous: result.chunkCount, buffered: [] }
-            : parts.ingest().receipt(id);
+            : await parts.ingest().receipt(id);
         sendJson(res, 200, receipt);
       },
     },
