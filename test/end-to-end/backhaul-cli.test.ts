@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { parquetReadObjects } from 'hyparquet';
+import { compressors } from 'hyparquet-compressors';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBackhaulCli } from '../support/admin-cli-process.js';
 import { callerToken, gatewayId, type Harness, startHarness } from '../support/harness.js';
@@ -91,6 +92,8 @@ describe('backhaul, the caller CLI, as a process', () => {
     );
     const rows = await parquetReadObjects({
       file: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length),
+      // The gateway writes zstd pages by default.
+      compressors,
     });
     expect(rows).toHaveLength(2000);
     expect(rows[1999]).toEqual({ id: 2000n, name: 'city-2000' });
@@ -131,6 +134,24 @@ describe('backhaul, the caller CLI, as a process', () => {
     const rowLines = tail.stdout.match(/rows +batch \d+: (\d+) rows/g) ?? [];
     const total = rowLines.reduce((sum, line) => sum + Number(/: (\d+) rows/.exec(line)?.[1]), 0);
     expect(total).toBe(2000);
+  });
+
+  it('cancel stops a running query; a finished one is refused with exit 1', async () => {
+    const endless = 'WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT i FROM n';
+    const submitted = await harness.client.submit({ gatewayId, sql: endless, mode: 'file' });
+    for await (const event of harness.client.follow(submitted.id)) {
+      if (event.type === 'state' && event.query.state === 'running') break;
+    }
+    const cancelled = await cli(['cancel', submitted.id]);
+    expect(cancelled.status).toBe(0);
+    expect(cancelled.stdout).toBe(`${submitted.id}  cancelled\n`);
+    expect((await harness.client.get(submitted.id)).state).toBe('cancelled');
+
+    const finished = await harness.client.submit({ gatewayId, sql: 'SELECT 1', mode: 'rows' });
+    expect((await harness.client.waitFor(finished.id)).state).toBe('completed');
+    const refused = await cli(['cancel', finished.id]);
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/completed/);
   });
 
   it('wrong usage exits 2 with the usage; a refusal exits 1 with the problem', async () => {
