@@ -171,6 +171,26 @@ describeWithServices([haproxyBinary, redisServerBinary], 'a cluster behind a rou
     expect((await caller.rows(submitted.id)).rows).toEqual(expected);
   }, 120_000);
 
+  it('an instance drained by SIGTERM while queries run: its gateway reconnects elsewhere, every query runs exactly once', async () => {
+    const before = Array.from({ length: 10 }, (_, i) => ITEM_SQL(300 + i));
+    const submitted = await Promise.all(
+      before.map((sql) => caller.submit({ gatewayId: clusterGateway.id, sql, mode: 'rows' })),
+    );
+    const drained = cluster.instances[2]!.process.stop(60_000);
+    const during = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        caller.submit({ gatewayId: clusterGateway.id, sql: ITEM_SQL(400 + i), mode: 'rows' }),
+      ),
+    );
+    // The reference server drains on SIGTERM and then exits on its own, status 0.
+    expect(await drained).toEqual({ code: 0, signal: null });
+    const views = await Promise.all([...submitted, ...during].map((query) => caller.waitFor(query.id)));
+    expect(views.map((view) => view.state)).toEqual(Array(20).fill('completed'));
+    for (const tag of [...Array(10).keys()].flatMap((i) => [300 + i, 400 + i]))
+      expect(source.queries.filter((sql) => sql === ITEM_SQL(tag))).toHaveLength(1);
+    await cluster.instances[2]!.restart();
+  }, 180_000);
+
   it('Redis crashes and restarts under the cluster: every query submitted around it runs exactly once', async () => {
     const first = await Promise.all(
       Array.from({ length: 10 }, (_, i) =>

@@ -40,10 +40,12 @@ export const defaultSubmitRetry: RetryPolicy = { maxAttempts: 5, baseDelayMs: 20
 
 /**
  * Worth a retry of a submit under the same key: a network failure (the request may or may not
- * have reached the server) or 503. A 429 is not: the caller chose `whenBusy` and sees the refusal.
+ * have reached the server), 503, or a load balancer's 502/504 (the instance behind it went away
+ * mid-request: a drain or a crash). The idempotency key makes a resend that did arrive harmless.
+ * A 429 is not: the caller chose `whenBusy` and sees the refusal.
  */
 function isSubmitRetryable(error: unknown): boolean {
-  if (BackhaulError.isInstance(error)) return error.status === 503;
+  if (BackhaulError.isInstance(error)) return [502, 503, 504].includes(error.status);
   return !(error instanceof Error && error.name === 'AbortError');
 }
 
@@ -74,7 +76,7 @@ export interface RunResult {
 }
 
 export interface BackhaulClient {
-  /** `POST /v1/queries` under an idempotency key, retried on network errors and 503 (§3.1). */
+  /** `POST /v1/queries` under an idempotency key, retried on network errors, 502, 503 and 504 (§3.1). */
   submit(query: SubmitQuery, options?: SubmitOptions): Promise<QueryView>;
   get(id: string): Promise<QueryView>;
   /**
