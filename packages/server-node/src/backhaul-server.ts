@@ -13,6 +13,7 @@ import {
   type QueryView,
   type SubmitQuery,
 } from '@backhaul/core';
+import type { Registry } from 'prom-client';
 import { adminRoutes } from './admin-api.js';
 import { type AdmissionSnapshot, createAdmission } from './admission.js';
 import { watchRequestBody } from './body-deadline.js';
@@ -23,12 +24,14 @@ import { createCommandStreams } from './command-stream.js';
 import { createCredentials } from './credentials.js';
 import { gatewayRoutes } from './gateway-api.js';
 import { asBackhaulError, sendProblem } from './http-io.js';
+import { operationsRoutes } from './operations-api.js';
 import { createOwnHttpServer } from './own-http-server.js';
 import { createQueryEvents } from './query-events.js';
 import { createQueryViews, requestBaseUrl } from './query-views.js';
 import { createRevocationWatch } from './revocation-watch.js';
 import { createRouter } from './router.js';
 import { createRowResults } from './row-results.js';
+import { createServerMetrics } from './server-metrics.js';
 import { type BackhaulServerOptions, resolveOptions } from './server-options.js';
 import type { ServerParts } from './server-parts.js';
 import { createSseHub } from './sse-connection.js';
@@ -51,6 +54,8 @@ export interface BackhaulServer {
   listGateways(): GatewayView[];
   /** Slots in use and queries queued per concurrency class of this process (docs/protocol.md §3.7). */
   admission(): AdmissionSnapshot;
+  /** This server's Prometheus registry (served at `GET /metrics`; docs/operations.md). */
+  readonly metrics: Registry;
 }
 
 /** The caller identity of queries submitted in-process (`submitQuery`), for fair shares. */
@@ -61,9 +66,11 @@ const SSE_RETRY_MS = 2000;
 
 export function createBackhaulServer(options: BackhaulServerOptions): BackhaulServer {
   const config = resolveOptions(options);
-  const { logger, storage } = config;
+  const { logger } = config;
+  const metrics = createServerMetrics(config.metrics.registry);
+  const storage = metrics.timedStorage(config.storage);
   const ownsStore = config.store === undefined;
-  const store = config.store ?? createMemoryCommandStore();
+  const store = metrics.timedStore(config.store ?? createMemoryCommandStore());
   const ownsCredentialStore = config.credentialStore === undefined;
   const credentialStore = config.credentialStore ?? createMemoryCredentialStore();
   const credentials = createCredentials(config.gateways, config.callerTokens, {
@@ -113,6 +120,7 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
     sweepIntervalMs: config.sweepIntervalMs,
     logger,
     onChange(record, event) {
+      metrics.changed(record, event);
       events.changed(record, event.type === 'progress');
       if (isTerminal(record.state)) {
         // §3.7: however it ended, its slot (or queue place) goes to the next query at once.
@@ -168,13 +176,25 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
     views,
     events,
     signer,
+    metrics,
     baseUrl,
   };
   const router = createRouter([
     ...gatewayRoutes(parts),
     ...callerRoutes(parts),
     ...adminRoutes(parts, credentialStore),
+    ...operationsRoutes({
+      registry: metrics.registry,
+      metricsToken: config.metrics.token,
+      store,
+      storage,
+      probeTimeoutMs: config.readinessTimeoutMs,
+    }),
   ]);
+  metrics.observe({
+    gatewaysConnected: () => streams.connectedGatewayIds().length,
+    admission: () => admission.snapshot(),
+  });
   const revocations = createRevocationWatch({
     streams,
     store: credentialStore,
@@ -300,5 +320,7 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
     listGateways: () => streams.views(),
 
     admission: () => admission.snapshot(),
+
+    metrics: metrics.registry,
   };
 }

@@ -135,6 +135,7 @@ export function gatewayRoutes(parts: ServerParts): Route[] {
         const batch = parseMessage(rowBatchSchema, json, 'row batch');
         // §5.3: "the same seq again is accepted and ignored".
         if (rows.add(id, batch, byteLength) === 'added') {
+          parts.metrics.rowBatch(byteLength);
           events.rows(id, batch);
           // Rows are progress: they keep the completion deadline alive.
           const { rowCount } = rows.counts(id);
@@ -143,7 +144,7 @@ export function gatewayRoutes(parts: ServerParts): Route[] {
         sendEmpty(res, 204);
       },
     },
-    {
+    parts.metrics.chunkRoute({
       method: 'PUT',
       pattern: new RegExp(`^${command}/chunks/([^/]+)$`),
       async handle({ req, res, params: [id = '', indexText] }) {
@@ -164,7 +165,7 @@ export function gatewayRoutes(parts: ServerParts): Route[] {
         const outcome = await ingest.putChunk(id, resultKey(record.gatewayId, id), index, req);
         sendEmpty(res, outcome === 'stored' ? 201 : 200); // §5.4
       },
-    },
+    }),
     {
       method: 'GET',
       pattern: new RegExp(`^${command}/chunks/?$`),

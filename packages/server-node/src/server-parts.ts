@@ -8,6 +8,7 @@ import type { Credentials } from './credentials.js';
 import type { QueryEvents } from './query-events.js';
 import type { QueryViews } from './query-views.js';
 import type { RowResults } from './row-results.js';
+import type { ServerMetrics } from './server-metrics.js';
 import type { ResolvedOptions } from './server-options.js';
 
 /** The wired pieces of one server, as the route tables see them. */
@@ -24,6 +25,7 @@ export interface ServerParts {
   views: QueryViews;
   events: QueryEvents;
   signer: DownloadSigner;
+  metrics: ServerMetrics;
   /** The base URL for links in answers to this request (`publicUrl` when configured). */
   baseUrl(req: IncomingMessage): string;
 }
