@@ -28,6 +28,7 @@ export async function startReferenceGateway(config: GatewayConfig): Promise<Refe
     preferredCodec: config.codec,
     chunksInFlight: config.chunksInFlight,
     progressIntervalMs: 250,
+    status: config.status,
     logger,
   });
   try {
@@ -39,6 +40,7 @@ export async function startReferenceGateway(config: GatewayConfig): Promise<Refe
   const { source } = config;
   logger.info('using', {
     server: config.serverUrl,
+    status: gateway.statusUrl,
     source: source.kind === 'sqlite' ? `sqlite ${source.path}` : `${source.kind} ${describeUrl(source.url)}`,
   });
   return {
