@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 
-/** The emulated WAN of /work/shared/tools/wanem (wan-up): gateway side in bh_gw, server side in bh_api. */
+/** The emulated WAN of bench/wanem (wan-up): gateway side in bh_gw, server side in bh_api. */
 export const WAN = {
   gatewayNs: 'bh_gw',
   serverNs: 'bh_api',
@@ -20,8 +20,8 @@ export function requireWan(): void {
   if (!names.has(WAN.gatewayNs) || !names.has(WAN.serverNs)) {
     throw new Error(
       `--wan needs the emulated link's namespaces ${WAN.gatewayNs} and ${WAN.serverNs}, which do not exist. ` +
-        'Create them first (as root): /work/shared/tools/wanem/wan-up 40.5   (81 ms RTT; add a rate in Mbit/s ' +
-        'as a second argument, e.g. 1000), and remove them afterwards with /work/shared/tools/wanem/wan-down',
+        'Create them first (as root): bench/wanem/wan-up 40.5   (81 ms RTT; add a rate in Mbit/s ' +
+        'as a second argument, e.g. 1000), and remove them afterwards with bench/wanem/wan-down',
     );
   }
 }

@@ -12,7 +12,7 @@ import { startTcpFaultProxy, type TcpFaultProxy } from '../support/tcp-fault-pro
 import { until } from '../support/until.js';
 
 /**
- * Chunks that arrive cut short on the wire or out of order (issue 5). Duplicated and bit-flipped
+ * Chunks that arrive cut short on the wire or out of order. Duplicated and bit-flipped
  * chunks are in delivery-and-faults.test.ts. Either way the stored file is exact, or the
  * transfer fails loudly: never a wrong file behind a URL.
  */

@@ -13,7 +13,7 @@ import { gatewayId, gatewayToken, type Harness, startHarness } from '../support/
 import { until } from '../support/until.js';
 
 /**
- * A real gateway process SIGKILLed in the middle of a file upload, and started again (issue 5):
+ * A real gateway process SIGKILLed in the middle of a file upload, and started again:
  * the server keeps running and holds the chunks it took. The restarted gateway is sent the
  * command again on connect (§4), runs the query again (the Parquet encoder is deterministic, so
  * the same bytes come out), reads the receipt (§6.3) and sends only what the server lacks.

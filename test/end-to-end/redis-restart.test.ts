@@ -12,7 +12,7 @@ import { type PrivateRedis, redisServerBinary, startPrivateRedis } from '../supp
 import { until } from '../support/until.js';
 
 /**
- * Redis crashes in the middle of a run and comes back (issue 5). The Redis is the test's own
+ * Redis crashes in the middle of a run and comes back. The Redis is the test's own
  * (test/support/private-redis.ts: a free port, `appendonly yes`, `appendfsync always`), never the
  * shared one. While it is down, callers get a prompt 503 problem with Retry-After, not a 500 and
  * not a hang; every command a caller was answered 202 for before, during or after the outage

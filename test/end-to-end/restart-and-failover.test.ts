@@ -28,7 +28,7 @@ import {
 import { until } from '../support/until.js';
 
 /**
- * Crash and failover of real server processes on one Redis (issue 3, issue 5): each server is
+ * Crash and failover of real server processes on one Redis: each server is
  * test/support/server-process.ts in a child process, crashed by a failpoint
  * (packages/server-node/src/failpoints.ts, SIGKILL at an exact step) and started again on the
  * same port and key prefix. Needs Redis; skips loudly without it, fails with

@@ -16,7 +16,7 @@ import { countingSource } from '../support/counting-source.js';
 import { until } from '../support/until.js';
 
 /**
- * A gateway that stops reading its command stream while commands keep coming (issue 5). The
+ * A gateway that stops reading its command stream while commands keep coming. The
  * server must not queue them without bound for that socket: past `streamBufferBytes` it cuts
  * the stream and frees the buffer, and the commands stay in the store, sent again when a reader
  * (re)connects (§4). Measured on the server's own sockets (an http.Server of the test's, with the

@@ -12,7 +12,7 @@ import { startTcpFaultProxy, type TcpFaultProxy } from '../support/tcp-fault-pro
 import { until } from '../support/until.js';
 
 /**
- * A command stream that stalls without closing (issue 5): the TCP path stops carrying bytes but
+ * A command stream that stalls without closing: the TCP path stops carrying bytes but
  * neither side sees a FIN or a RST, so the server keeps writing into it and believes the gateway
  * connected. Only the heartbeat can tell (§4): the gateway, hearing nothing for
  * `heartbeatTimeoutMs`, drops the stream and reconnects, and the commands written into the stall

@@ -1,8 +1,8 @@
 /**
  * A Backhaul gateway as a process of its own, for tests that SIGKILL it mid-upload and start it
- * again (issue 5). Run from the repository root:
+ * again. Run from the repository root:
  *
- *   SERVER_URL=http://127.0.0.1:8123 TOKEN=… SQLITE_PATH=/tmp/x.sqlite node --import tsx test/support/gateway-process.ts
+ *   SERVER_URL=http://127.0.0.1:8123 TOKEN=… SQLITE_PATH=./orders.sqlite node --import tsx test/support/gateway-process.ts
  *
  * It imports the packages from their TypeScript sources (see server-process.ts), serves the
  * SQLite file at SQLITE_PATH with zstd chunks and fast reconnects, and prints one JSON line on

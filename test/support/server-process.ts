@@ -2,7 +2,7 @@
  * A Backhaul server as a process of its own, for tests that crash and restart it (failpoints,
  * packages/server-node/src/failpoints.ts) or run several on one Redis. Run from the repository root:
  *
- *   PORT=8123 PREFIX=backhaul-test:x: STORAGE_DIR=/tmp/x node --import tsx test/support/server-process.ts
+ *   PORT=8123 PREFIX=backhaul-test:x: STORAGE_DIR=./results node --import tsx test/support/server-process.ts
  *
  * It imports the packages from their TypeScript sources (tsx maps `@backhaul/*` through the root
  * tsconfig.json `paths`, never a stale dist/), serves on 127.0.0.1:PORT with the Redis command

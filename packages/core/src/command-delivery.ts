@@ -8,6 +8,8 @@ import { terminalStates } from './protocol.js';
  *
  *   [queued →] pending → dispatched → acknowledged → running → completed | failed | expired
  *
+ * and from any state before the end, `cancelled` when the caller cancels (§3.8).
+ *
  * A query that waits for an admission slot (docs/protocol.md §3.7) starts `queued`: the gateway
  * knows nothing of it, so it is neither sent nor answerable, and it expires at its deadline.
  *
@@ -39,6 +41,8 @@ export type DeliveryEvent =
   | { type: 'progress'; progress: Progress }
   | { type: 'complete'; result: StoredResult }
   | { type: 'fail'; error: Failure }
+  /** The caller cancelled the query (§3.8); from any state that has not ended. */
+  | { type: 'cancel'; reason?: string }
   /** The timer found the record past its deadline. */
   | { type: 'deadline' };
 
@@ -146,6 +150,16 @@ export function transition(
       }
       if (state === 'failed') return record;
       return refuse();
+
+    case 'cancel':
+      // Cancelling twice is one cancel; a query that ended otherwise keeps its outcome.
+      if (state === 'cancelled') return record;
+      if (isTerminal(state)) return refuse();
+      return next({
+        state: 'cancelled',
+        deadline: undefined,
+        reason: event.reason ?? 'cancelled by the caller',
+      });
 
     case 'deadline':
       if (record.deadline === undefined || now < record.deadline) return record;

@@ -17,6 +17,13 @@ export interface QueryRequest {
   params: readonly (string | number | boolean | null)[];
   maxRows?: number;
   timeoutMs?: number;
+  /**
+   * Cancellation (the caller's `DELETE /v1/queries/{id}`, or the gateway stopping). When it aborts,
+   * the source stops the statement *on the database*, not only the reading of it (PostgreSQL: a
+   * cancel request; MySQL/MariaDB: `KILL QUERY` on another connection), and `query()` or the
+   * batch iteration rejects with `signal.reason`. A source that cannot reach a statement mid-step
+   * (SQLite runs it on the gateway's own thread) stops it at the next row it can check.
+   */
   signal?: AbortSignal;
   /**
    * Ask for `QueryCursor.columnBatches` (file mode does): a source that can decode straight into

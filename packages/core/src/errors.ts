@@ -26,6 +26,7 @@ export const errorCatalog = {
     retryable: true,
     title: 'The chunk is too far ahead of the contiguous upload',
   },
+  cancelled: { status: 409, retryable: false, title: 'The query was cancelled' },
   'result-not-ready': { status: 409, retryable: true, title: 'The result is not ready yet' },
   gone: { status: 410, retryable: false, title: 'The resource has expired' },
   'payload-too-large': {

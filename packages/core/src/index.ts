@@ -1,5 +1,6 @@
 export * from './checksum.js';
 export * from './chunking.js';
+export * from './cluster-bus.js';
 export * from './codec.js';
 export * from './column-batch.js';
 export * from './command-delivery.js';
@@ -17,3 +18,4 @@ export * from './protocol.js';
 export * from './query-limits.js';
 export * from './readiness.js';
 export * from './retry-policy.js';
+export * from './row-log.js';

@@ -25,6 +25,10 @@ export const sseEvents = {
   rows: 'rows',
   progress: 'progress',
   result: 'result',
+  /** On the command stream (§4.3): stop running this command. */
+  cancel: 'cancel',
+  /** On the caller's events stream (§3.3): the query was cancelled (§3.8). */
+  cancelled: 'cancelled',
 } as const;
 
 // IDs end up in storage keys and file names: no '/', no leading '.', and no '..' anywhere, so no
@@ -68,8 +72,11 @@ export type ResultMode = z.infer<typeof resultModeSchema>;
 
 const sqlParameter = z.union([z.string(), z.number(), z.boolean(), z.null()]);
 
-/** §3.1 What the caller sends to run a query on a gateway. */
-export const submitQuerySchema = z.object({
+/**
+ * §3.1 What the caller sends to run a query on a gateway. Unknown members are refused (400): a
+ * typo such as `timeoutMS` must not silently run the query without its limit.
+ */
+export const submitQuerySchema = z.strictObject({
   gatewayId: identifier,
   sql: z.string().min(1).max(1_000_000),
   params: z.array(sqlParameter).max(10_000).default([]),
@@ -103,6 +110,18 @@ export const commandSchema = z.object({
   delivery: z.number().int().positive(),
 });
 export type Command = z.infer<typeof commandSchema>;
+
+/**
+ * §4.3 The `data` of an SSE `cancel` event (a v1.x addition): the caller cancelled the command, so
+ * the gateway stops the database query and the upload. A gateway that does not know the event
+ * ignores it (§4); its later answers are refused (409) since the command is `cancelled`.
+ */
+export const cancelSchema = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  id: identifier,
+  reason: z.string().max(1024).optional(),
+});
+export type CommandCancel = z.infer<typeof cancelSchema>;
 
 /** §4.1 The first event on every command stream: what this server accepts. */
 export const helloSchema = z.object({
@@ -198,10 +217,17 @@ export const commandStateSchema = z.enum([
   'failed',
   'expired',
   'dead-lettered',
+  'cancelled',
 ]);
 export type CommandState = z.infer<typeof commandStateSchema>;
 
-export const terminalStates: readonly CommandState[] = ['completed', 'failed', 'expired', 'dead-lettered'];
+export const terminalStates: readonly CommandState[] = [
+  'completed',
+  'failed',
+  'expired',
+  'dead-lettered',
+  'cancelled',
+];
 
 export type QueryResultView =
   | { kind: 'rows'; rowCount: number; columns: Column[] }

@@ -465,3 +465,61 @@ describe('§3.7 a queued query waits for an admission slot before it can be sent
     });
   });
 });
+
+describe('§3.8 cancel ends any command that has not ended, once', () => {
+  const queued = () => newCommandRecord({ ...pending().command }, 'gw-1', policy, t0, 'queued');
+  const starts: [string, () => CommandRecord][] = [
+    ['queued', queued],
+    ['pending', pending],
+    ['dispatched', () => drive(pending(), [{ type: 'dispatch' }])],
+    ['acknowledged', () => drive(pending(), [{ type: 'dispatch' }, { type: 'ack' }])],
+    [
+      'running',
+      () =>
+        drive(pending(), [
+          { type: 'dispatch' },
+          { type: 'ack' },
+          { type: 'progress', progress: { rows: 5 } },
+        ]),
+    ],
+  ];
+  for (const [state, make] of starts) {
+    it(`${state} → cancelled, with no deadline left and the reason kept`, () => {
+      const record = make();
+      expect(record.state).toBe(state);
+      const cancelled = transition(record, { type: 'cancel' }, policy, t0 + 100);
+      expect(cancelled.state).toBe('cancelled');
+      expect(cancelled.deadline).toBeUndefined();
+      expect(cancelled.reason).toBe('cancelled by the caller');
+      expect(cancelled.version).toBe(record.version + 1);
+    });
+  }
+
+  it('a second cancel returns the same record', () => {
+    const cancelled = transition(pending(), { type: 'cancel' }, policy, t0 + 1);
+    expect(transition(cancelled, { type: 'cancel' }, policy, t0 + 2)).toBe(cancelled);
+  });
+
+  it('a cancelled command refuses progress, completion and failure; a late ack changes nothing', () => {
+    const cancelled = drive(pending(), [{ type: 'dispatch' }, { type: 'ack' }, { type: 'cancel' }]);
+    for (const event of [
+      { type: 'progress', progress: {} },
+      { type: 'complete', result: rowsResult },
+      { type: 'fail', error: { code: 'x', message: 'y' } },
+    ] satisfies DeliveryEvent[]) {
+      expectInvalidState(() => transition(cancelled, event, policy, t0 + 10), 'cancelled');
+    }
+    expect(transition(cancelled, { type: 'ack' }, policy, t0 + 10)).toBe(cancelled);
+    expect(transition(cancelled, { type: 'deadline' }, policy, t0 + 10_000_000)).toBe(cancelled);
+  });
+
+  it('a command that ended otherwise cannot be cancelled: it keeps its outcome', () => {
+    const completed = drive(pending(), [{ type: 'dispatch' }, { type: 'complete', result: rowsResult }]);
+    expectInvalidState(() => transition(completed, { type: 'cancel' }, policy, t0 + 10), 'completed');
+    const expired = transition(pending(), { type: 'deadline' }, policy, t0 + policy.queueTimeoutMs);
+    expectInvalidState(
+      () => transition(expired, { type: 'cancel' }, policy, t0 + policy.queueTimeoutMs + 1),
+      'expired',
+    );
+  });
+});

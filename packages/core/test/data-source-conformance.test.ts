@@ -6,10 +6,23 @@ import { dataSourceFixture, runDataSourceConformance } from '../src/testing/data
  * The smallest source that follows the rules: it serves the fixture from memory. Running the
  * suite against it proves the suite can be passed, so a failing adapter is the adapter's fault.
  */
+const slowSql = 'SELECT pause FROM forever';
+
 function createFixtureSource(): DataSource {
   const fixtureSql = 'SELECT id, name, amount, active, note FROM fixture ORDER BY id';
   const paramSql = 'SELECT id, name, amount, active, note FROM fixture WHERE id = ?';
   let open = 0;
+  /** A statement that never ends by itself: it stops only when the signal aborts. */
+  const slowCursor = (request: QueryRequest) => ({
+    columns: [{ name: 'pause', type: 'int32' as const, nullable: true }],
+    async *batches(): AsyncGenerator<RowValue[][]> {
+      for (;;) {
+        request.signal?.throwIfAborted();
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    },
+    async close() {},
+  });
   return {
     specificationVersion: 'v1',
     name: 'fixture',
@@ -17,6 +30,7 @@ function createFixtureSource(): DataSource {
       // One "connection": a cursor that was not closed blocks the next query, as a pool of one would.
       if (open > 0) throw new BackhaulError('service-unavailable', 'no free connection');
       let ids: number[];
+      if (request.sql === slowSql) return slowCursor(request);
       if (request.sql === fixtureSql)
         ids = Array.from({ length: dataSourceFixture.rowCount }, (_, i) => i + 1);
       else if (request.sql === paramSql) ids = [Number(request.params[0])];
@@ -56,6 +70,7 @@ runDataSourceConformance('in-memory fixture', async () => ({
   source: createFixtureSource(),
   fixtureSql: 'SELECT id, name, amount, active, note FROM fixture ORDER BY id',
   paramSql: 'SELECT id, name, amount, active, note FROM fixture WHERE id = ?',
+  slowSql,
 }));
 
 describe('dataSourceFixture states the rows adapters create', () => {

@@ -19,7 +19,7 @@ import {
 import { probeService } from '../src/testing/service-probe.js';
 
 /*
- * Model-based test of at-least-once delivery (issue 5, item 2; docs/protocol.md §4, §5, §7).
+ * Model-based test of at-least-once delivery (docs/protocol.md §4, §5, §7).
  *
  * Two server instances A and B share one REAL CommandStore (memory, and Redis when reachable) and
  * drive the REAL `transition`/`applyDeliveryEvent`. Their logic mirrors

@@ -1,6 +1,7 @@
 import {
   BackhaulError,
   type Command,
+  cancelSchema,
   chunkHeadersSchema,
   chunkIndexSchema,
   commandSchema,
@@ -280,6 +281,23 @@ describe('§4.1/§5.2/§5.6 hello, progress and failure', () => {
     expect(rejection(progressSchema, { rows: -5 }).message).toContain('at rows:');
     expect(rejection(failureSchema, { code: 'x', message: 'y'.repeat(4097) }).message).toContain(
       'at message:',
+    );
+  });
+});
+
+describe('§4.3 a cancel event names one command', () => {
+  it('accepts a cancel with and without a reason', () => {
+    expect(parseMessage(cancelSchema, { v: 1, id: 'cmd-1' }, 'cancel')).toEqual({ v: 1, id: 'cmd-1' });
+    const withReason = { v: 1, id: 'cmd-1', reason: 'cancelled by the caller' };
+    expect(parseMessage(cancelSchema, withReason, 'cancel')).toEqual(withReason);
+  });
+
+  it('rejects another version, a path-like id and a missing id', () => {
+    expect(rejection(cancelSchema, { v: 2, id: 'cmd-1' }).message).toContain('at v');
+    expect(rejection(cancelSchema, { v: 1, id: '../etc' }).message).toContain('at id');
+    expect(rejection(cancelSchema, { v: 1 }).message).toContain('at id');
+    expect(rejection(cancelSchema, { v: 1, id: 'x', reason: 'r'.repeat(1025) }).message).toContain(
+      'at reason',
     );
   });
 });

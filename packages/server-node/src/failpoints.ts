@@ -1,7 +1,7 @@
 /**
  * Failpoints: named places in the server where a fault-injection test can make the process
  * crash, to prove that what was written before that point is enough to recover (docs/protocol.md
- * §4, §7; issue 5). They exist only so tests can kill a real server process at an exact step —
+ * §4, §7). They exist only so tests can kill a real server process at an exact step —
  * between persisting a command and sending it, after sending it, before an ack is recorded, in the
  * middle of assembling a file — which no timing trick can hit reliably.
  *

@@ -149,6 +149,12 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer
         details: { limit: maxBytes },
       },
     );
+  const early = bodyReadBefore(req);
+  if (early) {
+    if (early.kind !== 'bytes') return Promise.reject(consumedBody(req));
+    if (early.bytes.length > maxBytes) return Promise.reject(tooLarge(early.bytes.length));
+    return Promise.resolve(early.bytes);
+  }
   const declared = req.headers['content-length'];
   const declaredLength = declared === undefined ? undefined : Number(declared);
   if (declaredLength !== undefined && (!Number.isSafeInteger(declaredLength) || declaredLength < 0)) {
@@ -217,8 +223,48 @@ export async function readJson(
   maxBytes: number,
 ): Promise<{ json: unknown; byteLength: number }> {
   requireMediaType(req, ['application/json']);
+  const early = bodyReadBefore(req);
+  if (early?.kind === 'json') {
+    // Already parsed by a framework's JSON parser: measured as its JSON text for the cap.
+    const byteLength = Buffer.byteLength(JSON.stringify(early.json) ?? '');
+    if (byteLength > maxBytes) {
+      throw new BackhaulError(
+        'payload-too-large',
+        `The body of ${byteLength} bytes exceeds the limit of ${maxBytes} bytes`,
+        { details: { limit: maxBytes } },
+      );
+    }
+    return { json: early.json, byteLength };
+  }
   const body = await readBody(req, maxBytes);
   return { json: parseJson(body.toString('utf8'), what), byteLength: body.length };
+}
+
+/**
+ * A body something in front of the handler read before it: Express's body parsers set `req.body`
+ * (a Buffer from `express.raw()`, a string from `express.text()`, a value from `express.json()`).
+ * Undefined while the stream is unread, which is the normal case: the handler reads it itself.
+ * `consumed` when the stream was read and nothing was left behind (Fastify's parsers keep the
+ * body on their own request object): waiting for it would hang, so the request fails at once.
+ */
+type EarlyBody = { kind: 'bytes'; bytes: Buffer } | { kind: 'json'; json: unknown } | { kind: 'consumed' };
+
+function bodyReadBefore(req: IncomingMessage): EarlyBody | undefined {
+  if (!req.readableEnded && !req.readableDidRead) return undefined;
+  const body = (req as IncomingMessage & { body?: unknown }).body;
+  if (Buffer.isBuffer(body)) return { kind: 'bytes', bytes: body };
+  if (typeof body === 'string') return { kind: 'bytes', bytes: Buffer.from(body, 'utf8') };
+  if (body !== undefined) return { kind: 'json', json: body };
+  return { kind: 'consumed' };
+}
+
+/** A server misconfiguration, not the client's fault: 500, with the fix in the detail and the log. */
+function consumedBody(req: IncomingMessage): BackhaulError {
+  return new BackhaulError(
+    'internal',
+    `The body of ${req.method} ${req.url} was read before the Backhaul handler got it: mount the handler without a body parser in front of it (Fastify: a content-type parser that leaves the body unread; see the server-node README, "Mount it in a framework")`,
+    { retryable: false },
+  );
 }
 
 /** The bearer token of a request, or undefined. */

@@ -14,7 +14,7 @@ import type { Registry } from 'prom-client';
 import { type AdmissionLimits, resolveAdmissionLimits } from './admission.js';
 import type { GatewayCredential } from './credentials.js';
 
-/** One typed configuration object; defaults are the design's figures (docs/protocol.md, DESIGN.md). */
+/** One typed configuration object; defaults are the design's figures (docs/protocol.md, docs/reliability.md). */
 export interface BackhaulServerOptions {
   /** Where assembled result files go. */
   storage: ObjectStorage;

@@ -51,7 +51,7 @@ export async function startServer(
   };
 }
 
-/** Wraps a storage to record part sizes (DESIGN.md: assert part sizes on what the adapter is sent). */
+/** Wraps a storage to record part sizes (tests assert part sizes on what the adapter is sent). */
 function recordParts(storage: ObjectStorage, parts: number[]): ObjectStorage {
   return {
     specificationVersion: storage.specificationVersion,

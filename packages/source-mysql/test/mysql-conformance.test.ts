@@ -19,6 +19,7 @@ mysqlService.describe('mysql source', () => {
       source: createMysqlDataSource({ uri: mysqlUrl, poolSize: 2 }),
       fixtureSql: `SELECT id, name, amount, active, note FROM ${table} ORDER BY id`,
       paramSql: `SELECT id, name, amount, active, note FROM ${table} WHERE id = ?`,
+      slowSql: 'SELECT SLEEP(600) AS pause',
       cleanup: async () => {
         await adminQuery(`DROP TABLE IF EXISTS ${table}`);
       },

@@ -29,6 +29,7 @@ for (const columnar of [false, true]) {
         ),
         fixtureSql: `SELECT id, name, amount, active, note FROM ${table} ORDER BY id`,
         paramSql: `SELECT id, name, amount, active, note FROM ${table} WHERE id = $1`,
+        slowSql: 'SELECT 1 AS pause FROM pg_sleep(600)',
         cleanup: async () => {
           await adminQuery(`DROP TABLE IF EXISTS ${table}`);
         },

@@ -1,3 +1,4 @@
+export { createRedisClusterBus, type RedisClusterBusOptions } from './redis-cluster-bus.js';
 export {
   createRedisCommandStore,
   type DeadLetter,
@@ -11,3 +12,9 @@ export {
   type RedisCredentialStore,
   type RedisCredentialStoreOptions,
 } from './redis-credential-store.js';
+export {
+  createRedisDeployment,
+  type RedisDeployment,
+  type RedisDeploymentOptions,
+} from './redis-deployment.js';
+export { createRedisRowLog, type RedisRowLogOptions } from './redis-row-log.js';

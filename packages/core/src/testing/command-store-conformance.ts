@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyDeliveryEvent, defaultDeliveryPolicy, newCommandRecord } from '../command-delivery.js';
 import type { CommandRecord, CommandStore, NewIdempotencyClaim, StoredResult } from '../command-store.js';
-import type { CommandState } from '../protocol.js';
+import { type CommandState, terminalStates } from '../protocol.js';
 
 /**
  * The rules every `CommandStore` must follow. An adapter calls this once from its own tests:
@@ -126,9 +126,9 @@ export function runCommandStoreConformance(name: string, createStore: () => Prom
       const dispatched = makeRecord({ gatewayId, state: 'dispatched' }, base + 2);
       const pendingOld = makeRecord({ gatewayId, state: 'pending' }, base + 1);
       const pendingNew = makeRecord({ gatewayId, state: 'pending' }, base + 3);
-      const others: CommandRecord[] = (
-        ['queued', 'acknowledged', 'running', 'completed', 'failed', 'expired', 'dead-lettered'] as const
-      ).map((state, i) => makeRecord({ gatewayId, state }, base + 10 + i));
+      const others: CommandRecord[] = (['queued', 'acknowledged', 'running', ...terminalStates] as const).map(
+        (state, i) => makeRecord({ gatewayId, state }, base + 10 + i),
+      );
       const foreign = makeRecord({ gatewayId: otherGatewayId, state: 'pending' }, base);
       for (const record of [pendingNew, dispatched, ...others, foreign, pendingOld])
         await store.insert(record);
@@ -160,9 +160,7 @@ export function runCommandStoreConformance(name: string, createStore: () => Prom
       const second = due(now - 20, 'running');
       // A query queued for an admission slot expires at its deadline like any other.
       const queued = due(now - 10, 'queued');
-      const terminal = (['completed', 'failed', 'expired', 'dead-lettered'] as const).map((state) =>
-        due(now - 25, state),
-      );
+      const terminal = terminalStates.map((state) => due(now - 25, state));
       const future = due(now + 1);
       const noDeadline = makeRecord({ gatewayId, state: 'completed', deadline: undefined });
       for (const record of [third, future, ...terminal, second, queued, noDeadline, first])

@@ -28,6 +28,13 @@ export interface DataSourceConformanceSetup {
   fixtureSql: string;
   /** The fixture's select with `WHERE id = <placeholder>`, run with params [42]. */
   paramSql: string;
+  /**
+   * A statement that would run far longer than any test (minutes), e.g. PostgreSQL
+   * `SELECT pg_sleep(600)` or MySQL `SELECT SLEEP(600)`. The suite aborts it while it runs and
+   * expects it to end with the signal's reason; a source that can only stop between rows (SQLite)
+   * gives one that yields rows as it goes. Optional: without it that case is skipped, named.
+   */
+  slowSql?: string;
   cleanup?: () => Promise<void>;
 }
 
@@ -215,5 +222,40 @@ export function runDataSourceConformance(
       await after.close();
       expect(rows).toHaveLength(1);
     });
+
+    it('an AbortSignal aborted while a long statement runs ends it with the reason, and the source goes on', async (context) => {
+      const slowSql = fixture.slowSql;
+      if (slowSql === undefined) {
+        context.skip('no slowSql given for this source');
+        return;
+      }
+      const controller = new AbortController();
+      const reason = new BackhaulError('cancelled', 'the conformance suite cancelled the statement');
+      // query() may itself wait for the statement (columns come with its first row): both halves
+      // run under the signal, and the abort comes once the statement is under way.
+      const running = (async () => {
+        const cursor = await fixture.source.query({ sql: slowSql, params: [], signal: controller.signal });
+        try {
+          for await (const _batch of cursor.batches(100)) {
+            // A source that yields rows as it goes: read on until the abort lands.
+          }
+        } finally {
+          await cursor.close().catch(() => undefined);
+        }
+      })();
+      const outcome = running.then(
+        () => 'ran to its end' as const,
+        (error: unknown) => error,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      controller.abort(reason);
+      // A statement the source cannot stop runs for minutes: the test's timeout fails it.
+      expect(await outcome).toBe(reason);
+
+      const after = await query(fixture.paramSql, { params: [42] });
+      const rows = (await collect(after, 100)).flat();
+      await after.close();
+      expect(rows.map(normalizeRow)).toEqual([dataSourceFixture.expectedRow(42)]);
+    }, 30_000);
   });
 }

@@ -5,6 +5,7 @@
  * against, and checks of cursors, errors, refused writes and streaming.
  * These import vitest: install it as a dev dependency where you use them.
  */
+export { runClusterBusConformance } from './cluster-bus-conformance.js';
 export { runCodecConformance } from './codec-conformance.js';
 export { runCommandStoreConformance } from './command-store-conformance.js';
 export { runCredentialStoreConformance } from './credential-store-conformance.js';
@@ -16,6 +17,7 @@ export {
 } from './data-source-conformance.js';
 export { expectBackhaulError } from './expect-backhaul-error.js';
 export { runObjectStorageConformance } from './object-storage-conformance.js';
+export { runRowLogConformance } from './row-log-conformance.js';
 export { probeService, type ServiceProbe, type ServiceProbeOptions } from './service-probe.js';
 export { measureStreamedQuery, type StreamedQueryMeasurement } from './streamed-query-measurement.js';
 export { itRefusesEachWrite, type WriteRefusalSetup } from './write-refusals.js';
