@@ -17,6 +17,8 @@ export interface SpawnOptions {
   label: string;
   /** Extra node flags, e.g. --max-old-space-size, --cpu-prof. */
   nodeFlags?: string[];
+  /** Relay the child's JSON messages as progress lines too (default true; off for chatty children). */
+  relayMessages?: boolean;
 }
 
 export interface Child<R> {
@@ -77,7 +79,10 @@ export function spawnTs<R = Record<string, unknown>>(
           resolveReady(message as R);
           return;
         }
-        if (isReady) for (const listener of listeners) listener(message);
+        if (isReady) {
+          for (const listener of listeners) listener(message);
+          if (options.relayMessages === false) return;
+        }
       } catch {
         // not JSON: relay it
       }

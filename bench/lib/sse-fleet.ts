@@ -12,6 +12,15 @@ export interface FleetOptions {
   connectConcurrency: number;
   /** Ack every command (POST …/ack), as a real gateway does. */
   ack: boolean;
+  /**
+   * Other servers of a cluster: a stream that ends is opened again on the next of these (in turn,
+   * after a random pause of up to `reconnectJitterMs`), as a gateway behind a load balancer would.
+   * Without them a stream that ends stays closed.
+   */
+  fallbackUrls?: string[];
+  reconnectJitterMs?: number;
+  /** Called on every command that arrives, `first` false for a redelivery of one already seen. */
+  onCommand?: (id: string, delivery: Delivery, first: boolean) => void;
 }
 
 export interface Delivery {
@@ -21,6 +30,10 @@ export interface Delivery {
 
 export class Fleet {
   readonly connectedAt: (bigint | undefined)[];
+  /** When each gateway last received a hello after losing its stream (undefined: never lost it). */
+  readonly reconnectedAt: (bigint | undefined)[];
+  /** Gateways whose stream ended and has not been opened again yet. */
+  readonly down = new Set<number>();
   readonly deliveries = new Map<string, Delivery>();
   heartbeats = 0;
   commands = 0;
@@ -29,11 +42,16 @@ export class Fleet {
   readonly #requests: ReturnType<typeof httpRequest>[] = [];
   readonly #agent = new HttpAgent({ keepAlive: false });
   readonly #ackPool: Agent;
-  readonly #url: URL;
+  #closed = false;
+  /** The server each gateway streams from now (an index into #urls). */
+  readonly #serverOf: Uint8Array;
+  readonly #urls: URL[];
 
   constructor(readonly options: FleetOptions) {
     this.connectedAt = new Array(options.tokens.length);
-    this.#url = new URL(options.serverUrl);
+    this.reconnectedAt = new Array(options.tokens.length);
+    this.#serverOf = new Uint8Array(options.tokens.length);
+    this.#urls = [options.serverUrl, ...(options.fallbackUrls ?? [])].map((url) => new URL(url));
     this.#ackPool = new Agent({ connections: 32, pipelining: 1 });
   }
 
@@ -53,20 +71,26 @@ export class Fleet {
   }
 
   #connect(index: number): Promise<void> {
+    const url = this.#urls[this.#serverOf[index]!]!;
     return new Promise((resolve, reject) => {
+      // This attempt's fate: before its hello a failure rejects it (the caller retries), after
+      // the hello the stream is lost and reopened.
+      let opened = false;
+      const hello = () => {
+        opened = true;
+        resolve();
+      };
+      const failed = (error: Error) => (opened ? this.#lost(index) : reject(error));
       const req = httpRequest({
-        host: this.#url.hostname,
-        port: this.#url.port,
+        host: url.hostname,
+        port: url.port,
         path: '/v1/gateway/commands',
         localAddress: this.options.sourceAddresses[index % this.options.sourceAddresses.length],
         agent: this.#agent,
         headers: { accept: 'text/event-stream', authorization: `Bearer ${this.options.tokens[index]}` },
       });
       this.#requests.push(req);
-      req.once('error', (error) => {
-        if (this.connectedAt[index] === undefined) reject(error);
-        else this.disconnects++;
-      });
+      req.once('error', failed);
       req.once('response', (res) => {
         if (res.statusCode !== 200) {
           reject(new Error(`gateway ${index}: HTTP ${res.statusCode}`));
@@ -79,12 +103,13 @@ export class Fleet {
           buffer += text;
           let end = buffer.indexOf('\n\n');
           while (end !== -1) {
-            this.#event(index, buffer.slice(0, end), resolve);
+            this.#event(index, buffer.slice(0, end), hello);
             buffer = buffer.slice(end + 2);
             end = buffer.indexOf('\n\n');
           }
         });
-        res.once('end', () => this.disconnects++);
+        res.once('end', () => failed(new Error(`gateway ${index}: stream ended before its hello`)));
+        res.once('error', failed);
       });
       req.end();
     });
@@ -96,7 +121,9 @@ export class Fleet {
       return;
     }
     if (block.includes('event: hello')) {
-      this.connectedAt[index] = process.hrtime.bigint();
+      const at = process.hrtime.bigint();
+      if (this.down.delete(index)) this.reconnectedAt[index] = at;
+      else this.connectedAt[index] = at;
       onHello();
       return;
     }
@@ -106,15 +133,35 @@ export class Fleet {
     if (!id) return;
     this.commands++;
     const delivery = { gateway: index, receivedNs };
-    this.deliveries.set(id, delivery);
+    const first = !this.deliveries.has(id);
+    if (first) this.deliveries.set(id, delivery);
+    this.options.onCommand?.(id, delivery, first);
     this.#waiters.get(id)?.(delivery);
     this.#waiters.delete(id);
     if (this.options.ack) void this.#ackCommand(index, id);
   }
 
+  /** A stream ended (its server went away): open it again on the next server, if there is one. */
+  #lost(index: number): void {
+    if (this.down.has(index) || this.#closed) return;
+    this.disconnects++;
+    if (this.#urls.length < 2) return;
+    this.down.add(index);
+    this.#serverOf[index] = (this.#serverOf[index]! + 1) % this.#urls.length;
+    const retry = () => {
+      if (this.#closed) return;
+      this.#connect(index).catch(() => {
+        this.#serverOf[index] = (this.#serverOf[index]! + 1) % this.#urls.length;
+        setTimeout(retry, 200 + Math.random() * (this.options.reconnectJitterMs ?? 1000));
+      });
+    };
+    setTimeout(retry, Math.random() * (this.options.reconnectJitterMs ?? 1000));
+  }
+
   async #ackCommand(index: number, id: string): Promise<void> {
+    const url = this.#urls[this.#serverOf[index]!]!;
     try {
-      const response = await request(`${this.options.serverUrl}/v1/gateway/commands/${id}/ack`, {
+      const response = await request(`${url.origin}/v1/gateway/commands/${id}/ack`, {
         method: 'POST',
         headers: { authorization: `Bearer ${this.options.tokens[index]}` },
         dispatcher: this.#ackPool,
@@ -133,6 +180,7 @@ export class Fleet {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     for (const req of this.#requests) req.destroy();
     this.#agent.destroy();
     await this.#ackPool.close();

@@ -6,7 +6,7 @@ import { codecFor, consoleLogger, startOrExit, storageFor, storeFor } from './wi
 export interface ReferenceServer {
   server: BackhaulServer;
   url: string;
-  /** Stops the sweeper, closes the server, then the command store it was given. */
+  /** Stops the sweeper, closes the server, then the shared parts it was given (store, bus, row log). */
   close(): Promise<void>;
 }
 
@@ -21,8 +21,7 @@ export async function startReferenceServer(config: ServerConfig): Promise<Refere
     await storage.prepare(logger);
     server = createBackhaulServer({
       storage: storage.storage,
-      store: store.store,
-      credentialStore: store.credentialStore,
+      ...store.serverOptions,
       codecs: config.codecs.map(codecFor),
       gateways: config.gateways,
       callerTokens: config.callerTokens,

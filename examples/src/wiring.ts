@@ -2,18 +2,20 @@ import { createLz4Codec } from '@backhaul/codec-lz4';
 import { createZstdCodec } from '@backhaul/codec-zstd';
 import {
   BackhaulError,
+  type ClusterBus,
   type Codec,
   type CommandStore,
   type CredentialStore,
   type DataSource,
   type ObjectStorage,
+  type RowLog,
 } from '@backhaul/core';
 import { createMysqlDataSource } from '@backhaul/source-mysql';
 import { createPostgresDataSource } from '@backhaul/source-postgres';
 import { createSqliteDataSource } from '@backhaul/source-sqlite';
 import { createFsStorage } from '@backhaul/storage-fs';
 import { createS3Storage } from '@backhaul/storage-minio';
-import { createRedisCommandStore, createRedisCredentialStore } from '@backhaul/store-redis';
+import { createRedisDeployment } from '@backhaul/store-redis';
 import { type CodecName, ConfigError, type GatewayConfig, type ServerConfig } from './config.js';
 
 export function codecFor(name: CodecName): Codec {
@@ -102,6 +104,16 @@ export interface ReferenceStore {
   store: CommandStore | undefined;
   /** Enrolled gateways, beside the command log (same Redis and prefix); undefined: in memory. */
   credentialStore: CredentialStore | undefined;
+  /**
+   * What every instance of a deployment shares, under the server's option names: with Redis the
+   * command store, enrolments, bus and row log (docs/cluster.md); empty in memory (the server's own).
+   */
+  serverOptions: {
+    store?: CommandStore;
+    credentialStore?: CredentialStore;
+    bus?: ClusterBus;
+    rowLog?: RowLog;
+  };
   description: string;
   /** Run once before listening: fails when the store does not answer. */
   prepare(logger: Logger): Promise<void>;
@@ -116,15 +128,16 @@ export function storeFor(config: ServerConfig): ReferenceStore {
     return {
       store: undefined,
       credentialStore: undefined,
+      serverOptions: {},
       description: 'memory',
       async prepare() {},
       async close() {},
     };
   }
-  const store = createRedisCommandStore({ url: settings.url, keyPrefix: settings.keyPrefix });
-  // One connection for both: enrolments live where the command log lives, and every server on
-  // this Redis and prefix shares them.
-  const credentialStore = createRedisCredentialStore({ redis: store.redis, keyPrefix: settings.keyPrefix });
+  // One connection for all: enrolments, the bus and the row log live where the command log
+  // lives, and every server on this Redis and prefix shares them.
+  const deployment = createRedisDeployment({ url: settings.url, keyPrefix: settings.keyPrefix });
+  const { store, credentialStore } = deployment;
   const where = describeUrl(settings.url);
   let logger: Logger = consoleLogger('server');
   let lastError = 'no answer';
@@ -137,6 +150,7 @@ export function storeFor(config: ServerConfig): ReferenceStore {
   return {
     store,
     credentialStore,
+    serverOptions: deployment.serverOptions,
     description: `redis ${where} prefix '${settings.keyPrefix}'`,
     async prepare(startLogger) {
       logger = startLogger;
@@ -156,13 +170,13 @@ export function storeFor(config: ServerConfig): ReferenceStore {
       try {
         await Promise.race([store.redis.ping(), timeout]);
       } catch (error) {
-        await store.close().catch(() => undefined);
+        await deployment.close().catch(() => undefined);
         throw error;
       } finally {
         clearTimeout(timer);
       }
     },
-    close: () => store.close(),
+    close: () => deployment.close(),
   };
 }
 

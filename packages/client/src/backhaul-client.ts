@@ -1,11 +1,13 @@
 import {
   BackhaulError,
+  backoffDelay,
   type Column,
   type GatewayView,
   type Progress,
   type QueryView,
   type RetryPolicy,
   type SubmitQuery,
+  sleep,
   sseEvents,
   terminalStates,
   withRetry,
@@ -60,7 +62,10 @@ export interface BackhaulClient {
   /** `POST /v1/queries` under an idempotency key, retried on network errors and 503 (§3.1). */
   submit(query: SubmitQuery, options?: SubmitOptions): Promise<QueryView>;
   get(id: string): Promise<QueryView>;
-  /** Live events until the query ends (the stream closes) or `signal` aborts. */
+  /**
+   * Live events until the query ends (`result`) or `signal` aborts. A dropped stream is resumed
+   * with `Last-Event-ID` (no row batch twice; the current `state` is sent again).
+   */
   follow(id: string, options?: { signal?: AbortSignal }): AsyncGenerator<QueryEvent>;
   /** Follows the query and resolves with its final view. */
   waitFor(
@@ -71,36 +76,66 @@ export interface BackhaulClient {
   gateways(): Promise<GatewayView[]>;
 }
 
+/** Tries in a row without an event before `follow` stops reconnecting. */
+const FOLLOW_RECONNECTS = 5;
+const followRetry: RetryPolicy = { maxAttempts: FOLLOW_RECONNECTS + 1, baseDelayMs: 250, maxDelayMs: 5000 };
+
+function queryEvent(type: string | undefined, data: unknown): QueryEvent | undefined {
+  switch (type) {
+    case sseEvents.state:
+      return { type: 'state', query: data as QueryView };
+    case sseEvents.rows:
+      return { type: 'rows', ...(data as { seq: number; columns?: Column[]; rows: unknown[][] }) };
+    case sseEvents.progress:
+      return { type: 'progress', progress: data as Progress };
+    case sseEvents.result:
+      return { type: 'result', query: data as QueryView };
+    default:
+      return undefined;
+  }
+}
+
 export function createBackhaulClient(options: BackhaulClientOptions): BackhaulClient {
   const { call, json, postJson } = serverRequests(options);
   const submitRetry: RetryPolicy = { ...defaultSubmitRetry, ...options.submitRetry };
   const queryPath = (id: string) => `/v1/queries/${encodeURIComponent(id)}`;
 
+  /**
+   * §3.3 with a standard EventSource's reconnection: a stream that drops before `result` is
+   * opened again (on whichever instance the balancer picks) with `Last-Event-ID`, so the server
+   * sends the current state and only the row batches after the last one received; a batch is
+   * never yielded twice. Gives up, ending the iteration, after FOLLOW_RECONNECTS tries in a row
+   * that received nothing.
+   */
   async function* follow(id: string, { signal }: { signal?: AbortSignal } = {}): AsyncGenerator<QueryEvent> {
-    const response = await call(`${queryPath(id)}/events`, {
-      headers: { accept: 'text/event-stream' },
-      signal,
-    });
-    if (!response.body) return;
-    const events = response.body
-      .pipeThrough(new TextDecoderStream())
-      .pipeThrough(new EventSourceParserStream());
-    for await (const message of events) {
-      const data = JSON.parse(message.data);
-      switch (message.event) {
-        case sseEvents.state:
-          yield { type: 'state', query: data as QueryView };
-          break;
-        case sseEvents.rows:
-          yield { type: 'rows', ...(data as { seq: number; columns?: Column[]; rows: unknown[][] }) };
-          break;
-        case sseEvents.progress:
-          yield { type: 'progress', progress: data as Progress };
-          break;
-        case sseEvents.result:
-          yield { type: 'result', query: data as QueryView };
-          return;
+    let lastEventId: string | undefined;
+    let failures = 0;
+    for (;;) {
+      try {
+        const response = await call(`${queryPath(id)}/events`, {
+          headers: {
+            accept: 'text/event-stream',
+            ...(lastEventId === undefined ? {} : { 'last-event-id': lastEventId }),
+          },
+          signal,
+        });
+        if (!response.body) return;
+        const events = response.body
+          .pipeThrough(new TextDecoderStream())
+          .pipeThrough(new EventSourceParserStream());
+        for await (const message of events) {
+          if (message.id !== undefined) lastEventId = message.id;
+          failures = 0;
+          const event = queryEvent(message.event, JSON.parse(message.data));
+          if (event) yield event;
+          if (event?.type === 'result') return;
+        }
+      } catch (error) {
+        // A refusal (401, 404) or the caller's own abort is final; a dropped connection is not.
+        if (signal?.aborted || !isSubmitRetryable(error)) throw error;
       }
+      if (++failures > FOLLOW_RECONNECTS) return;
+      await sleep(backoffDelay(followRetry, failures), signal);
     }
   }
 

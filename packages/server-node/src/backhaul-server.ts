@@ -5,8 +5,10 @@ import {
   CodecRegistry,
   createChecksummer,
   createDownloadSigner,
+  createMemoryClusterBus,
   createMemoryCommandStore,
   createMemoryCredentialStore,
+  createMemoryRowLog,
   type GatewayView,
   isTerminal,
   PROTOCOL_VERSION,
@@ -23,6 +25,7 @@ import { createCommandDispatcher } from './command-dispatcher.js';
 import { createCommandStreams } from './command-stream.js';
 import { createCredentials } from './credentials.js';
 import { gatewayRoutes } from './gateway-api.js';
+import { createGatewayPush } from './gateway-push.js';
 import { asBackhaulError, sendProblem } from './http-io.js';
 import { operationsRoutes } from './operations-api.js';
 import { createOwnHttpServer } from './own-http-server.js';
@@ -30,7 +33,6 @@ import { createQueryEvents } from './query-events.js';
 import { createQueryViews, requestBaseUrl } from './query-views.js';
 import { createRevocationWatch } from './revocation-watch.js';
 import { createRouter } from './router.js';
-import { createRowResults } from './row-results.js';
 import { createServerMetrics } from './server-metrics.js';
 import { type BackhaulServerOptions, resolveOptions } from './server-options.js';
 import type { ServerParts } from './server-parts.js';
@@ -80,14 +82,17 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
   const codecs = new CodecRegistry(config.codecs);
   const signer = createDownloadSigner(config.downloadSecret);
   const hub = createSseHub(config.heartbeatMs, config.streamBufferBytes);
-  const rows = createRowResults(config.rowsByteLimit * 2);
+  const ownsBus = config.bus === undefined;
+  const bus = config.bus ?? createMemoryClusterBus();
+  const ownsRowLog = config.rowLog === undefined;
+  const rowLog = config.rowLog ?? createMemoryRowLog();
   // A queued query that gets its slot is handed to the dispatcher, which is created below.
   const admission = createAdmission(config.admission, (id) => void dispatcher.admit(id));
   const views = createQueryViews({
     storage,
     signer,
     downloadTtlSeconds: config.downloadTtlSeconds,
-    rows,
+    rowLog,
     queuePosition: admission.position,
   });
   const streams = createCommandStreams({
@@ -102,7 +107,8 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
       chunkWindow: config.chunkWindow,
     },
   });
-  const events = createQueryEvents({ hub, store, views, rows, retryMs: SSE_RETRY_MS, logger });
+  const events = createQueryEvents({ hub, store, views, rowLog, bus, retryMs: SSE_RETRY_MS, logger });
+  const push = createGatewayPush({ bus, deliver: (id) => dispatcher.deliver(id), logger });
 
   let ingest: ChunkIngest | undefined;
   let listenUrl: string | undefined;
@@ -119,6 +125,7 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
     idempotencyKeyRetentionMs: config.idempotencyKeyRetentionMs,
     sweepIntervalMs: config.sweepIntervalMs,
     logger,
+    announce: push.announce,
     onChange(record, event) {
       metrics.changed(record, event);
       events.changed(record, event.type === 'progress');
@@ -131,7 +138,11 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
             ?.abort(record.id)
             .catch((error) => logger.warn('abort failed', { id: record.id, error: String(error) }));
         }
-        rows.releaseLater(record.id, config.rowRetentionMs);
+        rowLog
+          .end(record.id, config.rowRetentionMs)
+          .catch((error) =>
+            logger.warn('could not end the row log', { id: record.id, error: String(error) }),
+          );
       }
     },
   });
@@ -172,9 +183,10 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
         throw new BackhaulError('service-unavailable', 'The server is starting', { retryAfterMs: 1000 });
       return ingest;
     },
-    rows,
+    rowLog,
     views,
     events,
+    push,
     signer,
     metrics,
     baseUrl,
@@ -293,7 +305,6 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
       hub.closeAll();
       await ready.catch(() => undefined);
       await ingest?.abortAll();
-      rows.clear();
       if (httpServer) {
         const server = httpServer;
         httpServer = undefined;
@@ -303,6 +314,8 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
         });
       }
       if (ownsStore) await store.close();
+      if (ownsBus) await bus.close();
+      if (ownsRowLog) await rowLog.close();
       if (ownsCredentialStore) await credentialStore.close();
     },
 

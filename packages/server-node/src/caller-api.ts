@@ -3,6 +3,7 @@ import {
   type CommandRecord,
   type ErrorCode,
   isErrorCode,
+  type RowBatch,
   type SubmitQuery,
 } from '@backhaul/core';
 import { serveDownload } from './downloads.js';
@@ -25,12 +26,27 @@ const resultFailureCodes = new Set<ErrorCode>([
 
 /** The caller's side of the protocol (docs/protocol.md §3). */
 export function callerRoutes(parts: ServerParts): Route[] {
-  const { credentials, store, dispatcher, rows, views, events, options } = parts;
+  const { credentials, store, dispatcher, rowLog, views, events, options } = parts;
 
   const findQuery = async (id: string): Promise<CommandRecord> => {
     const record = await store.get(id);
     if (!record) throw new BackhaulError('not-found', `No query ${id}`);
     return record;
+  };
+
+  /** §3.4 The rows of a completed query, in `seq` order, read from the row log (any instance's). */
+  const keptRows = async (id: string) => {
+    const summary = await rowLog.summary(id);
+    if (!summary) throw new BackhaulError('gone', `The rows of query ${id} are no longer kept`);
+    const batches: RowBatch[] = [];
+    for (let after = 0; ; ) {
+      const entries = await rowLog.read(id, after);
+      if (entries.length === 0) break;
+      for (const entry of entries) batches.push(entry.batch);
+      after = entries[entries.length - 1]?.position ?? after;
+    }
+    batches.sort((a, b) => a.seq - b.seq);
+    return { columns: summary.columns, rows: batches.flatMap((batch) => batch.rows) };
   };
 
   const query = '/v1/queries/([^/]+)';
@@ -88,9 +104,7 @@ export function callerRoutes(parts: ServerParts): Route[] {
               res.end();
               return;
             }
-            const kept = rows.result(id);
-            if (!kept) throw new BackhaulError('gone', `The rows of query ${id} are no longer kept`);
-            sendJson(res, 200, kept);
+            sendJson(res, 200, await keptRows(id));
             return;
           }
           case 'failed': {

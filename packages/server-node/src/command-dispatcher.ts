@@ -40,6 +40,11 @@ export interface CommandDispatcher {
   admit(id: string): Promise<void>;
   /** Applies one event with compare-and-set and tells the listeners when the record changed. */
   apply(id: string, event: DeliveryEvent): Promise<CommandRecord>;
+  /**
+   * Sends a pending command rung in by another instance (gateway-push.ts), if this instance holds
+   * its gateway's stream; announces nothing further, so a doorbell never bounces between instances.
+   */
+  deliver(id: string): Promise<void>;
   /** docs/protocol.md §4: on every (re)connection, every command not yet acked, oldest first. */
   sendUndelivered(gatewayId: string): Promise<void>;
   /**
@@ -71,6 +76,11 @@ export interface CommandDispatcherOptions {
   sweepIntervalMs: number;
   logger: Logger;
   onChange: RecordChangeListener;
+  /**
+   * A command is pending for a gateway whose stream is not on this instance (gateway-push.ts
+   * rings the instance that holds it). Default: nothing; that instance's sweep finds it.
+   */
+  announce?(record: CommandRecord): void;
 }
 
 /** Records handled per timer tick; the rest wait for the next tick rather than stall this one. */
@@ -122,9 +132,13 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
    * (re)connected (§4): a command already dispatched is written again, since the copy sent before
    * the stream broke may be lost; the gateway dedupes it by ID.
    */
-  async function dispatch(id: string, resend: boolean): Promise<void> {
+  async function dispatch(id: string, resend: boolean, announce = true): Promise<void> {
     let record = await store.get(id);
-    if (!record || !streams.isConnected(record.gatewayId)) return;
+    if (!record) return;
+    if (!streams.isConnected(record.gatewayId)) {
+      if (announce && record.state === 'pending') options.announce?.(record);
+      return;
+    }
     let claimed = false;
     if (record.state === 'pending') {
       try {
@@ -148,8 +162,8 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
         // Another server (or an ack) got there first: what follows is that writer's business.
         if (!changed) continue;
         // An ack timeout put it back to pending: resend now rather than wait for a reconnect. If
-        // this server does not hold the gateway's stream, the server that does picks it up in
-        // its own sweep (sweepConnectedGateways).
+        // this server does not hold the gateway's stream, it is announced to the one that does
+        // (gateway-push.ts), whose sweep (sweepConnectedGateways) is the safety net.
         if (record.state === 'pending') await dispatch(record.id, false);
         if (record.state === 'dead-lettered' || record.state === 'expired') {
           logger.warn('command gave up', { id: record.id, state: record.state, reason: record.reason });
@@ -357,6 +371,7 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
     },
     admit,
     apply,
+    deliver: (id) => dispatch(id, false, false),
     async sendUndelivered(gatewayId) {
       for (const record of await store.listUndelivered(gatewayId)) {
         // A backlog goes out at the pace the gateway reads it, not all into the socket's buffer.

@@ -20,7 +20,7 @@ import { type ServerParts, SMALL_JSON_BYTES } from './server-parts.js';
 
 /** The gateway's side of the protocol: the command stream (§4) and the answers (§5, §6). */
 export function gatewayRoutes(parts: ServerParts): Route[] {
-  const { credentials, store, streams, dispatcher, rows, events, options } = parts;
+  const { credentials, store, streams, dispatcher, rowLog, events, options } = parts;
 
   /**
    * docs/protocol.md §1: "A gateway MUST only see and answer its own commands: a request about a
@@ -86,14 +86,17 @@ export function gatewayRoutes(parts: ServerParts): Route[] {
         const { gatewayId, enrolled } = await credentials.requireGateway(req);
         const lastEventId = req.headers[headers.lastEventId];
         // An enrolled token's stream remembers the token, so a revocation can end it (§10.4).
-        streams.open(gatewayId, req, res, enrolled);
+        const stream = streams.open(gatewayId, req, res, enrolled);
         // A revocation that landed between the check above and open() found no stream to end:
         // look the token up once more now that the stream can be found, and end it if it is gone.
         if (enrolled && !(await stillValid(req))) {
           streams.closeEnrolled(gatewayId, enrolled.tokenId);
           return;
         }
-        options.logger.info('gateway connected', { gatewayId, lastEventId });
+        // Listening for commands announced by other instances before reading the store: one
+        // accepted meanwhile is either read below or announced after this (gateway-push.ts).
+        await parts.push.watch(gatewayId, stream);
+        options.logger.info('gateway connected', { gatewayId, lastEventId, instance: options.instanceId });
         // §4: "On every (re)connection the server MUST send every command of this gateway that
         // is not yet acknowledged, oldest first" — whatever Last-Event-ID says, since a command
         // the gateway saw may still have been lost before its ack.
@@ -134,11 +137,12 @@ export function gatewayRoutes(parts: ServerParts): Route[] {
         const { json, byteLength } = await readJson(req, 'row batch', options.maxJsonBodyBytes);
         const batch = parseMessage(rowBatchSchema, json, 'row batch');
         // §5.3: "the same seq again is accepted and ignored".
-        if (rows.add(id, batch, byteLength) === 'added') {
+        const appended = await rowLog.append(id, batch, { byteLength, maxBytes: options.rowsByteLimit * 2 });
+        if (appended.added) {
           parts.metrics.rowBatch(byteLength);
-          events.rows(id, batch);
+          events.rows(id, appended.position);
           // Rows are progress: they keep the completion deadline alive.
-          const { rowCount } = rows.counts(id);
+          const rowCount = (await rowLog.summary(id))?.rowCount ?? 0;
           await dispatcher.apply(id, { type: 'progress', progress: { ...record.progress, rows: rowCount } });
         }
         sendEmpty(res, 204);
@@ -223,7 +227,7 @@ export function gatewayRoutes(parts: ServerParts): Route[] {
       throw problem;
     };
     if (completion.kind === 'rows') {
-      const received = rows.counts(id);
+      const received = (await rowLog.summary(id)) ?? { batchCount: 0, contiguousBatches: 0, rowCount: 0 };
       if (
         received.batchCount !== completion.batchCount ||
         received.contiguousBatches !== completion.batchCount ||

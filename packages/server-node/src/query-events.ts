@@ -1,8 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Logger } from '@backhaul/core';
-import { type CommandRecord, type CommandStore, isTerminal, type RowBatch, sseEvents } from '@backhaul/core';
+import type { ClusterBus, Logger, RowLog } from '@backhaul/core';
+import { type CommandRecord, type CommandStore, headers, isTerminal, sseEvents } from '@backhaul/core';
+import { busChannels, subscribeWhileOpen } from './bus-channels.js';
 import type { QueryViews } from './query-views.js';
-import type { RowResults } from './row-results.js';
 import type { SseConnection, SseHub } from './sse-connection.js';
 
 /**
@@ -10,36 +10,54 @@ import type { SseConnection, SseHub } from './sse-connection.js';
  * `rows` with each batch, `progress`, and `result` once the query has ended (any final state),
  * after which the stream closes. A late subscriber first gets the current state and every row
  * batch kept so far, so following a query never depends on when one started to listen.
+ *
+ * Every instance of a deployment can serve the stream (docs/cluster.md "Bus and row log"): the
+ * instance that applies a change or takes a batch rings the query's bus channel, and each
+ * stream reads what it has not sent yet from the command store and the row log. Every event
+ * carries `id:`, the row-log position of the last batch sent, so a client that reconnects with
+ * `Last-Event-ID` gets the current state and only the batches after it.
  */
 export interface QueryEvents {
   subscribe(id: string, req: IncomingMessage, res: ServerResponse, baseUrl: string): Promise<void>;
   /** A record changed (from the dispatcher); `progress` when the change was a progress message. */
   changed(record: CommandRecord, progressed: boolean): void;
-  rows(id: string, batch: RowBatch): void;
+  /** A batch was appended to the row log at `position`. */
+  rows(id: string, position: number): void;
 }
 
 export interface QueryEventOptions {
   hub: SseHub;
   store: CommandStore;
   views: QueryViews;
-  rows: RowResults;
+  rowLog: RowLog;
+  bus: ClusterBus;
   retryMs: number;
   logger: Logger;
 }
 
 interface Subscriber {
+  id: string;
   stream: SseConnection;
   baseUrl: string;
   /** The last state this subscriber was told, so repeats are not sent twice. */
   state: string | undefined;
   lastVersion: number;
-  /** Sends run in order even though building a view is async (presigning a URL may be). */
+  /** Row-log position of the last batch sent: the `id:` of every event. */
+  position: number;
+  /** Sends run in order even though reading the store and the log is async. */
   queue: Promise<void>;
 }
 
+/** `Last-Event-ID` as a row-log position; anything else (absent, not ours) starts from the beginning. */
+function resumePosition(req: IncomingMessage): number {
+  const value = req.headers[headers.lastEventId];
+  const text = Array.isArray(value) ? value[0] : value;
+  const position = Number(text);
+  return text && /^\d{1,15}$/.test(text) && Number.isSafeInteger(position) ? position : 0;
+}
+
 export function createQueryEvents(options: QueryEventOptions): QueryEvents {
-  const { views, logger } = options;
-  const subscribers = new Map<string, Set<Subscriber>>();
+  const { views, logger, rowLog, bus, store } = options;
 
   const enqueue = (subscriber: Subscriber, step: () => Promise<void> | void) => {
     subscriber.queue = subscriber.queue.then(step).catch((error) => {
@@ -48,49 +66,87 @@ export function createQueryEvents(options: QueryEventOptions): QueryEvents {
     });
   };
 
-  /** Sends what changed since this subscriber's last view; ends the stream after a final state. */
-  const sendRecord = (subscriber: Subscriber, record: CommandRecord, progressed: boolean) =>
-    enqueue(subscriber, async () => {
-      if (subscriber.stream.closed || record.version <= subscriber.lastVersion) return;
-      subscriber.lastVersion = record.version;
-      if (progressed && record.progress) subscriber.stream.send(sseEvents.progress, record.progress);
-      if (record.state === subscriber.state) return;
-      subscriber.state = record.state;
-      const view = await views.view(record, subscriber.baseUrl);
-      subscriber.stream.send(sseEvents.state, view);
-      if (isTerminal(record.state)) {
-        subscriber.stream.send(sseEvents.result, view);
-        subscriber.stream.close();
+  const send = (subscriber: Subscriber, event: string, data: unknown) =>
+    subscriber.stream.send(event, data, String(subscriber.position));
+
+  /** Every batch after the subscriber's position, at the reader's pace. False once the stream closed. */
+  async function sendRows(subscriber: Subscriber): Promise<boolean> {
+    for (;;) {
+      const entries = await rowLog.read(subscriber.id, subscriber.position);
+      if (entries.length === 0) return !subscriber.stream.closed;
+      for (const { position, batch } of entries) {
+        subscriber.position = position;
+        if (!send(subscriber, sseEvents.rows, batch)) return false;
+        // Written all at once, a large result would pass streamBufferBytes and cut even a
+        // reader that reads as fast as it can.
+        await subscriber.stream.drained();
       }
-    });
+    }
+  }
+
+  /** Sends what changed since this subscriber's last view; ends the stream after a final state. */
+  async function sendRecord(subscriber: Subscriber, record: CommandRecord, progressed: boolean) {
+    if (subscriber.stream.closed || record.version <= subscriber.lastVersion) return;
+    subscriber.lastVersion = record.version;
+    if (progressed && record.progress) send(subscriber, sseEvents.progress, record.progress);
+    if (record.state === subscriber.state) return;
+    subscriber.state = record.state;
+    const ended = isTerminal(record.state);
+    // Every batch is in the log before the gateway's completion is taken (§5.5): read the rest
+    // first, so `result` is the last event and no row follows it.
+    if (ended && !(await sendRows(subscriber))) return;
+    const view = await views.view(record, subscriber.baseUrl);
+    send(subscriber, sseEvents.state, view);
+    if (ended) {
+      send(subscriber, sseEvents.result, view);
+      subscriber.stream.close();
+    }
+  }
+
+  const ring = (id: string, message: { type: string; [key: string]: number | boolean | string }) => {
+    bus.publish(busChannels.query(id), message).catch((error) =>
+      // A follower on another instance misses this change until the next one rings.
+      logger.warn('announcing a query event failed', { id, error: String(error) }),
+    );
+  };
 
   return {
     async subscribe(id, req, res, baseUrl) {
       const stream = options.hub.open(req, res, options.retryMs);
       const subscriber: Subscriber = {
+        id,
         stream,
         baseUrl,
         state: undefined,
         lastVersion: 0,
+        position: resumePosition(req),
         queue: Promise.resolve(),
       };
-      // Register before reading the record, and replay the kept batches in the same tick: a
-      // change or batch that lands meanwhile is then either in the replay or delivered live.
-      let set = subscribers.get(id);
-      if (!set) {
-        set = new Set();
-        subscribers.set(id, set);
-      }
-      set.add(subscriber);
-      stream.onClose(() => {
-        set.delete(subscriber);
-        if (set.size === 0 && subscribers.get(id) === set) subscribers.delete(id);
-      });
-      const kept = options.rows.batches(id);
-      // The state first, then the rows so far, then (for an ended query) the result; anything
-      // published from now on queues behind this step.
+      // Listen before reading the record and the log: a change that lands meanwhile is then
+      // either in what is read or rung after it (the version and the position drop repeats).
+      await subscribeWhileOpen(
+        bus,
+        busChannels.query(id),
+        stream,
+        (message) => {
+          if (message.type === 'rows') {
+            enqueue(subscriber, async () => {
+              if (typeof message.position === 'number' && message.position <= subscriber.position) return;
+              await sendRows(subscriber);
+            });
+          } else if (message.type === 'record') {
+            enqueue(subscriber, async () => {
+              const record = await store.get(id);
+              if (record) await sendRecord(subscriber, record, message.progressed === true);
+            });
+          }
+        },
+        logger,
+      );
+      // The state first, then the rows after the resume position, then (for an ended query)
+      // the result; anything rung from now on queues behind this step.
       enqueue(subscriber, async () => {
-        const record = await options.store.get(id);
+        const record = await store.get(id);
         if (!record) {
           stream.close();
           return;
@@ -98,34 +154,21 @@ export function createQueryEvents(options: QueryEventOptions): QueryEvents {
         subscriber.state = record.state;
         subscriber.lastVersion = record.version;
         const view = await views.view(record, baseUrl);
-        stream.send(sseEvents.state, view);
-        for (const batch of kept) {
-          if (!stream.send(sseEvents.rows, batch)) return;
-          // The replay goes out at the reader's pace: written all at once, a large result would
-          // pass streamBufferBytes and cut even a reader that reads as fast as it can.
-          await stream.drained();
-        }
+        send(subscriber, sseEvents.state, view);
+        if (!(await sendRows(subscriber))) return;
         if (isTerminal(record.state)) {
-          stream.send(sseEvents.result, view);
+          send(subscriber, sseEvents.result, view);
           stream.close();
         }
       });
     },
 
     changed(record, progressed) {
-      const set = subscribers.get(record.id);
-      if (!set) return;
-      for (const subscriber of set) sendRecord(subscriber, record, progressed);
+      ring(record.id, { type: 'record', progressed });
     },
 
-    rows(id, batch) {
-      const set = subscribers.get(id);
-      if (!set) return;
-      for (const subscriber of set) {
-        enqueue(subscriber, () => {
-          subscriber.stream.send(sseEvents.rows, batch);
-        });
-      }
+    rows(id, position) {
+      ring(id, { type: 'rows', position });
     },
   };
 }

@@ -6,8 +6,8 @@ import type {
   ObjectStorage,
   QueryResultView,
   QueryView,
+  RowLog,
 } from '@backhaul/core';
-import type { RowResults } from './row-results.js';
 
 /**
  * What a caller reads about a query (docs/protocol.md §3.2). A file result's URL is minted when
@@ -24,7 +24,7 @@ export interface QueryViewOptions {
   storage: ObjectStorage;
   signer: DownloadSigner;
   downloadTtlSeconds: number;
-  rows: RowResults;
+  rowLog: RowLog;
   /** §3.7 The place of a queued query in this process's admission queue. */
   queuePosition(id: string): number | undefined;
 }
@@ -70,7 +70,7 @@ export function createQueryViews(options: QueryViewOptions): QueryViews {
       return {
         kind: 'rows',
         rowCount: result.rowCount,
-        columns: options.rows.result(record.id)?.columns ?? [],
+        columns: (await options.rowLog.summary(record.id))?.columns ?? [],
       };
     }
     const { url, expiresAt } = await fileUrl(result.key, baseUrl);

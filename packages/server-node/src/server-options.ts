@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import {
+  type ClusterBus,
   type Codec,
   type CommandStore,
   type CredentialStore,
@@ -8,6 +10,7 @@ import {
   defaultDeliveryPolicy,
   type Logger,
   type ObjectStorage,
+  type RowLog,
   silentLogger,
 } from '@backhaul/core';
 import type { Registry } from 'prom-client';
@@ -20,6 +23,20 @@ export interface BackhaulServerOptions {
   storage: ObjectStorage;
   /** The durable command log; default: in memory (nothing survives a restart). */
   store?: CommandStore;
+  /**
+   * How server instances of one deployment ring each other (docs/cluster.md "Bus and row log"):
+   * a command accepted here for a gateway streaming from another instance is sent by that one at
+   * once, and callers following a query on any instance see its events. Default: in memory, one
+   * instance. Give every instance the same one (`createRedisClusterBus` in @backhaul/store-redis).
+   */
+  bus?: ClusterBus;
+  /**
+   * Row batches of every query, by position, readable by every instance: rows followed live
+   * or read (`GET …/result`) on another instance than the one that took them. Default: in memory.
+   */
+  rowLog?: RowLog;
+  /** This instance's name in logs; default `<hostname>-<pid>-<random>`. */
+  instanceId?: string;
   /** Codecs accepted for chunks besides `identity`, which is always accepted. */
   codecs?: Codec[];
   /** Gateways allowed to connect. Plain tokens are hashed at start and not kept. */
@@ -50,7 +67,10 @@ export interface BackhaulServerOptions {
    * reconnects and catches up (unacked commands are sent again, §4). Default 16 MiB.
    */
   streamBufferBytes?: number;
-  /** How often the deadline timer runs; default 1000. */
+  /**
+   * How often the deadline timer runs; default 1000. Besides deadlines it looks up pending
+   * commands of the gateways streaming here, the safety net for an announcement the bus lost.
+   */
   sweepIntervalMs?: number;
   /** Bytes per chunk, announced in `hello`; default 524 288 (§6.1). */
   chunkSize?: number;
@@ -106,6 +126,9 @@ export interface BackhaulServerOptions {
 export interface ResolvedOptions {
   storage: ObjectStorage;
   store: CommandStore | undefined;
+  bus: ClusterBus | undefined;
+  rowLog: RowLog | undefined;
+  instanceId: string;
   codecs: Codec[];
   gateways: GatewayCredential[];
   callerTokens: string[];
@@ -181,6 +204,9 @@ export function resolveOptions(options: BackhaulServerOptions): ResolvedOptions 
   return {
     storage: options.storage,
     store: options.store,
+    bus: options.bus,
+    rowLog: options.rowLog,
+    instanceId: options.instanceId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
     codecs: options.codecs ?? [],
     gateways: options.gateways,
     callerTokens: options.callerTokens,

@@ -1,13 +1,13 @@
 import type { IncomingMessage } from 'node:http';
-import type { CommandStore, DownloadSigner } from '@backhaul/core';
+import type { CommandStore, DownloadSigner, RowLog } from '@backhaul/core';
 import type { Admission } from './admission.js';
 import type { ChunkIngest } from './chunk-ingest.js';
 import type { CommandDispatcher } from './command-dispatcher.js';
 import type { CommandStreams } from './command-stream.js';
 import type { Credentials } from './credentials.js';
+import type { GatewayPush } from './gateway-push.js';
 import type { QueryEvents } from './query-events.js';
 import type { QueryViews } from './query-views.js';
-import type { RowResults } from './row-results.js';
 import type { ServerMetrics } from './server-metrics.js';
 import type { ResolvedOptions } from './server-options.js';
 
@@ -21,9 +21,11 @@ export interface ServerParts {
   admission: Admission;
   /** Ready once the xxhash WebAssembly module has loaded (before the first request is served). */
   ingest(): ChunkIngest;
-  rows: RowResults;
+  /** Row batches of every query, shared by the instances of a deployment. */
+  rowLog: RowLog;
   views: QueryViews;
   events: QueryEvents;
+  push: GatewayPush;
   signer: DownloadSigner;
   metrics: ServerMetrics;
   /** The base URL for links in answers to this request (`publicUrl` when configured). */

@@ -18,3 +18,8 @@ export {
   type RedisDeploymentOptions,
 } from './redis-deployment.js';
 export { createRedisRowLog, type RedisRowLogOptions } from './redis-row-log.js';
+export {
+  createRedisUploadLedger,
+  type RedisUploadLedger,
+  type RedisUploadLedgerOptions,
+} from './redis-upload-ledger.js';

@@ -20,4 +20,5 @@ export { runObjectStorageConformance } from './object-storage-conformance.js';
 export { runRowLogConformance } from './row-log-conformance.js';
 export { probeService, type ServiceProbe, type ServiceProbeOptions } from './service-probe.js';
 export { measureStreamedQuery, type StreamedQueryMeasurement } from './streamed-query-measurement.js';
+export { runUploadLedgerConformance } from './upload-ledger-conformance.js';
 export { itRefusesEachWrite, type WriteRefusalSetup } from './write-refusals.js';
