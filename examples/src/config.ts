@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
-import { DEFAULT_CHUNKS_IN_FLIGHT } from '@backhaul/gateway-node';
+import { DEFAULT_CHUNKS_IN_FLIGHT, type ParquetFileCompression } from '@backhaul/gateway-node';
 
 /**
  * One typed configuration for the reference server and gateway. Every field has a default that
@@ -52,6 +52,8 @@ export interface GatewayConfig {
   chunksInFlight: number;
   /** The status port (`/healthz`, `/readyz`, `/metrics`); undefined: none (the default). */
   status: { port: number; host: string } | undefined;
+  /** Page compression of the Parquet files: BACKHAUL_PARQUET_COMPRESSION `zstd` (default), `zstd:LEVEL`, `snappy`, `none`. */
+  parquetCompression: ParquetFileCompression;
 }
 
 /** The command log: in memory (lost on restart) or Redis (durable, shared by several servers). */
@@ -174,7 +176,19 @@ export function loadGatewayConfig(
       read('STATUS_PORT') === undefined
         ? undefined
         : { port: integer(env, 'STATUS_PORT', 0), host: read('STATUS_HOST') ?? '127.0.0.1' },
+    parquetCompression: parquetCompression(read('PARQUET_COMPRESSION') ?? 'zstd'),
   };
+}
+
+/** `zstd`, `zstd:LEVEL` (1–22), `snappy` or `none`. */
+function parquetCompression(value: string): ParquetFileCompression {
+  if (value === 'zstd' || value === 'snappy' || value === 'none') return value;
+  const level = /^zstd:(\d{1,2})$/.exec(value)?.[1];
+  if (level !== undefined && Number(level) >= 1 && Number(level) <= 22)
+    return { codec: 'zstd', level: Number(level) };
+  throw new ConfigError(
+    `BACKHAUL_PARQUET_COMPRESSION='${value}' is not one of: zstd, zstd:LEVEL (1-22), snappy, none`,
+  );
 }
 
 /**

@@ -26,6 +26,7 @@ export async function startReferenceGateway(config: GatewayConfig): Promise<Refe
           ? [codecFor('zstd'), codecFor('lz4')]
           : [codecFor(config.codec)],
     preferredCodec: config.codec,
+    parquetCompression: config.parquetCompression,
     chunksInFlight: config.chunksInFlight,
     progressIntervalMs: 250,
     status: config.status,

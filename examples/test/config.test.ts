@@ -211,3 +211,18 @@ describe('operations: the gateway status port and the metrics token are set by v
     expect(server({ BACKHAUL_METRICS_TOKEN: 'm'.repeat(32) }).metricsToken).toBe('m'.repeat(32));
   });
 });
+
+describe('BACKHAUL_PARQUET_COMPRESSION picks the page compression of the files', () => {
+  it('zstd by default; zstd:LEVEL, snappy and none as named; anything else is a ConfigError', () => {
+    expect(gateway({}).parquetCompression).toBe('zstd');
+    expect(gateway({ BACKHAUL_PARQUET_COMPRESSION: 'zstd:9' }).parquetCompression).toEqual({
+      codec: 'zstd',
+      level: 9,
+    });
+    expect(gateway({ BACKHAUL_PARQUET_COMPRESSION: 'snappy' }).parquetCompression).toBe('snappy');
+    expect(gateway({ BACKHAUL_PARQUET_COMPRESSION: 'none' }).parquetCompression).toBe('none');
+    for (const value of ['gzip', 'zstd:0', 'zstd:23', 'zstd:x']) {
+      expect(() => gateway({ BACKHAUL_PARQUET_COMPRESSION: value }), value).toThrow(ConfigError);
+    }
+  });
+});

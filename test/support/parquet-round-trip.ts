@@ -1,6 +1,7 @@
 import { columnBatchToRows, type QueryCursor, type RowValue } from '@backhaul/core';
 import { encodeBatchesAsParquet, type FileBatch, fileBatches } from '@backhaul/gateway-node';
 import { parquetReadObjects } from 'hyparquet';
+import { compressors } from 'hyparquet-compressors';
 
 /**
  * Reads a cursor through the gateway's own file-mode encoder (column batches where the cursor offers them) and back through hyparquet, as a
@@ -28,6 +29,9 @@ export async function throughParquet(
   const file = Buffer.concat(parts);
   const arrayBuffer = file.buffer.slice(file.byteOffset, file.byteOffset + file.byteLength) as ArrayBuffer;
   // utf8: false keeps binary columns as bytes; STRING/JSON columns are still decoded.
-  const read = (await parquetReadObjects({ file: arrayBuffer, utf8: false })) as Record<string, unknown>[];
+  const read = (await parquetReadObjects({ file: arrayBuffer, utf8: false, compressors })) as Record<
+    string,
+    unknown
+  >[];
   return { source, read };
 }

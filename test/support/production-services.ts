@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DataSource } from '@backhaul/core';
 import { probeService, type ServiceProbe } from '@backhaul/core/testing';
+import type { GatewayOptions } from '@backhaul/gateway-node';
 import { createS3Storage, type S3Storage } from '@backhaul/storage-minio';
 import { createRedisCommandStore, type RedisCommandStore } from '@backhaul/store-redis';
 import { Redis } from 'ioredis';
@@ -136,6 +137,8 @@ export interface ProductionStack {
 
 export async function startProductionStack(options: {
   dataSource: () => DataSource;
+  /** The gateway's options beyond the harness's (e.g. `parquetCompression`). */
+  gateway?: Partial<GatewayOptions>;
 }): Promise<ProductionStack> {
   const s3 = await startS3rver();
   const keyPrefix = `${uniqueName('backhaul-e2e')}:`;
@@ -157,7 +160,7 @@ export async function startProductionStack(options: {
   };
   try {
     harness = await startHarness({ store, storage, dataSource: options.dataSource });
-    await harness.startGateway();
+    await harness.startGateway(options.gateway);
   } catch (error) {
     await close();
     throw error;

@@ -1,4 +1,11 @@
-import type { EnrolledGatewayView, GatewayTokenView, IssuedGatewayToken } from '@backhaul/core';
+import type {
+  EnrolCaller,
+  EnrolledCallerView,
+  EnrolledGatewayView,
+  GatewayTokenView,
+  IssuedCallerToken,
+  IssuedGatewayToken,
+} from '@backhaul/core';
 import { type ServerConnectionOptions, serverRequests } from './server-requests.js';
 
 /** The operator's client for the admin API (docs/protocol.md §10). `token` is an admin token. */
@@ -13,11 +20,26 @@ export interface BackhaulAdminClient {
   revokeToken(gatewayId: string, tokenId: string): Promise<GatewayTokenView>;
   /** Removes the gateway and all its tokens. */
   remove(gatewayId: string): Promise<void>;
+
+  /** §10.5 Callers and admins, with the same lifecycle as gateways. */
+  callers: {
+    /** Enrols a caller (or `role: 'admin'`), optionally restricted to `gateways`; carries its first token. */
+    enrol(caller: EnrolCaller): Promise<IssuedCallerToken>;
+    list(): Promise<EnrolledCallerView[]>;
+    get(callerId: string): Promise<EnrolledCallerView>;
+    /** Replaces the caller's gateway list; `null` lets it query every gateway. */
+    restrict(callerId: string, gateways: string[] | null): Promise<EnrolledCallerView>;
+    issueToken(callerId: string): Promise<IssuedCallerToken>;
+    /** Refused from the next request on, on every server sharing the credential store. */
+    revokeToken(callerId: string, tokenId: string): Promise<GatewayTokenView>;
+    remove(callerId: string): Promise<void>;
+  };
 }
 
 export function createBackhaulAdminClient(options: ServerConnectionOptions): BackhaulAdminClient {
   const { call, json, postJson } = serverRequests(options);
   const gatewayPath = (id: string) => `/v1/admin/gateways/${encodeURIComponent(id)}`;
+  const callerPath = (id: string) => `/v1/admin/callers/${encodeURIComponent(id)}`;
   return {
     enrol: (gatewayId) => postJson<IssuedGatewayToken>('/v1/admin/gateways', { gatewayId }),
     list: async () => (await json<{ gateways: EnrolledGatewayView[] }>('/v1/admin/gateways')).gateways,
@@ -30,6 +52,26 @@ export function createBackhaulAdminClient(options: ServerConnectionOptions): Bac
       ),
     async remove(gatewayId) {
       await call(gatewayPath(gatewayId), { method: 'DELETE' });
+    },
+    callers: {
+      enrol: (caller) => postJson<IssuedCallerToken>('/v1/admin/callers', caller),
+      list: async () => (await json<{ callers: EnrolledCallerView[] }>('/v1/admin/callers')).callers,
+      get: (callerId) => json<EnrolledCallerView>(callerPath(callerId)),
+      restrict: (callerId, gateways) =>
+        json<EnrolledCallerView>(callerPath(callerId), {
+          method: 'PATCH',
+          body: JSON.stringify({ gateways }),
+          headers: { 'content-type': 'application/json' },
+        }),
+      issueToken: (callerId) => postJson<IssuedCallerToken>(`${callerPath(callerId)}/tokens`, {}),
+      revokeToken: (callerId, tokenId) =>
+        postJson<GatewayTokenView>(
+          `${callerPath(callerId)}/tokens/${encodeURIComponent(tokenId)}/revoke`,
+          {},
+        ),
+      async remove(callerId) {
+        await call(callerPath(callerId), { method: 'DELETE' });
+      },
     },
   };
 }

@@ -36,6 +36,11 @@ export interface CommandStore {
 export interface CommandRecord {
   id: string;
   gatewayId: string;
+  /**
+   * The caller that submitted it (its configured or enrolled ID): only it, and admins, may read or
+   * cancel it. Absent on records written before callers were recorded: those only admins see.
+   */
+  callerId?: string;
   command: Omit<Command, 'delivery'>;
   state: CommandState;
   /** Incremented by every write; the compare-and-set token. */

@@ -27,6 +27,23 @@ export interface CredentialStore {
   list(): Promise<GatewayEnrolment[]>;
   /** The gateway and token a not-revoked token hash belongs to, or undefined. One read: it runs per request. */
   findActiveToken(sha256: string): Promise<ActiveGatewayToken | undefined>;
+
+  // Callers and admins (docs/protocol.md §10.5): enrolled, rotated and revoked like gateways.
+  /** Creates the caller with its first token; `conflict` if the caller ID is already enrolled. */
+  enrolCaller(caller: NewCaller, token: GatewayTokenRecord): Promise<void>;
+  /** Replaces a caller's gateway list (`null`: every gateway); `not-found` if it is not enrolled. */
+  restrictCaller(callerId: string, gateways: readonly string[] | null): Promise<CallerEnrolment>;
+  /** Adds a token to an enrolled caller (rotation); `not-found` if it is not enrolled. */
+  addCallerToken(callerId: string, token: GatewayTokenRecord): Promise<void>;
+  /** As `revokeToken`, for a caller's token. */
+  revokeCallerToken(callerId: string, tokenId: string, now: number): Promise<GatewayTokenRecord>;
+  /** Deletes the caller and every token of it; false if it was not enrolled. */
+  removeCaller(callerId: string): Promise<boolean>;
+  getCaller(callerId: string): Promise<CallerEnrolment | undefined>;
+  /** Every enrolled caller and admin, ordered by ID. */
+  listCallers(): Promise<CallerEnrolment[]>;
+  /** The caller, its role and gateways a not-revoked token hash belongs to, or undefined. Runs per request. */
+  findActiveCallerToken(sha256: string): Promise<ActiveCallerToken | undefined>;
   close(): Promise<void>;
 }
 
@@ -52,4 +69,30 @@ export interface GatewayEnrolment {
 export interface ActiveGatewayToken {
   gatewayId: string;
   tokenId: string;
+}
+
+/** `caller` submits and reads its own queries; `admin` opens the admin API and reads every query. */
+export type CallerRole = 'caller' | 'admin';
+
+/** A caller or admin as it is enrolled. */
+export interface NewCaller {
+  callerId: string;
+  role: CallerRole;
+  /** The gateways a caller's queries may go to; absent: every gateway. Meaningless for an admin. */
+  gateways?: readonly string[];
+  /** Epoch ms. */
+  createdAt: number;
+}
+
+export interface CallerEnrolment extends NewCaller {
+  gateways?: string[];
+  /** Oldest first. */
+  tokens: GatewayTokenRecord[];
+}
+
+export interface ActiveCallerToken {
+  callerId: string;
+  tokenId: string;
+  role: CallerRole;
+  gateways?: string[];
 }

@@ -265,6 +265,49 @@ export type EnrolGateway = z.infer<typeof enrolGatewaySchema>;
 export const gatewayPathSchema = z.object({ gatewayId: identifier });
 export const gatewayTokenPathSchema = z.object({ gatewayId: identifier, tokenId: identifier });
 
+/**
+ * §10.5 What an operator sends to enrol a caller (default) or an admin. `gateways` restricts a
+ * caller to those gateways; without it the caller may query every gateway.
+ */
+export const enrolCallerSchema = z
+  .strictObject({
+    callerId: identifier,
+    role: z.enum(['caller', 'admin']).default('caller'),
+    gateways: z.array(identifier).max(10_000).optional(),
+  })
+  .refine((caller) => caller.role === 'caller' || caller.gateways === undefined, {
+    message: 'an admin reads every query: gateways apply to callers only',
+    path: ['gateways'],
+  });
+export type EnrolCaller = z.input<typeof enrolCallerSchema>;
+
+/** §10.5 A caller's new gateway list; `null` lifts the restriction. */
+export const restrictCallerSchema = z.strictObject({
+  gateways: z.array(identifier).max(10_000).nullable(),
+});
+
+/** §10.5 The path parameters of the callers' admin API. */
+export const callerPathSchema = z.object({ callerId: identifier });
+export const callerTokenPathSchema = z.object({ callerId: identifier, tokenId: identifier });
+
+/** §10.5 An enrolled caller or admin, as listings show it. */
+export interface EnrolledCallerView {
+  callerId: string;
+  role: 'caller' | 'admin';
+  gateways?: string[];
+  createdAt: string;
+  tokens: GatewayTokenView[];
+}
+
+/** §10.5 A newly issued caller or admin token: the only answer that ever carries it. */
+export interface IssuedCallerToken {
+  callerId: string;
+  role: 'caller' | 'admin';
+  tokenId: string;
+  token: string;
+  createdAt: string;
+}
+
 /** §10 A token as listings show it: its ID and dates, never the token or its hash. */
 export interface GatewayTokenView {
   id: string;

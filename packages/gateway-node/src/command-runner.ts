@@ -17,7 +17,7 @@ import {
 } from '@backhaul/core';
 import type { CodecChoice } from './codec-choice.js';
 import { uploadFile } from './file-uploader.js';
-import { type FileBatch, fileBatches } from './parquet-encoding.js';
+import { type FileBatch, fileBatches, type ParquetFileCompression } from './parquet-encoding.js';
 import type { ProgressState } from './progress.js';
 import { sendRowBatches } from './row-batch-sender.js';
 import { toJsonRows } from './row-values.js';
@@ -50,6 +50,7 @@ export interface CommandRunnerOptions {
   retry: RetryPolicy;
   rowBatchSize: number;
   fileBatchSize: number;
+  parquetCompression: ParquetFileCompression;
   progressIntervalMs: number;
   maxConcurrentCommands: number;
   rememberedCommands: number;
@@ -284,6 +285,7 @@ export class CommandRunner {
       commandId: command.id,
       columns,
       batches,
+      parquetCompression: this.#options.parquetCompression,
       hello: session.hello,
       codec: session.codec,
       ...(session.autoCodec

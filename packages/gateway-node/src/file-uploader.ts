@@ -12,7 +12,7 @@ import {
 } from '@backhaul/core';
 import { AdaptiveCodec, type CodecChoice } from './codec-choice.js';
 import { GoodputMeter } from './goodput.js';
-import { encodeBatchesAsParquet, type FileBatch } from './parquet-encoding.js';
+import { encodeBatchesAsParquet, type FileBatch, type ParquetFileCompression } from './parquet-encoding.js';
 import type { ProgressState } from './progress.js';
 import { describeError, type ServerApi } from './server-api.js';
 import { UploadWindow } from './upload-window.js';
@@ -22,6 +22,8 @@ export interface FileUploadOptions {
   commandId: string;
   columns: readonly Column[];
   batches: AsyncIterable<FileBatch>;
+  /** Page compression of the Parquet file (default zstd). */
+  parquetCompression?: ParquetFileCompression;
   hello: Hello;
   /** The chunk codec; with `autoCodec`, the candidate the file's first chunk is tried with. */
   codec: Codec;
@@ -76,10 +78,15 @@ export async function uploadFile(options: FileUploadOptions): Promise<FileComple
   const { progress } = options;
   let rowCount = 0;
   progress.stage = 'encoding';
-  const parquet = encodeBatchesAsParquet(options.columns, options.batches, (rows) => {
-    rowCount += rows;
-    progress.rows = rowCount;
-  });
+  const parquet = encodeBatchesAsParquet(
+    options.columns,
+    options.batches,
+    (rows) => {
+      rowCount += rows;
+      progress.rows = rowCount;
+    },
+    options.parquetCompression,
+  );
   return uploadBytes({ ...options, bytes: parquet, rowCount: () => rowCount });
 }
 

@@ -18,7 +18,11 @@ import { CommandRunner, type GatewaySession } from './command-runner.js';
 import { CommandStreamClient, DEFAULT_MAX_EVENT_LENGTH } from './command-stream-client.js';
 import { createGatewayMetrics } from './gateway-metrics.js';
 import { type GatewayStatusOptions, listenStatus, type StatusServer } from './gateway-status.js';
-import { FILE_BATCH_SIZE } from './parquet-encoding.js';
+import {
+  DEFAULT_PARQUET_COMPRESSION,
+  FILE_BATCH_SIZE,
+  type ParquetFileCompression,
+} from './parquet-encoding.js';
 import { createConnectionPool, ServerApi } from './server-api.js';
 
 /**
@@ -44,6 +48,12 @@ export interface GatewayOptions {
    * (identity). A `codec-chosen` event gives each file's summary once it is uploaded.
    */
   preferredCodec?: string;
+  /**
+   * Page compression of the Parquet files this gateway writes: 'zstd' (default, level 3),
+   * `{ codec: 'zstd', level }` (1–22), 'snappy' or 'none'. Compressed pages leave the chunk codec
+   * little to do: `preferredCodec: 'auto'` then sends them as identity (docs/benchmarks.md).
+   */
+  parquetCompression?: ParquetFileCompression;
   /** Chunk requests in flight per file (default 32), capped by the server's `chunkWindow`. */
   chunksInFlight?: number;
   /** Per chunk and per request (default: core's `defaultRetryPolicy`, 10 attempts). */
@@ -218,6 +228,7 @@ export function createGateway(options: GatewayOptions): Gateway {
             retry: config.retry,
             rowBatchSize: config.rowBatchSize,
             fileBatchSize: Math.max(FILE_BATCH_SIZE, config.rowBatchSize),
+            parquetCompression: options.parquetCompression ?? DEFAULT_PARQUET_COMPRESSION,
             progressIntervalMs: config.progressIntervalMs,
             maxConcurrentCommands: config.maxConcurrentCommands,
             rememberedCommands: REMEMBERED_COMMANDS,

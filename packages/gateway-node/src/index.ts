@@ -30,11 +30,13 @@ export {
 } from './gateway.js';
 export type { GatewayStatusOptions } from './gateway-status.js';
 export {
+  DEFAULT_PARQUET_COMPRESSION,
   encodeBatchesAsParquet,
   encodeCursorAsParquet,
   FILE_BATCH_SIZE,
   type FileBatch,
   fileBatches,
+  type ParquetFileCompression,
 } from './parquet-encoding.js';
 export type { ProgressState } from './progress.js';
 export { toJsonRows, toJsonValue } from './row-values.js';

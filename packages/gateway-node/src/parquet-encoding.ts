@@ -5,10 +5,17 @@ import {
   type QueryCursor,
   type RowValue,
 } from '@backhaul/core';
-import { type ParquetColumn, ParquetWriter } from '@backhaul/parquet';
+import { type ParquetColumn, type ParquetCompression, ParquetWriter } from '@backhaul/parquet';
 
 /** Rows per batch pulled off the cursor in file mode: big enough to keep the column loops hot. */
 export const FILE_BATCH_SIZE = 8192;
+
+/**
+ * Page compression of the files a gateway writes: zstd level 3 by default, so a file is about as small
+ * as DuckDB's own zstd output (docs/benchmarks.md) and the chunk codec has nothing left to squeeze.
+ */
+export type ParquetFileCompression = 'zstd' | 'snappy' | 'none' | { codec: 'zstd'; level?: number };
+export const DEFAULT_PARQUET_COMPRESSION: ParquetFileCompression = 'zstd';
 
 /** What file mode encodes: row batches, or column batches from a source that decodes into columns. */
 export type FileBatch = RowValue[][] | ColumnBatch;
@@ -17,25 +24,27 @@ export type FileBatch = RowValue[][] | ColumnBatch;
  * Parquet bytes of batches, one row group at a time, never the whole file in memory. The next
  * batch is pulled only once the previous bytes were consumed, so a slow upload slows the cursor.
  * `onBatch` sees each batch's row count before it is encoded (progress and the completion's rowCount).
+ * Pages are compressed as `compression` says (default zstd), off the main thread.
  */
 export async function* encodeBatchesAsParquet(
   columns: readonly Column[],
   batches: AsyncIterable<FileBatch>,
   onBatch?: (rows: number) => void,
+  compression: ParquetFileCompression = DEFAULT_PARQUET_COMPRESSION,
 ): AsyncGenerator<Uint8Array> {
   const { parquetColumns, fixRows } = toParquetColumns(columns);
-  const writer = new ParquetWriter(parquetColumns);
+  const writer = new ParquetWriter(parquetColumns, { compression: compression as ParquetCompression });
   for await (const batch of batches) {
     if (Array.isArray(batch)) {
       onBatch?.(batch.length);
-      yield* writer.write(fixRows ? fixRows(batch) : batch);
+      yield* await writer.writeAsync(fixRows ? fixRows(batch) : batch);
     } else {
       // A decimal wider than 18 digits is already its text in a column vector: nothing to fix.
       onBatch?.(batch.rowCount);
-      yield* writer.writeColumns(batch);
+      yield* await writer.writeColumnsAsync(batch);
     }
   }
-  yield* writer.finish();
+  yield* await writer.finishAsync();
 }
 
 /**
@@ -46,10 +55,15 @@ export async function* encodeBatchesAsParquet(
  */
 export async function* encodeCursorAsParquet(
   cursor: QueryCursor,
-  options: { batchSize?: number } = {},
+  options: { batchSize?: number; compression?: ParquetFileCompression } = {},
 ): AsyncGenerator<Uint8Array> {
   try {
-    yield* encodeBatchesAsParquet(cursor.columns, fileBatches(cursor, options.batchSize ?? FILE_BATCH_SIZE));
+    yield* encodeBatchesAsParquet(
+      cursor.columns,
+      fileBatches(cursor, options.batchSize ?? FILE_BATCH_SIZE),
+      undefined,
+      options.compression,
+    );
   } finally {
     await cursor.close();
   }

@@ -2,6 +2,7 @@ import { createZstdCodec } from '@backhaul/codec-zstd';
 import { createChecksummer, type RetryPolicy } from '@backhaul/core';
 import { createSqliteDataSource } from '@backhaul/source-sqlite';
 import { parquetMetadata, parquetReadObjects } from 'hyparquet';
+import { compressors } from 'hyparquet-compressors';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   type CodecChoice,
@@ -9,6 +10,7 @@ import {
   encodeCursorAsParquet,
   type Gateway,
   type GatewayOptions,
+  type ParquetFileCompression,
 } from '../src/index.js';
 import { type FakeServer, type FakeServerOptions, startFakeServer, until } from './fake-server.js';
 import { createOrdersDatabase } from './sqlite-fixture.js';
@@ -43,17 +45,19 @@ async function setup(serverOptions: FakeServerOptions = {}, overrides: Partial<G
     dataSource: createSqliteDataSource({ filename: database.filename }),
     retry: fastRetry,
     progressIntervalMs: 50,
+    // Uncompressed pages: a file big and compressible enough to exercise chunking and the chunk codecs.
+    parquetCompression: 'none',
     ...overrides,
   });
   await gateway.start();
   return { server, gateway };
 }
 
-async function expectedParquet(sql: string): Promise<Buffer> {
+async function expectedParquet(sql: string, compression: ParquetFileCompression = 'none'): Promise<Buffer> {
   const source = createSqliteDataSource({ filename: database.filename });
   const pieces: Uint8Array[] = [];
-  for await (const piece of encodeCursorAsParquet(await source.query({ sql, params: [], columnar: true })))
-    pieces.push(piece);
+  const cursor = await source.query({ sql, params: [], columnar: true });
+  for await (const piece of encodeCursorAsParquet(cursor, { compression })) pieces.push(piece);
   await source.close();
   return Buffer.concat(pieces);
 }
@@ -109,8 +113,35 @@ describe('§6 file mode: Parquet cut into chunks, checksummed, uploaded and comp
 
     const metadata = parquetMetadata(arrayBufferOf(file));
     expect(Number(metadata.num_rows)).toBe(ROWS);
-    const rows = await parquetReadObjects({ file: arrayBufferOf(file), rowStart: 6, rowEnd: 7 });
+    const rows = await parquetReadObjects({ file: arrayBufferOf(file), rowStart: 6, rowEnd: 7, compressors });
     expect(rows[0]).toMatchObject({ id: 7n, customer: 'customer-7', amount: 2.59, paid: true, note: null });
+  });
+
+  it("zstd pages by default, which 'auto' sends as identity: there is nothing left to compress", async () => {
+    const zstd = createZstdCodec();
+    const { server, gateway } = await setup(
+      { codecs: [zstd] },
+      { codecs: [zstd], preferredCodec: 'auto', parquetCompression: undefined },
+    );
+    const choices: CodecChoice[] = [];
+    gateway.on((event) => {
+      if (event.type === 'codec-chosen') choices.push(event);
+    });
+    const sql = 'SELECT * FROM orders ORDER BY id';
+    server.send({ id: 'zstd-pages', sql, mode: 'file' });
+    await until(() => server.completions.has('zstd-pages'), 'completion');
+    const file = server.file('zstd-pages');
+    expect(Buffer.compare(file, await expectedParquet(sql, 'zstd'))).toBe(0);
+    const codecs = new Set(
+      parquetMetadata(arrayBufferOf(file)).row_groups.flatMap((g) =>
+        g.columns.map((c) => c.meta_data?.codec),
+      ),
+    );
+    expect(codecs).toEqual(new Set(['ZSTD']));
+    const chunks = [...server.chunks.get('zstd-pages')!.values()];
+    expect(new Set(chunks.map((c) => c.codec))).toEqual(new Set(['identity']));
+    await until(() => choices.length === 1, 'codec-chosen');
+    expect(choices[0]).toMatchObject({ codec: 'identity', reason: 'data' });
   });
 
   it('uses zstd when the gateway has it and the server accepts it', async () => {
@@ -320,8 +351,8 @@ describe('§3 auto mode: rows while the result is small, a file once it passes r
     expect(server.completions.get('auto-large')).toMatchObject({ kind: 'file', rowCount: ROWS });
     expect(server.rows.has('auto-large')).toBe(false);
     const file = server.file('auto-large');
-    const ids = (await parquetReadObjects({ file: arrayBufferOf(file), columns: ['id'] })).map((r) =>
-      Number(r.id),
+    const ids = (await parquetReadObjects({ file: arrayBufferOf(file), columns: ['id'], compressors })).map(
+      (r) => Number(r.id),
     );
     expect(ids).toEqual(Array.from({ length: ROWS }, (_, i) => i + 1));
   });

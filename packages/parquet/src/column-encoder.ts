@@ -130,6 +130,11 @@ export abstract class ColumnEncoder {
     return page.byteEnd - page.byteStart;
   }
 
+  /** The chunk's PLAIN-encoded values (all types but BOOLEAN, whose values are a bitmap). */
+  get plainBytes(): Buffer {
+    return this.values.bytes;
+  }
+
   /** The definition-level bitmap of the current chunk (bit i = row i is non-null). */
   get definitionBits(): Uint8Array {
     return this.defBits;

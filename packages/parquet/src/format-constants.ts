@@ -33,7 +33,7 @@ export const FieldRepetitionType = { REQUIRED: 0, OPTIONAL: 1, REPEATED: 2 } as 
 export type FieldRepetitionType = (typeof FieldRepetitionType)[keyof typeof FieldRepetitionType];
 
 /** `enum Encoding` (only the ones this writer emits). */
-export const Encoding = { PLAIN: 0, RLE: 3 } as const;
+export const Encoding = { PLAIN: 0, RLE: 3, RLE_DICTIONARY: 8 } as const;
 export type Encoding = (typeof Encoding)[keyof typeof Encoding];
 
 /** `enum CompressionCodec`. */

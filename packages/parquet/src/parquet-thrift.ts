@@ -4,6 +4,7 @@
  */
 import { type CompressionCodec, Encoding, PageType, type PhysicalType } from './format-constants.js';
 import type { ColumnSpec } from './schema.js';
+import type { MinMax } from './statistics.js';
 import { CompactType, ThriftCompactWriter } from './thrift-compact.js';
 
 export interface DataPageHeaderInfo {
@@ -12,9 +13,11 @@ export interface DataPageHeaderInfo {
   /** Rows in the page, NULLs included (flat schema: values == rows). */
   numValues: number;
   nullCount: number;
+  encoding: Encoding;
+  minMax: MinMax | undefined;
 }
 
-/** `PageHeader` with a `DataPageHeader` (data page v1). */
+/** `PageHeader` with a `DataPageHeader` (data page v1), its statistics included. */
 export function encodeDataPageHeader(info: DataPageHeaderInfo): Uint8Array {
   const w = new ThriftCompactWriter();
   w.i32(1, PageType.DATA_PAGE) // type
@@ -22,15 +25,47 @@ export function encodeDataPageHeader(info: DataPageHeaderInfo): Uint8Array {
     .i32(3, info.compressedPageSize) // compressed_page_size
     .beginStruct(5) // data_page_header
     .i32(1, info.numValues) // num_values
-    .i32(2, Encoding.PLAIN) // encoding
+    .i32(2, info.encoding) // encoding
     .i32(3, Encoding.RLE) // definition_level_encoding
-    .i32(4, Encoding.RLE) // repetition_level_encoding (no repetition levels are written: flat schema)
-    .beginStruct(5) // statistics
-    .i64(3, info.nullCount) // null_count
-    .endStruct()
+    .i32(4, Encoding.RLE); // repetition_level_encoding (no repetition levels are written: flat schema)
+  writeStatistics(w, 5, info.nullCount, info.minMax);
+  w.endStruct().endStruct();
+  return w.toBytes();
+}
+
+/** `PageHeader` with a `DictionaryPageHeader`: the PLAIN-encoded dictionary of a column chunk. */
+export function encodeDictionaryPageHeader(info: {
+  uncompressedPageSize: number;
+  compressedPageSize: number;
+  numValues: number;
+}): Uint8Array {
+  const w = new ThriftCompactWriter();
+  w.i32(1, PageType.DICTIONARY_PAGE) // type
+    .i32(2, info.uncompressedPageSize) // uncompressed_page_size
+    .i32(3, info.compressedPageSize) // compressed_page_size
+    .beginStruct(7) // dictionary_page_header
+    .i32(1, info.numValues) // num_values
+    .i32(2, Encoding.PLAIN) // encoding
     .endStruct()
     .endStruct();
   return w.toBytes();
+}
+
+/** `Statistics`: null_count, and min_value/max_value (the type-defined order) when known. */
+function writeStatistics(
+  w: ThriftCompactWriter,
+  fieldId: number,
+  nullCount: number,
+  minMax: MinMax | undefined,
+): void {
+  w.beginStruct(fieldId).i64(3, nullCount); // null_count
+  if (minMax) {
+    w.binary(5, minMax.max) // max_value
+      .binary(6, minMax.min) // min_value
+      .bool(7, true) // is_max_value_exact
+      .bool(8, true); // is_min_value_exact
+  }
+  w.endStruct();
 }
 
 export interface ColumnChunkInfo {
@@ -41,7 +76,10 @@ export interface ColumnChunkInfo {
   totalUncompressedSize: number;
   totalCompressedSize: number;
   dataPageOffset: number;
+  /** Offset of the dictionary page, when the chunk is dictionary-encoded. */
+  dictionaryPageOffset: number | undefined;
   nullCount: number;
+  minMax: MinMax | undefined;
 }
 
 export interface RowGroupInfo {
@@ -90,6 +128,12 @@ export function encodeFileMetaData(info: FileMetaDataInfo): Uint8Array {
   });
 
   w.string(6, info.createdBy); // created_by
+  // column_orders: every leaf is sorted in its type's defined order, which tells readers (DuckDB, Arrow,
+  // Spark) that min_value/max_value can be trusted for skipping.
+  w.beginList(7, CompactType.STRUCT, info.columns.length);
+  for (let i = 0; i < info.columns.length; i++) {
+    w.beginStructValue().beginStruct(1).endStruct().endStruct(); // ColumnOrder { TYPE_ORDER: TypeDefinedOrder {} }
+  }
   w.endStruct();
   return w.toBytes();
 }
@@ -141,16 +185,20 @@ function writeColumnChunk(w: ThriftCompactWriter, chunk: ColumnChunkInfo): void 
   w.i64(2, 0);
   w.beginStruct(3) // meta_data: ColumnMetaData
     .i32(1, chunk.physicalType); // type
-  w.beginList(2, CompactType.I32, 2).listI32(Encoding.PLAIN).listI32(Encoding.RLE); // encodings
+  const encodings =
+    chunk.dictionaryPageOffset === undefined
+      ? [Encoding.PLAIN, Encoding.RLE]
+      : [Encoding.PLAIN, Encoding.RLE, Encoding.RLE_DICTIONARY];
+  w.beginList(2, CompactType.I32, encodings.length); // encodings
+  for (const encoding of encodings) w.listI32(encoding);
   w.beginList(3, CompactType.BINARY, 1).listString(chunk.path); // path_in_schema
   w.i32(4, chunk.codec) // codec
     .i64(5, chunk.numValues) // num_values
     .i64(6, chunk.totalUncompressedSize) // total_uncompressed_size
     .i64(7, chunk.totalCompressedSize) // total_compressed_size
-    .i64(9, chunk.dataPageOffset) // data_page_offset
-    .beginStruct(12) // statistics
-    .i64(3, chunk.nullCount) // null_count
-    .endStruct()
-    .endStruct();
+    .i64(9, chunk.dataPageOffset); // data_page_offset
+  if (chunk.dictionaryPageOffset !== undefined) w.i64(11, chunk.dictionaryPageOffset); // dictionary_page_offset
+  writeStatistics(w, 12, chunk.nullCount, chunk.minMax);
+  w.endStruct();
   w.endStruct();
 }

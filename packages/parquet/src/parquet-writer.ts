@@ -1,56 +1,56 @@
 import { checkColumnBatch, type ParquetColumnBatch } from './column-batch.js';
-import {
-  type ColumnEncoder,
-  createColumnEncoder,
-  type PageSlice,
-  RowFailure,
-  type Rows,
-} from './column-encoder.js';
+import { DEFAULT_DICTIONARY_PAGE_SIZE, type EncodedChunk, encodeChunk } from './column-chunk.js';
+import { type ColumnEncoder, createColumnEncoder, RowFailure, type Rows } from './column-encoder.js';
 import { type ParquetCompression, type ResolvedCompression, resolveCompression } from './compression.js';
-import { definitionLevelsSize, writeDefinitionLevels } from './definition-levels.js';
 import { MAGIC } from './format-constants.js';
 import {
   type ColumnChunkInfo,
   encodeDataPageHeader,
+  encodeDictionaryPageHeader,
   encodeFileMetaData,
   type RowGroupInfo,
 } from './parquet-thrift.js';
 import { type ColumnSpec, normalizeColumns, type ParquetColumn } from './schema.js';
+import { DEFAULT_CREATED_BY } from './version.js';
 
 export interface ParquetWriterOptions {
-  /** Rows per row group (default 65 536). Memory use is bounded by one row group. */
+  /** At most this many rows per row group (default 1 048 576, pyarrow's cap). */
   rowGroupSize?: number;
-  /** 'none' (default), or a `{ codec, compress }` page compressor supplied by the caller. */
+  /**
+   * A row group is flushed once its buffered (PLAIN, uncompressed) column data reaches this many bytes
+   * (default 128 MiB, parquet-mr's and Spark's `parquet.block.size`). Memory use is bounded by one row group.
+   */
+  rowGroupBytes?: number;
+  /**
+   * Page compression: 'none' (default), 'snappy', 'zstd' (level 3) or `{ codec: 'zstd', level }`, or a
+   * `{ codec, compress | compressAsync }` codec of your own. zstd is asynchronous: use `writeAsync`,
+   * `writeColumnsAsync` and `finishAsync` (or `encodeParquet`), which also compress pages in parallel.
+   */
   compression?: ParquetCompression;
-  /** `FileMetaData.created_by` (default 'backhaul'). */
+  /** Dictionary-encode the columns where it pays (default true; see README). */
+  dictionary?: boolean;
+  /** A chunk falls back to PLAIN when its dictionary's PLAIN size passes this (default 1 MiB). */
+  dictionaryPageSize?: number;
+  /** `FileMetaData.created_by` (default `backhaul version <version> (build <build>)`). */
   createdBy?: string;
   /** A data page is closed once its values reach this many uncompressed bytes (default 1 MiB). */
   pageSize?: number;
-  /**
-   * A row group is also flushed early once its buffered column data reaches this many bytes
-   * (default 64 MiB), so wide text/JSON rows cannot make one row group unbounded.
-   */
-  rowGroupBytes?: number;
 }
 
-const DEFAULT_ROW_GROUP_SIZE = 65_536;
+export const DEFAULT_ROW_GROUP_SIZE = 1 << 20;
 const DEFAULT_PAGE_SIZE = 1 << 20;
-const DEFAULT_ROW_GROUP_BYTES = 64 << 20;
+export const DEFAULT_ROW_GROUP_BYTES = 128 << 20;
+
+/** A row group whose pages are encoded but not yet compressed nor placed in the file. */
+interface EncodedRowGroup {
+  numRows: number;
+  chunks: EncodedChunk[];
+}
 /**
  * Rows are encoded in slices of at most this many rows: small enough that the byte budget is checked
  * often, large enough that each column's loop stays hot.
  */
 const SLICE_ROWS = 4096;
-
-interface PlannedPage {
-  encoder: ColumnEncoder;
-  page: PageSlice;
-  header: Uint8Array;
-  /** Definition-level bytes (length prefix included), 0 for a required column. */
-  levelBytes: number;
-  /** The compressed body, when a codec is in use; otherwise the body is copied from the encoder. */
-  compressedBody: Uint8Array | undefined;
-}
 
 /**
  * Streaming Parquet writer: rows go in with `write()` (or column batches with `writeColumns()`), file
@@ -64,6 +64,10 @@ export class ParquetWriter {
   private readonly rowGroupBytes: number;
   private readonly compression: ResolvedCompression;
   private readonly createdBy: string;
+  /** 0 when dictionary encoding is off. */
+  private readonly dictionaryPageSize: number;
+  /** Row groups encoded but not yet compressed and emitted (the async path compresses them later). */
+  private encoded: EncodedRowGroup[] = [];
   private readonly rowGroups: RowGroupInfo[] = [];
   /** Bytes produced so far, i.e. the file offset of the next byte. */
   private produced = 0;
@@ -80,7 +84,11 @@ export class ParquetWriter {
     this.rowGroupBytes = positiveInteger(options.rowGroupBytes, DEFAULT_ROW_GROUP_BYTES, 'rowGroupBytes');
     const pageSize = positiveInteger(options.pageSize, DEFAULT_PAGE_SIZE, 'pageSize');
     this.compression = resolveCompression(options.compression);
-    this.createdBy = options.createdBy ?? 'backhaul';
+    this.createdBy = options.createdBy ?? DEFAULT_CREATED_BY;
+    this.dictionaryPageSize =
+      options.dictionary === false
+        ? 0
+        : positiveInteger(options.dictionaryPageSize, DEFAULT_DICTIONARY_PAGE_SIZE, 'dictionaryPageSize');
     this.encoders = this.specs.map((spec) => createColumnEncoder(spec, pageSize));
   }
 
@@ -103,6 +111,22 @@ export class ParquetWriter {
    * produced by this call are returned by the next write() or finish().
    */
   write(rows: readonly (readonly unknown[])[]): Uint8Array[] {
+    this.assertSync('write');
+    this.writeRows(rows);
+    return this.drain();
+  }
+
+  /** `write()` for any compression: zstd pages are compressed off the main thread, in parallel. */
+  async writeAsync(rows: readonly (readonly unknown[])[]): Promise<Uint8Array[]> {
+    try {
+      this.writeRows(rows);
+    } finally {
+      await this.settle();
+    }
+    return this.drain();
+  }
+
+  private writeRows(rows: readonly (readonly unknown[])[]): void {
     this.assertOpen();
     if (!Array.isArray(rows)) throw new TypeError('ParquetWriter.write expects an array of rows');
     let start = 0;
@@ -112,7 +136,7 @@ export class ParquetWriter {
       start = end;
       this.flushIfFull();
     }
-    return this.drain();
+    return;
   }
 
   /**
@@ -127,6 +151,22 @@ export class ParquetWriter {
    * stays usable.
    */
   writeColumns(batch: ParquetColumnBatch): Uint8Array[] {
+    this.assertSync('writeColumns');
+    this.appendColumns(batch);
+    return this.drain();
+  }
+
+  /** `writeColumns()` for any compression (see `writeAsync`). */
+  async writeColumnsAsync(batch: ParquetColumnBatch): Promise<Uint8Array[]> {
+    try {
+      this.appendColumns(batch);
+    } finally {
+      await this.settle();
+    }
+    return this.drain();
+  }
+
+  private appendColumns(batch: ParquetColumnBatch): void {
     this.assertOpen();
     checkColumnBatch(this.specs, batch, this.totalRows);
     const { rowCount, vectors } = batch;
@@ -141,14 +181,27 @@ export class ParquetWriter {
       this.totalRows += rowCount;
       this.flushIfFull();
     }
-    return this.drain();
+    return;
   }
 
   /** Flushes the last row group and writes the footer; returns the remaining bytes. */
   finish(): Uint8Array[] {
+    this.assertSync('finish');
     this.assertOpen();
-    try {
-      this.flushRowGroup();
+    this.guard(() => this.flushRowGroup());
+    return this.writeFooter();
+  }
+
+  /** `finish()` for any compression (see `writeAsync`). */
+  async finishAsync(): Promise<Uint8Array[]> {
+    this.assertOpen();
+    this.guard(() => this.flushRowGroup());
+    await this.settle();
+    return this.writeFooter();
+  }
+
+  private writeFooter(): Uint8Array[] {
+    this.guard(() => {
       const footer = encodeFileMetaData({
         columns: this.specs,
         numRows: this.totalRows,
@@ -162,12 +215,18 @@ export class ParquetWriter {
       new DataView(out.buffer).setUint32(leading + footer.length, footer.length, true); // footer length, LE
       out.set(MAGIC, leading + footer.length + 4);
       this.emit(out);
+    });
+    this.state = 'finished';
+    return this.drain();
+  }
+
+  private guard(step: () => void): void {
+    try {
+      step();
     } catch (error) {
       this.state = 'failed';
       throw error;
     }
-    this.state = 'finished';
-    return this.drain();
   }
 
   private appendSlice(rows: Rows, start: number, end: number): void {
@@ -236,82 +295,116 @@ export class ParquetWriter {
     return total;
   }
 
-  /** Lays out the buffered row group as column chunks of data pages and emits it as one array. */
+  /**
+   * Encodes the buffered row group into pages (dictionary, statistics) so the encoders can take the next
+   * one; with a synchronous codec (or none) it is compressed and emitted at once, else by `settle()`.
+   */
   private flushRowGroup(): void {
     if (this.groupRows === 0) return;
+    const chunks = this.encoders.map((encoder) => encodeChunk(encoder, this.dictionaryPageSize));
+    this.encoded.push({ numRows: this.groupRows, chunks });
+    for (const encoder of this.encoders) encoder.reset();
+    this.groupRows = 0;
     const compress = this.compression.compress;
+    if (compress || !this.compression.compressAsync) {
+      for (const group of this.encoded)
+        this.place(group, compress ? bodiesOf(group).map(compress) : bodiesOf(group));
+      this.encoded = [];
+    }
+  }
+
+  /** Compresses the pending row groups, every page of one group at once, and emits them in order. */
+  private async settle(): Promise<void> {
+    const compressAsync = this.compression.compressAsync;
+    try {
+      while (this.encoded.length > 0) {
+        const group = this.encoded[0]!;
+        const bodies = compressAsync
+          ? await Promise.all(bodiesOf(group).map(compressAsync))
+          : bodiesOf(group);
+        this.encoded.shift();
+        this.place(group, bodies);
+      }
+    } catch (error) {
+      this.state = 'failed';
+      throw error;
+    }
+  }
+
+  /** Lays out a row group's pages (`stored`: their bodies as written, in `bodiesOf` order) and emits it. */
+  private place(group: EncodedRowGroup, stored: readonly Uint8Array[]): void {
     const leading = this.produced === 0 ? MAGIC.length : 0;
     const groupStart = this.produced + leading;
     let offset = groupStart;
     let totalByteSize = 0;
-    const plan: PlannedPage[] = [];
+    let next = 0;
+    const parts: Uint8Array[] = [];
     const chunks: ColumnChunkInfo[] = [];
-
-    for (const encoder of this.encoders) {
-      const spec = encoder.spec;
+    for (const chunk of group.chunks) {
       const chunkStart = offset;
       let uncompressedSize = 0;
-      for (const page of encoder.pages()) {
-        const nullCount = page.rowCount - page.valueCount;
-        const levelBytes = spec.nullable ? definitionLevelsSize(page.rowCount, nullCount) : 0;
-        const bodySize = levelBytes + encoder.pageValueBytes(page);
-        let compressedBody: Uint8Array | undefined;
-        if (compress) {
-          const body = new Uint8Array(bodySize);
-          writePageBody(encoder, page, levelBytes, body, 0);
-          compressedBody = compress(body);
-        }
-        const header = encodeDataPageHeader({
-          uncompressedPageSize: bodySize,
-          compressedPageSize: compressedBody ? compressedBody.length : bodySize,
-          numValues: page.rowCount,
-          nullCount,
+      let dictionaryPageOffset: number | undefined;
+      if (chunk.dictionary) {
+        const body = stored[next++]!;
+        const header = encodeDictionaryPageHeader({
+          uncompressedPageSize: chunk.dictionary.body.length,
+          compressedPageSize: body.length,
+          numValues: chunk.dictionary.count,
         });
-        plan.push({ encoder, page, header, levelBytes, compressedBody });
-        offset += header.length + (compressedBody ? compressedBody.length : bodySize);
-        uncompressedSize += header.length + bodySize;
+        parts.push(header, body);
+        dictionaryPageOffset = offset;
+        offset += header.length + body.length;
+        uncompressedSize += header.length + chunk.dictionary.body.length;
+      }
+      const dataPageOffset = offset;
+      for (const page of chunk.pages) {
+        const body = stored[next++]!;
+        const header = encodeDataPageHeader({
+          uncompressedPageSize: page.body.length,
+          compressedPageSize: body.length,
+          numValues: page.rowCount,
+          nullCount: page.nullCount,
+          encoding: page.encoding,
+          minMax: page.minMax,
+        });
+        parts.push(header, body);
+        offset += header.length + body.length;
+        uncompressedSize += header.length + page.body.length;
       }
       chunks.push({
-        physicalType: spec.physicalType,
-        path: spec.name,
+        physicalType: chunk.spec.physicalType,
+        path: chunk.spec.name,
         codec: this.compression.codec,
-        numValues: encoder.rowCount,
+        numValues: chunk.numValues,
         totalUncompressedSize: uncompressedSize,
         totalCompressedSize: offset - chunkStart,
-        dataPageOffset: chunkStart,
-        nullCount: encoder.rowCount - encoder.valueCount,
+        dataPageOffset,
+        dictionaryPageOffset,
+        nullCount: chunk.nullCount,
+        minMax: chunk.minMax,
       });
       totalByteSize += uncompressedSize;
     }
 
-    // One contiguous copy per row group: the encoders' buffers are reused right away, and a few large
-    // arrays are cheaper for the consumer than thousands of small ones.
+    // One contiguous array per row group: a few large arrays are cheaper for the consumer than
+    // thousands of small ones.
     const out = Buffer.allocUnsafeSlow(offset - this.produced);
     let pos = 0;
     if (leading) {
       out.set(MAGIC, 0);
       pos = leading;
     }
-    for (const { encoder, page, header, levelBytes, compressedBody } of plan) {
-      out.set(header, pos);
-      pos += header.length;
-      if (compressedBody) {
-        out.set(compressedBody, pos);
-        pos += compressedBody.length;
-      } else {
-        pos += writePageBody(encoder, page, levelBytes, out, pos);
-      }
+    for (const part of parts) {
+      out.set(part, pos);
+      pos += part.length;
     }
-
     this.rowGroups.push({
       columns: chunks,
-      numRows: this.groupRows,
+      numRows: group.numRows,
       totalByteSize,
       totalCompressedSize: offset - groupStart,
       fileOffset: groupStart,
     });
-    for (const encoder of this.encoders) encoder.reset();
-    this.groupRows = 0;
     this.emit(out);
   }
 
@@ -327,33 +420,28 @@ export class ParquetWriter {
     return ready;
   }
 
+  private assertSync(method: string): void {
+    if (!this.compression.compress && this.compression.compressAsync) {
+      throw new TypeError(
+        `ParquetWriter.${method}: this compression is asynchronous; use ${method}Async() (or encodeParquet)`,
+      );
+    }
+  }
+
   private assertOpen(): void {
     if (this.state === 'finished') throw new Error('ParquetWriter is finished');
     if (this.state === 'failed') throw new Error('ParquetWriter failed earlier and cannot continue');
   }
 }
 
-/** Page body of data page v1: definition levels (if the column is nullable), then the PLAIN values. */
-function writePageBody(
-  encoder: ColumnEncoder,
-  page: PageSlice,
-  levelBytes: number,
-  out: Uint8Array,
-  offset: number,
-): number {
-  let pos = offset;
-  if (levelBytes > 0) {
-    pos += writeDefinitionLevels(
-      out,
-      pos,
-      encoder.definitionBits,
-      page.rowStart,
-      page.rowCount,
-      page.rowCount - page.valueCount,
-    );
+/** Every page body of a row group in file order: per chunk, its dictionary page then its data pages. */
+function bodiesOf(group: EncodedRowGroup): Uint8Array[] {
+  const bodies: Uint8Array[] = [];
+  for (const chunk of group.chunks) {
+    if (chunk.dictionary) bodies.push(chunk.dictionary.body);
+    for (const page of chunk.pages) bodies.push(page.body);
   }
-  pos += encoder.writePageValues(page, out, pos);
-  return pos - offset;
+  return bodies;
 }
 
 function positiveInteger(value: number | undefined, fallback: number, name: string): number {

@@ -42,6 +42,8 @@ export interface ColumnSpec {
   readonly precision: number;
   readonly scale: number;
   readonly physicalType: PhysicalType;
+  /** FIXED_LEN_BYTE_ARRAY's byte width (`SchemaElement.type_length`); 0 for the other physical types. */
+  readonly typeLength: number;
   readonly repetitionType: FieldRepetitionType;
   readonly convertedType: ConvertedType | undefined;
   readonly logicalType: LogicalTypeAnnotation | undefined;
@@ -108,6 +110,7 @@ export function normalizeColumns(columns: readonly ParquetColumn[]): ColumnSpec[
       precision,
       scale,
       physicalType: PHYSICAL[type],
+      typeLength: 0,
       repetitionType: nullable ? FieldRepetitionType.OPTIONAL : FieldRepetitionType.REQUIRED,
       ...annotations(type, precision, scale),
     };

@@ -50,7 +50,7 @@ export function pageHeaders(file: ArrayBuffer): Map<string, PageHeader[]> {
       const name = meta.path_in_schema.join('.');
       const list = pages.get(name) ?? [];
       pages.set(name, list);
-      const reader = { view, offset: Number(meta.data_page_offset) };
+      const reader = { view, offset: Number(meta.dictionary_page_offset ?? meta.data_page_offset) };
       const end = reader.offset + Number(meta.total_compressed_size);
       while (reader.offset < end) {
         const header = parquetHeader(reader);

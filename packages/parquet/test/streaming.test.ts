@@ -46,7 +46,10 @@ describe('streaming', () => {
     expect(meta.num_rows).toBe(350n);
     expect(meta.row_groups.map((g) => g.num_rows)).toEqual([100n, 100n, 100n, 50n]);
     // Each piece write() returned ends exactly where the next row group starts.
-    const groupStarts = meta.row_groups.map((g) => Number(g.columns[0]?.meta_data?.data_page_offset));
+    const groupStarts = meta.row_groups.map((g) => {
+      const first = g.columns[0]?.meta_data;
+      return Number(first?.dictionary_page_offset ?? first?.data_page_offset);
+    });
     expect(groupStarts[0]).toBe(4);
     expect(groupStarts[1]).toBe(second[0]!.length);
     expect(groupStarts[2]).toBe(second[0]!.length + third[0]!.length);
@@ -86,7 +89,8 @@ describe('streaming', () => {
       yield [];
     }
     const pieces: Uint8Array[] = [];
-    for await (const piece of encodeParquet(columns, batches(), { rowGroupSize: 64 })) pieces.push(piece);
+    for await (const piece of encodeParquet(columns, batches(), { rowGroupSize: 64, compression: 'snappy' }))
+      pieces.push(piece);
     expect(pieces.length).toBe(5 + 1); // 4 full groups of 64, then the 24-row tail, then the footer
     const file = concat(pieces);
     expect(metadataOf(file).row_groups.map((g) => Number(g.num_rows))).toEqual([64, 64, 64, 64, 24]);
@@ -96,7 +100,10 @@ describe('streaming', () => {
 
   it('encodeParquet accepts a plain iterable', async () => {
     const pieces: Uint8Array[] = [];
-    for await (const piece of encodeParquet(columns, [makeRows(0, 3), makeRows(3, 2)])) pieces.push(piece);
+    for await (const piece of encodeParquet(columns, [makeRows(0, 3), makeRows(3, 2)], {
+      compression: 'snappy',
+    }))
+      pieces.push(piece);
     expect((await read(concat(pieces))).map((r) => r.id)).toEqual([0, 1, 2, 3, 4]);
   });
 
@@ -111,7 +118,8 @@ describe('streaming', () => {
       i % 4 === 0 ? null : `value ${i} ${'x'.repeat(i % 13)}`,
       BigInt(i) * 1_000_000_007n,
     ]);
-    const writer = new ParquetWriter(pageColumns, { pageSize: 1000, rowGroupSize: 2000 });
+    // PLAIN pages: their sizes are what the page limit measures.
+    const writer = new ParquetWriter(pageColumns, { pageSize: 1000, rowGroupSize: 2000, dictionary: false });
     const file = concat([...writer.write(rows), ...writer.finish()]);
     const pages = pageHeaders(file);
     // 2000-row group: ~25 KB of strings and 16 KB of int64 in 1000-byte pages; 1.7k boolean bits fit one page.

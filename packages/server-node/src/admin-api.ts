@@ -115,10 +115,11 @@ export function adminRoutes(parts: ServerParts, store: CredentialStore): Route[]
 
 /**
  * 256 random bits: as strong as the SHA-256 that stores it, which is why a fast hash suffices
- * (packages/core/src/credential-store.ts). The `bhg_` prefix lets secret scanners spot a leaked one.
+ * (packages/core/src/credential-store.ts). The prefix (`bhg_` gateway, `bhc_` caller, `bha_` admin)
+ * lets secret scanners spot a leaked one.
  */
-function newToken(): { record: GatewayTokenRecord; token: string } {
-  const token = `bhg_${randomBytes(32).toString('base64url')}`;
+export function newToken(prefix = 'bhg'): { record: GatewayTokenRecord; token: string } {
+  const token = `${prefix}_${randomBytes(32).toString('base64url')}`;
   const record = {
     id: `tok-${randomBytes(6).toString('hex')}`,
     sha256: tokenSha256(token),
@@ -131,7 +132,7 @@ function issued(gatewayId: string, record: GatewayTokenRecord, token: string): I
   return { gatewayId, tokenId: record.id, token, createdAt: new Date(record.createdAt).toISOString() };
 }
 
-function tokenView(record: GatewayTokenRecord): GatewayTokenView {
+export function tokenView(record: GatewayTokenRecord): GatewayTokenView {
   return {
     id: record.id,
     createdAt: new Date(record.createdAt).toISOString(),

@@ -19,6 +19,7 @@ import type { Registry } from 'prom-client';
 import { adminRoutes } from './admin-api.js';
 import { type AdmissionSnapshot, createAdmission } from './admission.js';
 import { watchRequestBody } from './body-deadline.js';
+import { callerAdminRoutes } from './caller-admin-api.js';
 import { callerRoutes } from './caller-api.js';
 import { type ChunkIngest, createChunkIngest } from './chunk-ingest.js';
 import { createCommandDispatcher } from './command-dispatcher.js';
@@ -75,10 +76,12 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
   const store = metrics.timedStore(config.store ?? createMemoryCommandStore());
   const ownsCredentialStore = config.credentialStore === undefined;
   const credentialStore = config.credentialStore ?? createMemoryCredentialStore();
-  const credentials = createCredentials(config.gateways, config.callerTokens, {
-    adminTokens: config.adminTokens,
-    store: credentialStore,
-  });
+  const credentials = createCredentials(
+    config.gateways,
+    config.callerTokens,
+    { adminTokens: config.adminTokens, store: credentialStore },
+    config.callers,
+  );
   const codecs = new CodecRegistry(config.codecs);
   const signer = createDownloadSigner(config.downloadSecret);
   const hub = createSseHub(config.heartbeatMs, config.streamBufferBytes);
@@ -195,6 +198,7 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
     ...gatewayRoutes(parts),
     ...callerRoutes(parts),
     ...adminRoutes(parts, credentialStore),
+    ...callerAdminRoutes(parts, credentialStore),
     ...operationsRoutes({
       registry: metrics.registry,
       metricsToken: config.metrics.token,

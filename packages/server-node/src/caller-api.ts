@@ -6,6 +6,7 @@ import {
   type RowBatch,
   type SubmitQuery,
 } from '@backhaul/core';
+import type { CallerPrincipal } from './credentials.js';
 import { serveDownload } from './downloads.js';
 import { readJson, sendJson } from './http-io.js';
 import { readIdempotencyKey } from './idempotency-key.js';
@@ -28,9 +29,14 @@ const resultFailureCodes = new Set<ErrorCode>([
 export function callerRoutes(parts: ServerParts): Route[] {
   const { credentials, store, dispatcher, rowLog, views, events, options } = parts;
 
-  const findQuery = async (id: string): Promise<CommandRecord> => {
+  /**
+   * The query, if `principal` may see it: its own, or any for an admin. Another caller's query is
+   * the same 404 as one that does not exist, so no caller learns which IDs are in use.
+   */
+  const findQuery = async (id: string, principal: CallerPrincipal): Promise<CommandRecord> => {
     const record = await store.get(id);
-    if (!record) throw new BackhaulError('not-found', `No query ${id}`);
+    if (!record || !(principal.role === 'admin' || record.callerId === principal.callerId))
+      throw new BackhaulError('not-found', `No query ${id}`);
     return record;
   };
 
@@ -55,10 +61,11 @@ export function callerRoutes(parts: ServerParts): Route[] {
       method: 'POST',
       pattern: /^\/v1\/queries\/?$/,
       async handle({ req, res }) {
-        const callerId = await credentials.requireCaller(req);
+        const { callerId, gateways } = await credentials.requireCaller(req);
         // A malformed key is refused before the body is read (400).
         const idempotencyKey = readIdempotencyKey(req);
         const { json } = await readJson(req, 'query', QUERY_JSON_BYTES);
+        requireAllowedGateway(json, gateways);
         // Validated inside; 429 + Retry-After when its class is full and it may not queue (§3.7).
         // A repeated key answers the command it created, with the same 202 as the first time.
         const { record, replayed } = await dispatcher.submit(json as SubmitQuery, callerId, idempotencyKey);
@@ -75,16 +82,16 @@ export function callerRoutes(parts: ServerParts): Route[] {
       method: 'GET',
       pattern: new RegExp(`^${query}/?$`),
       async handle({ req, res, params: [id = ''] }) {
-        await credentials.requireCaller(req);
-        sendJson(res, 200, await views.view(await findQuery(id), parts.baseUrl(req)));
+        const principal = await credentials.requireCallerOrAdmin(req);
+        sendJson(res, 200, await views.view(await findQuery(id, principal), parts.baseUrl(req)));
       },
     },
     {
       method: 'GET',
       pattern: new RegExp(`^${query}/events$`),
       async handle({ req, res, params: [id = ''] }) {
-        await credentials.requireCaller(req);
-        await findQuery(id); // a 404 is still possible before the stream opens
+        const principal = await credentials.requireCallerOrAdmin(req);
+        await findQuery(id, principal); // a 404 is still possible before the stream opens
         await events.subscribe(id, req, res, parts.baseUrl(req));
       },
     },
@@ -92,8 +99,8 @@ export function callerRoutes(parts: ServerParts): Route[] {
       method: 'GET',
       pattern: new RegExp(`^${query}/result$`),
       async handle({ req, res, params: [id = ''] }) {
-        await credentials.requireCaller(req);
-        const record = await findQuery(id);
+        const principal = await credentials.requireCallerOrAdmin(req);
+        const record = await findQuery(id, principal);
         switch (record.state) {
           case 'completed': {
             const result = record.result;
@@ -146,8 +153,9 @@ export function callerRoutes(parts: ServerParts): Route[] {
       method: 'GET',
       pattern: /^\/v1\/gateways\/?$/,
       async handle({ req, res }) {
-        await credentials.requireCaller(req);
-        sendJson(res, 200, { gateways: parts.streams.views() });
+        const { gateways } = await credentials.requireCallerOrAdmin(req);
+        const all = parts.streams.views();
+        sendJson(res, 200, { gateways: gateways ? all.filter((g) => gateways.includes(g.id)) : all });
       },
     },
     ...(['GET', 'HEAD'] as const).map(
@@ -161,4 +169,16 @@ export function callerRoutes(parts: ServerParts): Route[] {
       }),
     ),
   ];
+}
+
+/**
+ * A caller restricted to some gateways submitting to another gets the 404 of an unknown gateway
+ * (not a 403): it learns nothing about gateways it may not use. A body without a usable
+ * `gatewayId` is left to the schema's 400.
+ */
+function requireAllowedGateway(json: unknown, allowed: readonly string[] | undefined): void {
+  if (!allowed || typeof json !== 'object' || json === null) return;
+  const { gatewayId } = json as { gatewayId?: unknown };
+  if (typeof gatewayId === 'string' && !allowed.includes(gatewayId))
+    throw new BackhaulError('not-found', `No gateway '${gatewayId}' is configured`);
 }

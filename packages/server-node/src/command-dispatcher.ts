@@ -354,12 +354,12 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
         if (query.whenBusy !== 'queue') return refuse(full);
         const queueFull = options.admission.enqueue(ticket);
         if (queueFull) return refuse(queueFull);
-        const queued = newCommandRecord(command, query.gatewayId, policy, now, 'queued');
+        const queued = { ...newCommandRecord(command, query.gatewayId, policy, now, 'queued'), callerId };
         const first = await insert(queued, claim);
         if (first && claim) return replay(first, claim.fingerprint);
         return { record: (await store.get(queued.id)) ?? queued, replayed: false };
       }
-      const record = newCommandRecord(command, query.gatewayId, policy, now);
+      const record = { ...newCommandRecord(command, query.gatewayId, policy, now), callerId };
       // Persist first, send second: a crash between the two leaves a pending command that the
       // next connection of the gateway picks up, never a command the store does not know.
       // A concurrent request with the same key that got there first wins; this one replays it.

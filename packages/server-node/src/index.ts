@@ -9,6 +9,6 @@ export type {
 export { defaultAdmissionLimits } from './admission.js';
 export { type BackhaulServer, createBackhaulServer } from './backhaul-server.js';
 export { resultKey } from './chunk-ingest.js';
-export type { GatewayCredential } from './credentials.js';
+export type { CallerCredential, GatewayCredential } from './credentials.js';
 export { KEEP_ALIVE_TIMEOUT_MS } from './own-http-server.js';
 export type { BackhaulServerOptions } from './server-options.js';

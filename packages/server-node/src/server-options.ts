@@ -15,7 +15,7 @@ import {
 } from '@backhaul/core';
 import type { Registry } from 'prom-client';
 import { type AdmissionLimits, resolveAdmissionLimits } from './admission.js';
-import type { GatewayCredential } from './credentials.js';
+import type { CallerCredential, GatewayCredential } from './credentials.js';
 
 /** One typed configuration object; defaults are the design's figures (docs/protocol.md, docs/reliability.md). */
 export interface BackhaulServerOptions {
@@ -41,8 +41,16 @@ export interface BackhaulServerOptions {
   codecs?: Codec[];
   /** Gateways allowed to connect. Plain tokens are hashed at start and not kept. */
   gateways: GatewayCredential[];
-  /** Tokens of callers (services that submit queries); hashed at start. */
+  /**
+   * Tokens of callers (services that submit queries); hashed at start. Each is its own caller:
+   * it sees only the queries it submitted (docs/security.md, "Caller isolation").
+   */
   callerTokens: string[];
+  /**
+   * Named callers, optionally restricted to some gateways; hashed at start. Callers can also be
+   * enrolled through the admin API (docs/protocol.md §10.5). Default: none.
+   */
+  callers?: CallerCredential[];
   /** Tokens of operators, for the admin API (docs/protocol.md §10); hashed at start. Default: none (the API answers 401). */
   adminTokens?: string[];
   /** Enrolled gateways and their token hashes; default: in memory. Servers sharing one share enrolments. */
@@ -132,6 +140,7 @@ export interface ResolvedOptions {
   codecs: Codec[];
   gateways: GatewayCredential[];
   callerTokens: string[];
+  callers: CallerCredential[];
   adminTokens: string[];
   credentialStore: CredentialStore | undefined;
   tokenRecheckMs: number;
@@ -178,6 +187,8 @@ export function resolveOptions(options: BackhaulServerOptions): ResolvedOptions 
   if (!options?.storage) throw new TypeError('options.storage is required');
   if (!Array.isArray(options.gateways)) throw new TypeError('options.gateways must be an array');
   if (!Array.isArray(options.callerTokens)) throw new TypeError('options.callerTokens must be an array');
+  if (options.callers !== undefined && !Array.isArray(options.callers))
+    throw new TypeError('options.callers must be an array');
   if (options.adminTokens !== undefined && !Array.isArray(options.adminTokens))
     throw new TypeError('options.adminTokens must be an array');
   const downloadTtlSeconds = positiveInteger(
@@ -210,6 +221,7 @@ export function resolveOptions(options: BackhaulServerOptions): ResolvedOptions 
     codecs: options.codecs ?? [],
     gateways: options.gateways,
     callerTokens: options.callerTokens,
+    callers: options.callers ?? [],
     adminTokens: options.adminTokens ?? [],
     credentialStore: options.credentialStore,
     tokenRecheckMs: positiveInteger('tokenRecheckMs', options.tokenRecheckMs, 5000),

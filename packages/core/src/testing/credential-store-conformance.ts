@@ -136,5 +136,90 @@ export function runCredentialStoreConformance(
       const listed = (await store.list()).map((g) => g.gatewayId).filter((id) => ids.includes(id));
       expect(listed).toEqual([...ids].sort());
     });
+
+    it('callers and admins: enrol, restrict, rotate, revoke and remove, with their role and gateways in every lookup', async () => {
+      const callerId = uniqueId('caller');
+      const first = newToken(1_700_000_000_000);
+      const second = newToken(first.createdAt + 1);
+      await store.enrolCaller(
+        { callerId, role: 'caller', gateways: ['gw-1', 'gw-2'], createdAt: first.createdAt },
+        first,
+      );
+      const expected = {
+        callerId,
+        role: 'caller',
+        gateways: ['gw-1', 'gw-2'],
+        createdAt: first.createdAt,
+        tokens: [first],
+      };
+      expect(await store.getCaller(callerId)).toEqual(expected);
+      expect((await store.listCallers()).find((c) => c.callerId === callerId)).toEqual(expected);
+      expect(await store.findActiveCallerToken(first.sha256)).toEqual({
+        callerId,
+        tokenId: first.id,
+        role: 'caller',
+        gateways: ['gw-1', 'gw-2'],
+      });
+      // A caller's token is no gateway's, and a gateway's token is no caller's.
+      expect(await store.findActiveToken(first.sha256)).toBeUndefined();
+      const gatewayId = uniqueId('gw');
+      const gatewayToken = newToken();
+      await store.enrol(gatewayId, gatewayToken);
+      expect(await store.findActiveCallerToken(gatewayToken.sha256)).toBeUndefined();
+      // The same ID as a gateway is a different identity; the same ID as a caller is a conflict.
+      await expectBackhaulError(
+        store.enrolCaller({ callerId, role: 'admin', createdAt: 1 }, newToken()),
+        'conflict',
+      );
+
+      expect(await store.restrictCaller(callerId, ['gw-3'])).toMatchObject({ gateways: ['gw-3'] });
+      expect(await store.findActiveCallerToken(first.sha256)).toMatchObject({ gateways: ['gw-3'] });
+      const open = await store.restrictCaller(callerId, null);
+      expect(open).not.toHaveProperty('gateways');
+      expect(await store.findActiveCallerToken(first.sha256)).toEqual({
+        callerId,
+        tokenId: first.id,
+        role: 'caller',
+      });
+      await expectBackhaulError(store.restrictCaller(uniqueId('missing'), null), 'not-found');
+
+      await store.addCallerToken(callerId, second);
+      const revokedAt = second.createdAt + 10;
+      expect(await store.revokeCallerToken(callerId, first.id, revokedAt)).toEqual({ ...first, revokedAt });
+      expect(await store.findActiveCallerToken(first.sha256)).toBeUndefined();
+      expect(await store.findActiveCallerToken(second.sha256)).toMatchObject({
+        callerId,
+        tokenId: second.id,
+      });
+      expect((await store.getCaller(callerId))?.tokens).toEqual([{ ...first, revokedAt }, second]);
+      await expectBackhaulError(store.addCallerToken(uniqueId('missing'), newToken()), 'not-found');
+      await expectBackhaulError(store.revokeCallerToken(callerId, uniqueId('tok'), revokedAt), 'not-found');
+
+      const adminId = uniqueId('admin');
+      const adminToken = newToken();
+      await store.enrolCaller(
+        { callerId: adminId, role: 'admin', createdAt: adminToken.createdAt },
+        adminToken,
+      );
+      expect(await store.findActiveCallerToken(adminToken.sha256)).toEqual({
+        callerId: adminId,
+        tokenId: adminToken.id,
+        role: 'admin',
+      });
+      const listed = (await store.listCallers())
+        .map((c) => c.callerId)
+        .filter((id) => id === callerId || id === adminId);
+      expect(listed).toEqual([callerId, adminId].sort());
+
+      expect(await store.removeCaller(callerId)).toBe(true);
+      expect(await store.getCaller(callerId)).toBeUndefined();
+      expect(await store.findActiveCallerToken(second.sha256)).toBeUndefined();
+      expect(await store.removeCaller(callerId)).toBe(false);
+      // Removing a caller leaves a gateway of the same name alone.
+      expect(await store.findActiveToken(gatewayToken.sha256)).toEqual({
+        gatewayId,
+        tokenId: gatewayToken.id,
+      });
+    });
   });
 }
