@@ -6,7 +6,7 @@ import { createLz4Codec } from '@backhaul/codec-lz4';
 import { createZstdCodec } from '@backhaul/codec-zstd';
 import { createChecksummer, type QueryView } from '@backhaul/core';
 import { createBackhaulServer, resultKey } from '@backhaul/server-node';
-import { createRedisCommandStore } from '@backhaul/store-redis';
+import { createRedisDeployment } from '@backhaul/store-redis';
 import { cpuSeconds, rssKb } from './proc.js';
 import { createSink, send } from './sink.js';
 import { announceReady, childConfig, onTerminate } from './spawn.js';
@@ -20,18 +20,18 @@ export interface ServerConfig {
   gateways: number;
   heartbeatMs?: number;
   chunkWindow?: number;
-  /** A cluster member: the command store (and what else is shared) on this Redis, under this prefix. */
+  /** A cluster member: the command store, bus and row log on this Redis, under this prefix. */
   redis?: { url: string; keyPrefix: string };
 }
 
 const config = childConfig<ServerConfig>();
 const storage = await openStorage(config.storage);
-const store = config.redis
-  ? createRedisCommandStore({ url: config.redis.url, keyPrefix: config.redis.keyPrefix })
+const deployment = config.redis
+  ? createRedisDeployment({ url: config.redis.url, keyPrefix: config.redis.keyPrefix })
   : undefined;
-await store?.redis.ping();
+await deployment?.redis.ping();
 const backhaul = createBackhaulServer({
-  ...(store ? { store } : {}),
+  ...deployment?.serverOptions,
   storage,
   codecs: [createZstdCodec(), createLz4Codec()],
   gateways: gatewayCredentials(config.gateways),
@@ -145,7 +145,7 @@ const url = `http://${config.host}:${address.port}`;
 caller = createBackhaulClient({ url, token: CALLER_TOKEN });
 onTerminate(async () => {
   await backhaul.close();
-  await store?.close();
+  await deployment?.close();
   http.closeAllConnections();
   await new Promise((resolve) => http.close(resolve));
 });

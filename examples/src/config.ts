@@ -33,6 +33,10 @@ export interface ServerConfig {
   downloadTtlSeconds: number;
   /** How long a caller's `Idempotency-Key` is remembered (docs/protocol.md §3.1.1). */
   idempotencyKeyRetentionSeconds: number;
+  /** How long ended command records and dead letters are kept in the command log (docs/cluster.md). */
+  retentionSeconds: number;
+  /** How often expired result files are swept from the storage. */
+  storageSweepIntervalSeconds: number;
   /** Concurrency limits of this server process (docs/deploy.md, "Admission control"); unset: the defaults. */
   admission: {
     small?: number;
@@ -114,6 +118,13 @@ export function loadServerConfig(
       return { id, token };
     });
   const { host, port } = listenAddress(env);
+  const idempotencyKeyRetentionSeconds = integer(env, 'IDEMPOTENCY_KEY_RETENTION_SECONDS', 86_400);
+  const retentionSeconds = positive(env, 'RETENTION_SECONDS', 7 * 86_400);
+  // A replayed key must find the command it names: the record outlives the key.
+  if (idempotencyKeyRetentionSeconds > retentionSeconds)
+    throw new ConfigError(
+      `BACKHAUL_IDEMPOTENCY_KEY_RETENTION_SECONDS (${idempotencyKeyRetentionSeconds}) must not exceed BACKHAUL_RETENTION_SECONDS (${retentionSeconds})`,
+    );
   return {
     host,
     port,
@@ -127,7 +138,9 @@ export function loadServerConfig(
     metricsToken: read('METRICS_TOKEN'),
     downloadSecret: read('DOWNLOAD_SECRET') ?? randomBytes(32).toString('hex'),
     downloadTtlSeconds: integer(env, 'DOWNLOAD_TTL_SECONDS', 3600),
-    idempotencyKeyRetentionSeconds: integer(env, 'IDEMPOTENCY_KEY_RETENTION_SECONDS', 86_400),
+    idempotencyKeyRetentionSeconds,
+    retentionSeconds,
+    storageSweepIntervalSeconds: positive(env, 'STORAGE_SWEEP_INTERVAL_SECONDS', 60),
     admission: admissionConfig(env),
   };
 }
@@ -276,6 +289,12 @@ function integer(env: NodeJS.ProcessEnv, name: string, fallback: number): number
   if (!Number.isInteger(parsed) || parsed < 0)
     throw new ConfigError(`BACKHAUL_${name} must be a whole number, got '${value}'`);
   return parsed;
+}
+
+function positive(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const value = integer(env, name, fallback);
+  if (value < 1) throw new ConfigError(`BACKHAUL_${name} must be at least 1, got ${value}`);
+  return value;
 }
 
 function boolean(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {

@@ -1,11 +1,13 @@
 import { createLz4Codec } from '@backhaul/codec-lz4';
 import { createZstdCodec } from '@backhaul/codec-zstd';
 import {
+  type AdmissionLedger,
   BackhaulError,
   type ClusterBus,
   type Codec,
   type CommandStore,
   type CredentialStore,
+  createMemoryCommandStore,
   type DataSource,
   type ObjectStorage,
   type RowLog,
@@ -31,13 +33,12 @@ export interface ReferenceStorage {
   description: string;
   /** Run once before listening: creates what is missing (the bucket, the lifecycle rule). */
   prepare(logger: Logger): Promise<void>;
-  /** Removes results past the retention every minute; returns a stop function. */
+  /** Removes results past the retention every `storageSweepIntervalSeconds`; returns a stop function. */
   startSweeper(logger: Logger): () => void;
 }
 
-const sweepIntervalMs = 60_000;
-
 export function storageFor(config: ServerConfig): ReferenceStorage {
+  const sweepIntervalMs = config.storageSweepIntervalSeconds * 1000;
   const retentionMs = config.downloadTtlSeconds * 1000;
   const settings = config.storage;
   if (settings.kind === 'fs') {
@@ -100,19 +101,20 @@ export function storageFor(config: ServerConfig): ReferenceStorage {
 
 /** A command store plus what the reference server does around it. */
 export interface ReferenceStore {
-  /** Undefined: the server's own in-memory store. */
-  store: CommandStore | undefined;
+  store: CommandStore;
   /** Enrolled gateways, beside the command log (same Redis and prefix); undefined: in memory. */
   credentialStore: CredentialStore | undefined;
   /**
    * What every instance of a deployment shares, under the server's option names: with Redis the
-   * command store, enrolments, bus and row log (docs/cluster.md); empty in memory (the server's own).
+   * command store, enrolments, bus, row log and admission slots (docs/cluster.md); in memory the
+   * command store alone, with the configured retention.
    */
   serverOptions: {
     store?: CommandStore;
     credentialStore?: CredentialStore;
     bus?: ClusterBus;
     rowLog?: RowLog;
+    admissionLedger?: AdmissionLedger;
   };
   description: string;
   /** Run once before listening: fails when the store does not answer. */
@@ -124,19 +126,22 @@ const redisStartTimeoutMs = 10_000;
 
 export function storeFor(config: ServerConfig): ReferenceStore {
   const settings = config.store;
+  // Ended commands, claims and dead letters are forgotten after this (docs/cluster.md).
+  const retentionMs = config.retentionSeconds * 1000;
   if (settings.kind === 'memory') {
+    const store = createMemoryCommandStore({ retentionMs });
     return {
-      store: undefined,
+      store,
       credentialStore: undefined,
-      serverOptions: {},
+      serverOptions: { store },
       description: 'memory',
       async prepare() {},
-      async close() {},
+      close: () => store.close(),
     };
   }
   // One connection for all: enrolments, the bus and the row log live where the command log
   // lives, and every server on this Redis and prefix shares them.
-  const deployment = createRedisDeployment({ url: settings.url, keyPrefix: settings.keyPrefix });
+  const deployment = createRedisDeployment({ url: settings.url, keyPrefix: settings.keyPrefix, retentionMs });
   const { store, credentialStore } = deployment;
   const where = describeUrl(settings.url);
   let logger: Logger = consoleLogger('server');

@@ -226,3 +226,18 @@ describe('BACKHAUL_PARQUET_COMPRESSION picks the page compression of the files',
     }
   });
 });
+
+describe('retention of the command log and of result files', () => {
+  it('7 days and a sweep a minute by default; an idempotency key may not outlive its command', () => {
+    expect(server({}).retentionSeconds).toBe(604_800);
+    expect(server({}).storageSweepIntervalSeconds).toBe(60);
+    expect(
+      server({ BACKHAUL_RETENTION_SECONDS: '86400', BACKHAUL_STORAGE_SWEEP_INTERVAL_SECONDS: '5' }),
+    ).toMatchObject({
+      retentionSeconds: 86_400,
+      storageSweepIntervalSeconds: 5,
+    });
+    expect(() => server({ BACKHAUL_RETENTION_SECONDS: '3600' })).toThrow(ConfigError);
+    expect(() => server({ BACKHAUL_STORAGE_SWEEP_INTERVAL_SECONDS: '0' })).toThrow(ConfigError);
+  });
+});

@@ -1,7 +1,7 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: { index: 'src/index.ts', 'admin-cli': 'src/admin-cli.ts' },
+  entry: { index: 'src/index.ts', 'admin-cli': 'src/admin-cli.ts', cli: 'src/cli.ts' },
   format: ['esm', 'cjs'],
   dts: true,
   clean: true,

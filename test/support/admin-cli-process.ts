@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const repositoryRoot = fileURLToPath(new URL('../../', import.meta.url));
-const script = fileURLToPath(new URL('../../packages/client/src/admin-cli.ts', import.meta.url));
+const script = (name: string) =>
+  fileURLToPath(new URL(`../../packages/client/src/${name}.ts`, import.meta.url));
 
 export interface CliOutcome {
   status: number | null;
@@ -18,9 +19,31 @@ export function runBackhaulAdmin(
   args: string[],
   env: Record<string, string | undefined> = {},
 ): Promise<CliOutcome> {
-  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+  return runProgram('admin-cli', args, env);
+}
+
+/** Runs the `backhaul` program the same way. */
+export function runBackhaulCli(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+): Promise<CliOutcome> {
+  return runProgram('cli', args, env);
+}
+
+function runProgram(
+  name: string,
+  args: string[],
+  env: Record<string, string | undefined>,
+): Promise<CliOutcome> {
+  const child = spawn(process.execPath, ['--import', 'tsx', script(name), ...args], {
     cwd: repositoryRoot,
-    env: { ...process.env, BACKHAUL_SERVER_URL: undefined, BACKHAUL_ADMIN_TOKEN: undefined, ...env },
+    env: {
+      ...process.env,
+      BACKHAUL_SERVER_URL: undefined,
+      BACKHAUL_ADMIN_TOKEN: undefined,
+      BACKHAUL_TOKEN: undefined,
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';

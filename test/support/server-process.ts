@@ -13,14 +13,15 @@
  * no Redis is needed), STORAGE_DIR (required), CODECS (comma-separated: zstd, lz4; default none),
  * REDIS_URL (default BACKHAUL_REDIS_URL or redis://127.0.0.1:6379), ACK_TIMEOUT_MS,
  * SWEEP_INTERVAL_MS, MAX_REDELIVERIES (server defaults when unset), LOG=1 to log to stderr,
- * BACKHAUL_TEST_FAILPOINTS (read by the server itself).
+ * BACKHAUL_TEST_FAILPOINTS (read by the server itself), ADMISSION (JSON of the server's `admission`
+ * limits), ADMISSION_LEASE_MS (set: admission slots counted in Redis under PREFIX, with this lease).
  */
 import { createLz4Codec } from '@backhaul/codec-lz4';
 import { createZstdCodec } from '@backhaul/codec-zstd';
 import type { Codec } from '@backhaul/core';
 import { createBackhaulServer } from '@backhaul/server-node';
 import { createFsStorage } from '@backhaul/storage-fs';
-import { createRedisCommandStore } from '@backhaul/store-redis';
+import { createRedisAdmissionLedger, createRedisCommandStore } from '@backhaul/store-redis';
 import {
   processCallerToken,
   processDownloadSecret,
@@ -62,6 +63,11 @@ async function main(): Promise<void> {
     });
   const ackTimeoutMs = optionalInteger('ACK_TIMEOUT_MS');
   const maxRedeliveries = optionalInteger('MAX_REDELIVERIES');
+  const leaseMs = optionalInteger('ADMISSION_LEASE_MS');
+  const admissionLedger =
+    store && leaseMs !== undefined
+      ? createRedisAdmissionLedger({ redis: store.redis, keyPrefix: prefix, leaseMs })
+      : undefined;
   const server = createBackhaulServer({
     store,
     storage: createFsStorage({ root: required('STORAGE_DIR') }),
@@ -74,6 +80,8 @@ async function main(): Promise<void> {
       ...(maxRedeliveries === undefined ? {} : { maxRedeliveries }),
     },
     sweepIntervalMs: optionalInteger('SWEEP_INTERVAL_MS'),
+    ...(process.env.ADMISSION ? { admission: JSON.parse(process.env.ADMISSION) } : {}),
+    ...(admissionLedger ? { admissionLedger } : {}),
     ...(process.env.LOG === '1' ? { logger: stderrLogger } : {}),
   });
   // Ready means Redis answers: a request served before the store's connection is up would queue

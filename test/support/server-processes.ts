@@ -27,6 +27,10 @@ export interface ServerProcessOptions {
   maxRedeliveries?: number;
   /** Comma-separated failpoint names (BACKHAUL_TEST_FAILPOINTS). */
   failpoints?: string;
+  /** The server's `admission` limits. */
+  admission?: Record<string, number>;
+  /** Count admission slots in Redis under `prefix`, with this lease. */
+  admissionLeaseMs?: number;
   /** Log the server's messages to this process's stderr. */
   log?: boolean;
 }
@@ -64,6 +68,8 @@ export async function startServerProcess(
       ACK_TIMEOUT_MS: optional(options.ackTimeoutMs),
       SWEEP_INTERVAL_MS: optional(options.sweepIntervalMs),
       MAX_REDELIVERIES: optional(options.maxRedeliveries),
+      ADMISSION: options.admission ? JSON.stringify(options.admission) : undefined,
+      ADMISSION_LEASE_MS: optional(options.admissionLeaseMs),
     },
     log: options.log,
     readyTimeoutMs,

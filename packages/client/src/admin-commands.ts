@@ -1,14 +1,12 @@
-import { parseArgs } from 'node:util';
-import {
-  BackhaulError,
-  type EnrolledCallerView,
-  type EnrolledGatewayView,
-  errorCatalog,
-  type GatewayTokenView,
-  type IssuedCallerToken,
-  type IssuedGatewayToken,
+import type {
+  EnrolledCallerView,
+  EnrolledGatewayView,
+  GatewayTokenView,
+  IssuedCallerToken,
+  IssuedGatewayToken,
 } from '@backhaul/core';
 import { createBackhaulAdminClient } from './admin-client.js';
+import { type CommandIo, describeError, type ProgramSpec, readCommandLine } from './command-line.js';
 
 export const adminUsage = `Usage: backhaul-admin <command> [arguments] [--server URL] [--admin-token TOKEN] [--json]
 
@@ -36,10 +34,7 @@ variable: a token on the command line lands in the shell history). --json prints
 Exit status: 0 done, 1 the server refused or could not be reached, 2 wrong usage.
 `;
 
-export interface CommandIo {
-  out(text: string): void;
-  err(text: string): void;
-}
+export type { CommandIo };
 
 const arity: Record<string, number> = {
   enrol: 1,
@@ -55,41 +50,29 @@ const arity: Record<string, number> = {
   'remove-caller': 1,
 };
 
+const program: ProgramSpec = {
+  name: 'backhaul-admin',
+  usage: adminUsage,
+  arity,
+  options: { gateways: { type: 'string' }, 'all-gateways': { type: 'boolean' }, role: { type: 'string' } },
+  token: { option: 'admin-token', variable: 'BACKHAUL_ADMIN_TOKEN', what: 'an admin token' },
+};
+
 /** Runs one admin command against the server's admin API; resolves with the exit status. */
 export async function runAdminCommand(
   argv: readonly string[],
   env: NodeJS.ProcessEnv,
   io: CommandIo,
 ): Promise<number> {
-  let parsed: ReturnType<typeof parse>;
-  try {
-    parsed = parse(argv);
-  } catch (error) {
-    io.err(`backhaul-admin: ${error instanceof Error ? error.message : String(error)}\n\n${adminUsage}`);
-    return 2;
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    io.out(adminUsage);
-    return 0;
-  }
-  const [command = '', ...rest] = positionals;
-  const server = values.server ?? env.BACKHAUL_SERVER_URL;
-  const token = values['admin-token'] ?? env.BACKHAUL_ADMIN_TOKEN;
-  const usageError =
-    arity[command] === undefined
-      ? `unknown command '${command}'`
-      : rest.length !== arity[command]
-        ? `${command} takes ${arity[command]} argument(s), got ${rest.length}`
-        : !server
-          ? 'give the server URL with --server or BACKHAUL_SERVER_URL'
-          : !token
-            ? 'give an admin token with BACKHAUL_ADMIN_TOKEN or --admin-token'
-            : undefined;
-  if (usageError || !server || !token) {
-    io.err(`backhaul-admin: ${usageError}\n\n${adminUsage}`);
-    return 2;
-  }
+  const invocation = readCommandLine(program, argv, env, io);
+  if (typeof invocation === 'number') return invocation;
+  const { command, args: rest, server, token } = invocation;
+  const values = {
+    json: invocation.json,
+    gateways: invocation.text('gateways'),
+    'all-gateways': invocation.flag('all-gateways'),
+    role: invocation.text('role'),
+  };
 
   const admin = createBackhaulAdminClient({ url: server, token });
   const [gatewayId = '', tokenId = ''] = rest;
@@ -174,22 +157,6 @@ export async function runAdminCommand(
   }
 }
 
-function parse(argv: readonly string[]) {
-  return parseArgs({
-    args: [...argv],
-    allowPositionals: true,
-    options: {
-      server: { type: 'string' },
-      'admin-token': { type: 'string' },
-      json: { type: 'boolean' },
-      gateways: { type: 'string' },
-      'all-gateways': { type: 'boolean' },
-      role: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-}
-
 function describeGateway(gateway: EnrolledGatewayView): string {
   return `${gateway.gatewayId}  enrolled ${gateway.createdAt}\n${describeTokens(gateway.tokens)}`;
 }
@@ -206,11 +173,4 @@ function describeTokens(tokens: readonly GatewayTokenView[]): string {
         `  ${token.id}  created ${token.createdAt}  ${token.revokedAt ? `revoked ${token.revokedAt}` : 'valid'}\n`,
     )
     .join('');
-}
-
-/** A refusal reads as the problem's title and detail, e.g. "No such resource: Gateway 'x' is not enrolled". */
-function describeError(error: unknown): string {
-  if (BackhaulError.isInstance(error)) return `${errorCatalog[error.code].title}: ${error.message}`;
-  const cause = error instanceof Error && error.cause instanceof Error ? ` (${error.cause.message})` : '';
-  return `${error instanceof Error ? error.message : String(error)}${cause}`;
 }

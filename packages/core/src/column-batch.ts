@@ -1,5 +1,6 @@
 import type { RowValue } from './data-source.js';
 import type { Column } from './protocol.js';
+import { microsToTimestampText } from './timestamp-text.js';
 
 /**
  * Rows in column-major form, for sources that decode straight into columns: file mode then writes
@@ -41,8 +42,8 @@ const utf8 = new TextDecoder();
 
 /**
  * The batch as rows of plain JS values, as `QueryCursor.batches` gives them: what a columnar cursor
- * hands to rows mode. Timestamps become Dates, so microseconds are truncated to milliseconds;
- * decimals become their exact text, as sources give them in rows.
+ * hands to rows mode. Timestamps become their exact ISO text with microseconds, dates become Dates
+ * and decimals their exact text, as sources give them in rows.
  */
 export function columnBatchToRows(columns: readonly Column[], batch: ColumnBatch): RowValue[][] {
   const rows: RowValue[][] = Array.from(
@@ -85,7 +86,7 @@ function valueReader(column: Column, data: Uint8Array, view: DataView): ValueRea
     case 'int64':
       return (at) => [safeNumber(view.getBigInt64(at, true)), at + 8];
     case 'timestamp':
-      return (at) => [new Date(floorMillis(view.getBigInt64(at, true))), at + 8];
+      return (at) => [microsToTimestampText(view.getBigInt64(at, true)), at + 8];
     case 'decimal':
       if ((column.precision ?? 18) <= 18) {
         const scale = column.scale ?? 0;
@@ -108,12 +109,6 @@ function textReader(data: Uint8Array, view: DataView): ValueReader {
     const length = view.getUint32(at, true);
     return [utf8.decode(data.subarray(at + 4, at + 4 + length)), at + 4 + length];
   };
-}
-
-/** Microseconds → milliseconds rounded down, as the text a source reads is truncated (also before 1970). */
-function floorMillis(micros: bigint): number {
-  const millis = micros / 1000n;
-  return Number(micros % 1000n < 0n ? millis - 1n : millis);
 }
 
 function safeNumber(value: bigint): number | bigint {

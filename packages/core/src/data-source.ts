@@ -34,7 +34,9 @@ export interface QueryRequest {
 
 /**
  * Row values are plain JS: null, boolean, number, bigint (int64 beyond 2^53), string,
- * Uint8Array (binary), Date (timestamp, date), or an object/array (json).
+ * Uint8Array (binary), Date (date; timestamp to the millisecond), string (json text, decimals, and
+ * timestamps as ISO text exact to the microsecond, `microsToTimestampText`), or an object/array (json).
+ * The built-in sources give timestamps as that text and json as the database's own text.
  */
 export type RowValue = null | boolean | number | bigint | string | Uint8Array | Date | object;
 

@@ -1,8 +1,11 @@
+export * from './admission-ledger.js';
 export * from './checksum.js';
 export * from './chunking.js';
 export * from './cluster-bus.js';
 export * from './codec.js';
 export * from './column-batch.js';
+export * from './column-batch-builder.js';
+export * from './column-names.js';
 export * from './command-delivery.js';
 export * from './command-store.js';
 export * from './credential-store.js';
@@ -20,4 +23,5 @@ export * from './query-limits.js';
 export * from './readiness.js';
 export * from './retry-policy.js';
 export * from './row-log.js';
+export * from './timestamp-text.js';
 export * from './upload-ledger.js';

@@ -2,16 +2,65 @@ import { isTerminal } from './command-delivery.js';
 import type { CommandRecord, CommandStore, IdempotencyClaim } from './command-store.js';
 import { BackhaulError } from './errors.js';
 
+export interface MemoryCommandStoreOptions {
+  /**
+   * How long a record is kept once terminal (completed, failed, expired, dead-lettered): after
+   * that it is forgotten, and `get` finds nothing. Default 7 days (`defaultRetentionMs`).
+   */
+  retentionMs?: number;
+}
+
+/** How long a terminal command record is kept by default, in every store: 7 days. */
+export const defaultRetentionMs = 7 * 24 * 60 * 60 * 1000;
+
+/** What a memory store holds right now, for monitoring and tests. */
+export interface MemoryCommandStore extends CommandStore {
+  size(): { records: number; claims: number };
+}
+
 /**
  * A `CommandStore` in process memory: the embedded default. Nothing survives a restart; use a
  * durable store (e.g. @backhaul/store-redis) where that matters. Records are copied in and out
- * so callers cannot change stored state by mutating an object they hold.
+ * so callers cannot change stored state by mutating an object they hold. Terminal records and
+ * expired idempotency claims are dropped as later writes come in, so a long-running process holds
+ * what its retention keeps, not every command it ever saw.
  */
-export function createMemoryCommandStore(): CommandStore {
+export function createMemoryCommandStore(options: MemoryCommandStoreOptions = {}): MemoryCommandStore {
+  const retentionMs = options.retentionMs ?? defaultRetentionMs;
+  if (!Number.isSafeInteger(retentionMs) || retentionMs < 0) {
+    throw new RangeError(
+      `createMemoryCommandStore: retentionMs must be a whole number >= 0, got ${retentionMs}`,
+    );
+  }
   const records = new Map<string, CommandRecord>();
   /** By `claimKey(callerId, key)`; an expired claim is dropped when it is next looked at. */
   const claims = new Map<string, IdempotencyClaim>();
+  /**
+   * Terminal record IDs, in the order they ended, with when each is forgotten: the oldest is
+   * first, so a prune looks only at what is due (O(1) per record over its life).
+   */
+  const forgetAt = new Map<string, number>();
   const copy = (record: CommandRecord): CommandRecord => structuredClone(record);
+  /** Drops the terminal records past their retention and the claims past their expiry. */
+  const prune = (now: number) => {
+    for (const [id, at] of forgetAt) {
+      if (at > now) break;
+      forgetAt.delete(id);
+      records.delete(id);
+    }
+    // Claims are written in time order with one retention, so they expire nearly in order too;
+    // one that does not is dropped when it is next looked at (liveClaim).
+    for (const [id, claim] of claims) {
+      if (claim.expiresAt > now) break;
+      claims.delete(id);
+    }
+  };
+  const remember = (record: CommandRecord) => {
+    records.set(record.id, copy(record));
+    if (isTerminal(record.state) && !forgetAt.has(record.id))
+      forgetAt.set(record.id, Date.now() + retentionMs);
+    prune(Date.now());
+  };
   const liveClaim = (callerId: string, key: string) => {
     const id = claimKey(callerId, key);
     const claim = claims.get(id);
@@ -26,7 +75,7 @@ export function createMemoryCommandStore(): CommandStore {
     async insert(record) {
       if (records.has(record.id))
         throw new BackhaulError('invalid-state', `Command ${record.id} already exists`);
-      records.set(record.id, copy(record));
+      remember(record);
     },
     async insertClaimed(record, claim) {
       // No await between the check and the writes: this is the atomic step the interface asks for.
@@ -34,8 +83,8 @@ export function createMemoryCommandStore(): CommandStore {
       if (existing) return { ...existing };
       if (records.has(record.id))
         throw new BackhaulError('invalid-state', `Command ${record.id} already exists`);
-      records.set(record.id, copy(record));
       claims.set(claimKey(claim.callerId, claim.key), { ...claim, commandId: record.id });
+      remember(record);
       return undefined;
     },
     async findClaim(callerId, key) {
@@ -49,7 +98,7 @@ export function createMemoryCommandStore(): CommandStore {
     async compareAndSet(next) {
       const current = records.get(next.id);
       if (!current || current.version !== next.version - 1) return false;
-      records.set(next.id, copy(next));
+      remember(next);
       return true;
     },
     async listUndelivered(gatewayId) {
@@ -65,9 +114,11 @@ export function createMemoryCommandStore(): CommandStore {
         .slice(0, limit)
         .map(copy);
     },
+    size: () => ({ records: records.size, claims: claims.size }),
     async close() {
       records.clear();
       claims.clear();
+      forgetAt.clear();
     },
   };
 }

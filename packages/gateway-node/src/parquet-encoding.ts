@@ -4,6 +4,7 @@ import {
   type ColumnBatch,
   type QueryCursor,
   type RowValue,
+  rowsToColumnBatch,
 } from '@backhaul/core';
 import { type ParquetColumn, type ParquetCompression, ParquetWriter } from '@backhaul/parquet';
 
@@ -32,14 +33,17 @@ export async function* encodeBatchesAsParquet(
   onBatch?: (rows: number) => void,
   compression: ParquetFileCompression = DEFAULT_PARQUET_COMPRESSION,
 ): AsyncGenerator<Uint8Array> {
-  const { parquetColumns, fixRows } = toParquetColumns(columns);
-  const writer = new ParquetWriter(parquetColumns, { compression: compression as ParquetCompression });
+  const writer = new ParquetWriter(toParquetColumns(columns), {
+    compression: compression as ParquetCompression,
+  });
   for await (const batch of batches) {
     if (Array.isArray(batch)) {
       onBatch?.(batch.length);
-      yield* await writer.writeAsync(fixRows ? fixRows(batch) : batch);
+      // Rows are turned into column vectors here, not by the writer's row path: one conversion for
+      // every source, exact to the microsecond (timestamps as text), with a typed error naming the
+      // column and row for a value its column cannot hold.
+      yield* await writer.writeColumnsAsync(rowsToColumnBatch(columns, batch));
     } else {
-      // A decimal wider than 18 digits is already its text in a column vector: nothing to fix.
       onBatch?.(batch.rowCount);
       yield* await writer.writeColumnsAsync(batch);
     }
@@ -74,16 +78,11 @@ export function fileBatches(cursor: QueryCursor, batchSize: number): AsyncIterab
   return cursor.columnBatches ? cursor.columnBatches(batchSize) : cursor.batches(batchSize);
 }
 
-/** The Parquet writer stores decimals as INT64 (precision ≤ 18); wider ones travel as text. */
-function toParquetColumns(columns: readonly Column[]): {
-  parquetColumns: ParquetColumn[];
-  fixRows: ((rows: RowValue[][]) => RowValue[][]) | undefined;
-} {
+/** The Parquet writer stores decimals as INT64 (precision ≤ 18); a wider one's vector holds its text. */
+function toParquetColumns(columns: readonly Column[]): ParquetColumn[] {
   if (columns.length === 0) throw new BackhaulError('query-failed', 'The query returned no columns');
-  const wide: number[] = [];
-  const parquetColumns = columns.map((column, index): ParquetColumn => {
+  return columns.map((column): ParquetColumn => {
     if (column.type === 'decimal' && (column.precision ?? 18) > 18) {
-      wide.push(index);
       return { name: column.name, type: 'string', nullable: column.nullable ?? true };
     }
     return {
@@ -94,14 +93,4 @@ function toParquetColumns(columns: readonly Column[]): {
       ...(column.scale !== undefined ? { scale: column.scale } : {}),
     };
   });
-  const fixRows =
-    wide.length === 0
-      ? undefined
-      : (rows: RowValue[][]) => {
-          for (const row of rows) {
-            for (const i of wide) if (row[i] !== null && row[i] !== undefined) row[i] = String(row[i]);
-          }
-          return rows;
-        };
-  return { parquetColumns, fixRows };
 }

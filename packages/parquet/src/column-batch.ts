@@ -32,8 +32,8 @@ export interface ParquetColumnVector {
  * Bytes per value in a vector: the PLAIN width of the column's physical type, except BOOLEAN (a byte per
  * value, not a bit); undefined for BYTE_ARRAY, whose values are length-prefixed.
  */
-export function vectorValueWidth(physicalType: PhysicalType): 1 | 4 | 8 | undefined {
-  switch (physicalType) {
+export function vectorValueWidth(spec: ColumnSpec): number | undefined {
+  switch (spec.physicalType) {
     case PhysicalType.BOOLEAN:
       return 1;
     case PhysicalType.INT32:
@@ -41,6 +41,8 @@ export function vectorValueWidth(physicalType: PhysicalType): 1 | 4 | 8 | undefi
     case PhysicalType.INT64:
     case PhysicalType.DOUBLE:
       return 8;
+    case PhysicalType.FIXED_LEN_BYTE_ARRAY:
+      return spec.typeLength;
     default:
       return undefined; // BYTE_ARRAY: the writer produces no other physical type
   }
@@ -98,7 +100,7 @@ function checkVector(spec: ColumnSpec, vector: ParquetColumnVector | undefined, 
       `valueCount is ${String(valueCount)} but ${present} of the ${rowCount} rows are non-null`,
     );
   }
-  const width = vectorValueWidth(spec.physicalType);
+  const width = vectorValueWidth(spec);
   if (width === undefined) {
     checkByteArrays(data, valueCount);
     return;
@@ -113,7 +115,13 @@ function checkVector(spec: ColumnSpec, vector: ParquetColumnVector | undefined, 
       if (data[k]! > 1) throw new TypeError(`boolean value ${k} is the byte ${data[k]}, expected 0 or 1`);
     }
   }
-  if (spec.type === 'decimal') checkDecimalPrecision(data, valueCount, spec.precision);
+  if (spec.type === 'decimal') {
+    if (spec.physicalType === PhysicalType.FIXED_LEN_BYTE_ARRAY) {
+      checkWideDecimalPrecision(data, valueCount, spec.typeLength, spec.precision);
+    } else {
+      checkDecimalPrecision(data, valueCount, spec.precision);
+    }
+  }
 }
 
 /**
@@ -131,6 +139,25 @@ function checkDecimalPrecision(data: Uint8Array, valueCount: number, precision: 
     if (magnitude < bound * (1 - 2 ** -50)) continue;
     const value = view.getBigInt64(at, true);
     if ((value < 0n ? -value : value) >= exactBound) {
+      throw new RangeError(`decimal value ${k} (unscaled ${value}) has more than ${precision} digits`);
+    }
+  }
+}
+
+/** FIXED_LEN_BYTE_ARRAY decimals (big-endian two's complement) must fit their precision too. */
+function checkWideDecimalPrecision(
+  data: Uint8Array,
+  valueCount: number,
+  width: number,
+  precision: number,
+): void {
+  const bound = 10n ** BigInt(precision);
+  for (let k = 0; k < valueCount; k++) {
+    const value = BigInt.asIntN(
+      8 * width,
+      BigInt(`0x${Buffer.from(data.subarray(k * width, (k + 1) * width)).toString('hex')}`),
+    );
+    if ((value < 0n ? -value : value) >= bound) {
       throw new RangeError(`decimal value ${k} (unscaled ${value}) has more than ${precision} digits`);
     }
   }

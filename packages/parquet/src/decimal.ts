@@ -4,8 +4,9 @@
  * through a binary float; numbers go through their shortest round-trip string for the same reason.
  */
 
-const POW10: readonly number[] = Array.from({ length: 19 }, (_, i) => 10 ** i); // exact up to 1e22
-const POW10N: readonly bigint[] = Array.from({ length: 19 }, (_, i) => 10n ** BigInt(i));
+// Up to 10^38, the widest precision; as doubles they are exact up to 1e22 and only compared beyond.
+const POW10: readonly number[] = Array.from({ length: 39 }, (_, i) => 10 ** i);
+const POW10N: readonly bigint[] = Array.from({ length: 39 }, (_, i) => 10n ** BigInt(i));
 
 /**
  * Returns the unscaled value, as a number when it is a safe integer (the fast, allocation-free case) and as

@@ -139,9 +139,9 @@ export function encodeFileMetaData(info: FileMetaDataInfo): Uint8Array {
 }
 
 function writeSchemaElement(w: ThriftCompactWriter, column: ColumnSpec): void {
-  w.beginStructValue()
-    .i32(1, column.physicalType) // type
-    .i32(3, column.repetitionType) // repetition_type
+  w.beginStructValue().i32(1, column.physicalType); // type
+  if (column.typeLength > 0) w.i32(2, column.typeLength); // type_length (FIXED_LEN_BYTE_ARRAY)
+  w.i32(3, column.repetitionType) // repetition_type
     .string(4, column.name); // name
   if (column.convertedType !== undefined) w.i32(6, column.convertedType); // converted_type
   const logical = column.logicalType;

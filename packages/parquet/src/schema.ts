@@ -12,7 +12,11 @@ export type ParquetColumnType =
   | 'date'
   /** A JS Date, milliseconds since the epoch, or an ISO string. INT64 + TIMESTAMP(isAdjustedToUTC, MICROS). */
   | 'timestamp'
-  /** A decimal string, number or bigint. INT64 + DECIMAL(precision <= 18, scale). */
+  /**
+   * A decimal string, number or bigint. DECIMAL(precision, scale) stored as INT64 up to precision 18,
+   * as FIXED_LEN_BYTE_ARRAY (big-endian two's complement, the fewest bytes that hold the precision) from
+   * 19 to 38.
+   */
   | 'decimal';
 
 export interface ParquetColumn {
@@ -20,7 +24,7 @@ export interface ParquetColumn {
   type: ParquetColumnType;
   /** Default true. A required column has no definition levels and rejects NULL. */
   nullable?: boolean;
-  /** Decimal only: total significant digits, 1..18 (default 18). */
+  /** Decimal only: total significant digits, 1..38 (default 18). */
   precision?: number;
   /** Decimal only: digits after the point, 0..precision (default 2). */
   scale?: number;
@@ -51,8 +55,22 @@ export interface ColumnSpec {
 
 const DEFAULT_DECIMAL_PRECISION = 18;
 const DEFAULT_DECIMAL_SCALE = 2;
-/** INT64 holds 18 full decimal digits (10^18 - 1 < 2^63 - 1); 19+ would need FIXED_LEN_BYTE_ARRAY. */
-export const MAX_DECIMAL_PRECISION = 18;
+/** INT64 holds 18 full decimal digits (10^18 - 1 < 2^63 - 1); wider decimals are FIXED_LEN_BYTE_ARRAY. */
+export const MAX_INT64_DECIMAL_PRECISION = 18;
+/**
+ * The widest DECIMAL written: 38 digits (16 bytes), the limit of DuckDB, Arrow's decimal128, Spark and
+ * most SQL engines, so every reader can open the file. A wider column is refused when the writer is
+ * built; write it as a `string` column (its exact text).
+ */
+export const MAX_DECIMAL_PRECISION = 38;
+
+/** Bytes of a FIXED_LEN_BYTE_ARRAY decimal: the fewest whose two's complement holds ±(10^precision - 1). */
+export function decimalByteWidth(precision: number): number {
+  const max = 10n ** BigInt(precision) - 1n;
+  let width = 1;
+  while (max >= 1n << BigInt(8 * width - 1)) width++;
+  return width;
+}
 
 const PHYSICAL: Record<ParquetColumnType, PhysicalType> = {
   boolean: PhysicalType.BOOLEAN,
@@ -96,7 +114,7 @@ export function normalizeColumns(columns: readonly ParquetColumn[]): ColumnSpec[
       if (precision > MAX_DECIMAL_PRECISION) {
         throw new RangeError(
           `Parquet decimal column "${name}": precision ${precision} is not supported (max ${MAX_DECIMAL_PRECISION}, ` +
-            'stored as INT64); write wider decimals as a string column',
+            'what Parquet readers accept); write wider decimals as a string column',
         );
       }
       if (!Number.isInteger(scale) || scale < 0 || scale > precision) {
@@ -109,8 +127,9 @@ export function normalizeColumns(columns: readonly ParquetColumn[]): ColumnSpec[
       nullable,
       precision,
       scale,
-      physicalType: PHYSICAL[type],
-      typeLength: 0,
+      ...(type === 'decimal' && precision > MAX_INT64_DECIMAL_PRECISION
+        ? { physicalType: PhysicalType.FIXED_LEN_BYTE_ARRAY, typeLength: decimalByteWidth(precision) }
+        : { physicalType: PHYSICAL[type], typeLength: 0 }),
       repetitionType: nullable ? FieldRepetitionType.OPTIONAL : FieldRepetitionType.REQUIRED,
       ...annotations(type, precision, scale),
     };

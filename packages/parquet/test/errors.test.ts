@@ -69,9 +69,9 @@ describe('errors', () => {
     expect(writer.rowCount).toBe(2);
   });
 
-  it('decimal precision above 18 is rejected up front', () => {
-    expect(() => new ParquetWriter([{ name: 'big', type: 'decimal', precision: 19 }])).toThrow(
-      /precision 19 is not supported \(max 18/,
+  it('decimal precision above 38 is rejected up front', () => {
+    expect(() => new ParquetWriter([{ name: 'big', type: 'decimal', precision: 39 }])).toThrow(
+      /precision 39 is not supported \(max 38/,
     );
     expect(() => new ParquetWriter([{ name: 'd', type: 'decimal', precision: 4, scale: 5 }])).toThrow(
       RangeError,

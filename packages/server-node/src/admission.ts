@@ -1,7 +1,19 @@
-import { BackhaulError, type ResultMode } from '@backhaul/core';
+import {
+  type AdmissionClass,
+  type AdmissionLedger,
+  type AdmissionTicket,
+  admissionClasses,
+  BackhaulError,
+  type ClassLimits,
+  isBiggerClass,
+  type Logger,
+  type ResultMode,
+} from '@backhaul/core';
+
+export type { AdmissionClass, AdmissionTicket } from '@backhaul/core';
 
 /**
- * Admission control (docs/protocol.md §3.7): how much work one server process takes at once.
+ * Admission control (docs/protocol.md §3.7): how much work the servers take at once.
  *
  * Three concurrency classes, by what a query costs the server while it runs:
  *
@@ -17,12 +29,13 @@ import { BackhaulError, type ResultMode } from '@backhaul/core';
  * A slot is taken when a query is admitted (at submit, or when it leaves the queue) and released
  * when the command reaches a terminal state, however it got there, or when the server closes. No
  * gateway and no caller may hold more than its share of a class, so one of them flooding the
- * server still leaves slots for the others. The counts live in this process only: N servers admit
- * N times the limits.
+ * server still leaves slots for the others.
+ *
+ * The slots are counted by an `AdmissionLedger`: in this process by default (N servers then admit
+ * N times the limits), or across every server sharing a Redis ledger (docs/cluster.md). The queue
+ * of a query waiting for a slot lives in the process that took its submit: it is offered every
+ * slot freed here at once, and retried on a timer for slots freed by other servers.
  */
-export type AdmissionClass = 'small' | 'medium' | 'large';
-
-export const admissionClasses: readonly AdmissionClass[] = ['small', 'medium', 'large'];
 
 export interface AdmissionLimits {
   /** Queries answered with rows at once; default 200. */
@@ -37,7 +50,7 @@ export interface AdmissionLimits {
   gatewayShare: number;
   /** Fraction of each class one caller may hold (at least one slot); default 0.8. */
   callerShare: number;
-  /** Queries waiting for a slot in this process, all classes together; default 1000. */
+  /** Queries waiting for a slot in each server process, all classes together; default 1000. */
   maxQueued: number;
   /** The `Retry-After` sent with a 429, in seconds; default 1. */
   retryAfterSeconds: number;
@@ -53,14 +66,6 @@ export const defaultAdmissionLimits: AdmissionLimits = {
   maxQueued: 1000,
   retryAfterSeconds: 1,
 };
-
-/** Who a slot is held for. `callerId` is absent for a command this process did not admit itself. */
-export interface AdmissionTicket {
-  id: string;
-  gatewayId: string;
-  callerId?: string;
-  admissionClass: AdmissionClass;
-}
 
 /** What is full when a slot is refused. */
 export type AdmissionScope = 'server' | 'gateway' | 'caller' | 'queue';
@@ -84,7 +89,7 @@ export interface Admission {
   /** The class a query starts in, from its mode. */
   classOf(mode: ResultMode): AdmissionClass;
   /** Takes a slot now, or says what is full. */
-  tryTake(ticket: AdmissionTicket): AdmissionScope | undefined;
+  tryTake(ticket: AdmissionTicket): Promise<AdmissionScope | undefined>;
   /** Queues a ticket; `onAdmit` is called with its ID when a slot is taken for it. 'queue' when full. */
   enqueue(ticket: AdmissionTicket): AdmissionScope | undefined;
   /**
@@ -92,7 +97,7 @@ export interface Admission {
    * throws 429 when that class has no slot for it. A command this process does not hold is
    * adopted into that class (it was admitted by another server sharing the store).
    */
-  promote(ticket: Omit<AdmissionTicket, 'admissionClass'>, endOffset: number): void;
+  promote(ticket: Omit<AdmissionTicket, 'admissionClass'>, endOffset: number): Promise<void>;
   /** Frees the slot or the queue place of `id`, then admits from the queue; a no-op if unknown. */
   release(id: string): void;
   /** 1-based place of a queued ticket within its class, undefined when not queued. */
@@ -101,12 +106,21 @@ export interface Admission {
   tracked(): string[];
   /** The 429 for a refusal. */
   refusal(scope: AdmissionScope, admissionClass: AdmissionClass): BackhaulError;
+  /** What this process holds and queues (the ledger's `occupancy()` counts every server). */
   snapshot(): AdmissionSnapshot;
-  /** Drops every slot and queue place (server close); nothing is admitted afterwards. */
-  close(): void;
+  /** Frees every slot this process holds and drops the queue (server close); nothing is admitted afterwards. */
+  close(): Promise<void>;
 }
 
-const rank: Record<AdmissionClass, number> = { small: 0, medium: 1, large: 2 };
+export interface AdmissionOptions {
+  limits: AdmissionLimits;
+  ledger: AdmissionLedger;
+  /** Called with the ID of a queued ticket that got its slot. */
+  onAdmit(id: string): void;
+  /** How often the queue is offered slots freed by other servers. */
+  retryMs: number;
+  logger: Logger;
+}
 
 const share = (limit: number, fraction: number) => Math.min(limit, Math.max(1, Math.floor(limit * fraction)));
 
@@ -129,68 +143,81 @@ export function resolveAdmissionLimits(given: Partial<AdmissionLimits> | undefin
   return limits;
 }
 
-export function createAdmission(limits: AdmissionLimits, onAdmit: (id: string) => void): Admission {
+export function createAdmission(options: AdmissionOptions): Admission {
+  const { limits, ledger, onAdmit, logger } = options;
+  /** Slots this process holds: what it renews, reports and frees on close. */
   const held = new Map<string, AdmissionTicket>();
   const queues: Record<AdmissionClass, AdmissionTicket[]> = { small: [], medium: [], large: [] };
   const queuedIds = new Map<string, AdmissionClass>();
   let closed = false;
 
-  // Counters kept in step with `held`, so a check is O(1) however many slots are taken.
-  const inUse: Record<AdmissionClass, number> = { small: 0, medium: 0, large: 0 };
-  const perGateway = new Map<string, number>();
-  const perCaller = new Map<string, number>();
-  const bump = (map: Map<string, number>, key: string, by: number) => {
-    const n = (map.get(key) ?? 0) + by;
-    if (n === 0) map.delete(key);
-    else map.set(key, n);
-  };
-  const hold = (ticket: AdmissionTicket) => {
-    held.set(ticket.id, ticket);
-    inUse[ticket.admissionClass]++;
-    bump(perGateway, `${ticket.admissionClass} ${ticket.gatewayId}`, 1);
-    if (ticket.callerId !== undefined) bump(perCaller, `${ticket.admissionClass} ${ticket.callerId}`, 1);
-  };
-  const unhold = (ticket: AdmissionTicket) => {
-    held.delete(ticket.id);
-    inUse[ticket.admissionClass]--;
-    bump(perGateway, `${ticket.admissionClass} ${ticket.gatewayId}`, -1);
-    if (ticket.callerId !== undefined) bump(perCaller, `${ticket.admissionClass} ${ticket.callerId}`, -1);
+  const classLimits = (admissionClass: AdmissionClass): ClassLimits => {
+    const limit = limits[admissionClass];
+    return {
+      limit,
+      perGateway: share(limit, limits.gatewayShare),
+      perCaller: share(limit, limits.callerShare),
+    };
   };
 
-  /** What stops `ticket` from taking a slot of its class now. */
-  const blocker = (ticket: AdmissionTicket): AdmissionScope | undefined => {
-    const cls = ticket.admissionClass;
-    const limit = limits[cls];
-    if (inUse[cls] >= limit) return 'server';
-    if ((perGateway.get(`${cls} ${ticket.gatewayId}`) ?? 0) >= share(limit, limits.gatewayShare)) {
-      return 'gateway';
-    }
-    if (
-      ticket.callerId !== undefined &&
-      (perCaller.get(`${cls} ${ticket.callerId}`) ?? 0) >= share(limit, limits.callerShare)
-    ) {
-      return 'caller';
-    }
-    return undefined;
-  };
+  const free = (id: string) =>
+    ledger.release(id).catch((error) =>
+      // Its lease (or the process's end, in memory) frees it anyway.
+      logger.warn('could not free an admission slot', { id, error: String(error) }),
+    );
 
-  /** Gives freed slots of a class to the queue, oldest first, skipping tickets at their share. */
-  const pump = (admissionClass: AdmissionClass) => {
+  /** Gives free slots of a class to its queue, oldest first, skipping tickets at their share. */
+  const pumpClass = async (admissionClass: AdmissionClass) => {
     const queue = queues[admissionClass];
     for (let i = 0; i < queue.length && !closed; ) {
       const ticket = queue[i] as AdmissionTicket;
-      const scope = blocker(ticket);
+      const scope = await ledger.acquire(ticket, classLimits(admissionClass));
       if (scope === 'server') return;
       if (scope) {
         i++;
         continue;
       }
-      queue.splice(i, 1);
+      // Released (expired, cancelled) or closed while the slot was being taken: it goes back.
+      if (closed || queuedIds.get(ticket.id) !== admissionClass) {
+        await free(ticket.id);
+        continue;
+      }
+      queue.splice(queue.indexOf(ticket), 1);
       queuedIds.delete(ticket.id);
-      hold(ticket);
+      held.set(ticket.id, ticket);
       onAdmit(ticket.id);
     }
   };
+
+  // One pump at a time: two would offer the same ticket two slots.
+  let pumping: Promise<void> = Promise.resolve();
+  const pump = (admissionClass: AdmissionClass) => {
+    pumping = pumping
+      .then(() => pumpClass(admissionClass))
+      .catch((error) => logger.warn('admitting from the queue failed', { error: String(error) }));
+    return pumping;
+  };
+
+  // Slots freed by other servers sharing the ledger are not announced: the queue asks again.
+  const retry = setInterval(() => {
+    for (const cls of admissionClasses) if (queues[cls].length > 0) void pump(cls);
+  }, options.retryMs);
+  retry.unref();
+  // A shared ledger takes back the slots nobody renews: this process renews its own.
+  const leaseMs = ledger.leaseMs;
+  const renewal =
+    leaseMs === undefined
+      ? undefined
+      : setInterval(
+          () => {
+            if (held.size === 0) return;
+            ledger
+              .renew([...held.keys()])
+              .catch((error) => logger.warn('could not renew admission slots', { error: String(error) }));
+          },
+          Math.max(1, Math.floor(leaseMs / 3)),
+        );
+  renewal?.unref();
 
   const tally = (key: (ticket: AdmissionTicket) => string | undefined) => {
     const out: Record<string, Partial<Record<AdmissionClass, number>>> = {};
@@ -205,11 +232,11 @@ export function createAdmission(limits: AdmissionLimits, onAdmit: (id: string) =
   };
 
   const refusal = (scope: AdmissionScope, admissionClass: AdmissionClass) => {
-    const limit = limits[admissionClass];
+    const { limit, perGateway, perCaller } = classLimits(admissionClass);
     const detail = {
-      server: `All ${limit} ${admissionClass} slots of this server are taken`,
-      gateway: `This gateway holds its share (${share(limit, limits.gatewayShare)} of ${limit}) of the ${admissionClass} slots`,
-      caller: `This caller holds its share (${share(limit, limits.callerShare)} of ${limit}) of the ${admissionClass} slots`,
+      server: `All ${limit} ${admissionClass} slots are taken`,
+      gateway: `This gateway holds its share (${perGateway} of ${limit}) of the ${admissionClass} slots`,
+      caller: `This caller holds its share (${perCaller} of ${limit}) of the ${admissionClass} slots`,
       queue: `The admission queue is full (${limits.maxQueued} queries wait already)`,
     }[scope];
     return new BackhaulError('too-many-requests', detail, {
@@ -221,11 +248,16 @@ export function createAdmission(limits: AdmissionLimits, onAdmit: (id: string) =
   return {
     classOf: (mode) => (mode === 'file' ? 'medium' : 'small'),
 
-    tryTake(ticket) {
+    async tryTake(ticket) {
       if (closed) return 'server';
-      const scope = blocker(ticket);
-      if (!scope) hold(ticket);
-      return scope;
+      const scope = await ledger.acquire(ticket, classLimits(ticket.admissionClass));
+      if (scope) return scope;
+      if (closed) {
+        await free(ticket.id);
+        return 'server';
+      }
+      held.set(ticket.id, ticket);
+      return undefined;
     },
 
     enqueue(ticket) {
@@ -235,22 +267,21 @@ export function createAdmission(limits: AdmissionLimits, onAdmit: (id: string) =
       return undefined;
     },
 
-    promote(ticket, endOffset) {
+    async promote(ticket, endOffset) {
       const needed: AdmissionClass = endOffset > limits.largeFileBytes ? 'large' : 'medium';
       const current = held.get(ticket.id);
-      if (current && rank[current.admissionClass] >= rank[needed]) return;
+      if (current && !isBiggerClass(needed, current.admissionClass)) return;
       const next: AdmissionTicket = {
         ...ticket,
         ...(current?.callerId === undefined ? {} : { callerId: current.callerId }),
         admissionClass: needed,
       };
       // The slot it holds is in a smaller class, so it does not count against the bigger one.
-      const scope = closed ? 'server' : blocker(next);
+      const scope = closed ? 'server' : await ledger.promote(next, classLimits(needed));
       if (scope) throw refusal(scope, needed);
-      if (current) unhold(current);
-      hold(next);
+      held.set(ticket.id, next);
       // The slot it leaves behind goes to whoever waits for it.
-      if (current) pump(current.admissionClass);
+      if (current) void pump(current.admissionClass);
     },
 
     release(id) {
@@ -258,16 +289,14 @@ export function createAdmission(limits: AdmissionLimits, onAdmit: (id: string) =
       if (queuedIn) {
         queuedIds.delete(id);
         const queue = queues[queuedIn];
-        queue.splice(
-          queue.findIndex((ticket) => ticket.id === id),
-          1,
-        );
+        const at = queue.findIndex((ticket) => ticket.id === id);
+        if (at >= 0) queue.splice(at, 1);
         return;
       }
       const ticket = held.get(id);
       if (!ticket) return;
-      unhold(ticket);
-      pump(ticket.admissionClass);
+      held.delete(id);
+      void free(id).then(() => pump(ticket.admissionClass));
     },
 
     position(id) {
@@ -283,7 +312,9 @@ export function createAdmission(limits: AdmissionLimits, onAdmit: (id: string) =
     snapshot() {
       const classes = {} as Record<AdmissionClass, ClassOccupancy>;
       for (const cls of admissionClasses) {
-        classes[cls] = { limit: limits[cls], inUse: inUse[cls], queued: queues[cls].length };
+        let inUse = 0;
+        for (const ticket of held.values()) if (ticket.admissionClass === cls) inUse++;
+        classes[cls] = { limit: limits[cls], inUse, queued: queues[cls].length };
       }
       return {
         classes,
@@ -292,11 +323,16 @@ export function createAdmission(limits: AdmissionLimits, onAdmit: (id: string) =
       };
     },
 
-    close() {
+    async close() {
       closed = true;
-      for (const ticket of [...held.values()]) unhold(ticket);
+      clearInterval(retry);
+      if (renewal) clearInterval(renewal);
+      const ids = [...held.keys()];
+      held.clear();
       queuedIds.clear();
       for (const cls of admissionClasses) queues[cls].length = 0;
+      await pumping;
+      await Promise.all(ids.map(free));
     },
   };
 }

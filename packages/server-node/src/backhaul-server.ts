@@ -5,6 +5,7 @@ import {
   CodecRegistry,
   createChecksummer,
   createDownloadSigner,
+  createMemoryAdmissionLedger,
   createMemoryClusterBus,
   createMemoryCommandStore,
   createMemoryCredentialStore,
@@ -90,7 +91,13 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
   const ownsRowLog = config.rowLog === undefined;
   const rowLog = config.rowLog ?? createMemoryRowLog();
   // A queued query that gets its slot is handed to the dispatcher, which is created below.
-  const admission = createAdmission(config.admission, (id) => void dispatcher.admit(id));
+  const admission = createAdmission({
+    limits: config.admission,
+    ledger: config.admissionLedger ?? createMemoryAdmissionLedger(),
+    onAdmit: (id) => void dispatcher.admit(id),
+    retryMs: config.sweepIntervalMs,
+    logger,
+  });
   const views = createQueryViews({
     storage,
     signer,
@@ -304,11 +311,13 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
       if (closed) return;
       closed = true;
       dispatcher.stop();
-      admission.close();
+      // Its slots are freed for the other servers while the rest shuts down.
+      const admissionClosed = admission.close();
       revocations.stop();
       hub.closeAll();
       await ready.catch(() => undefined);
       await ingest?.abortAll();
+      await admissionClosed;
       if (httpServer) {
         const server = httpServer;
         httpServer = undefined;

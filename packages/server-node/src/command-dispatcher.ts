@@ -349,7 +349,7 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
         if (twin && claim) return replay(twin, claim.fingerprint);
         throw options.admission.refusal(scope, ticket.admissionClass);
       };
-      const full = options.admission.tryTake(ticket);
+      const full = await options.admission.tryTake(ticket);
       if (full) {
         if (query.whenBusy !== 'queue') return refuse(full);
         const queueFull = options.admission.enqueue(ticket);

@@ -164,7 +164,7 @@ export function gatewayRoutes(parts: ServerParts): Route[] {
         // move a file into the large class it has not reached.
         const ingest = parts.ingest();
         if (ingest.inWindow(id, index)) {
-          parts.admission.promote({ id, gatewayId: record.gatewayId }, (index + 1) * options.chunkSize);
+          await parts.admission.promote({ id, gatewayId: record.gatewayId }, (index + 1) * options.chunkSize);
         }
         const outcome = await ingest.putChunk(id, resultKey(record.gatewayId, id), index, req);
         sendEmpty(res, outcome === 'stored' ? 201 : 200); // §5.4

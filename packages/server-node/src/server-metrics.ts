@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import {
+  admissionClasses,
   BackhaulError,
   type CommandRecord,
   type CommandState,
@@ -12,7 +13,7 @@ import {
   type ObjectUpload,
 } from '@backhaul/core';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { type AdmissionSnapshot, admissionClasses, type ClassOccupancy } from './admission.js';
+import type { AdmissionSnapshot, ClassOccupancy } from './admission.js';
 import type { Route } from './router.js';
 
 /**

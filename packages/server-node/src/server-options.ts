@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import {
+  type AdmissionLedger,
   type ClusterBus,
   type Codec,
   type CommandStore,
@@ -102,6 +103,12 @@ export interface BackhaulServerOptions {
    */
   admission?: Partial<AdmissionLimits>;
   /**
+   * Where admission slots are counted. Default: in this process, so N servers admit N times the
+   * limits; give every server one shared ledger (e.g. `createRedisAdmissionLedger` of
+   * @backhaul/store-redis) to count the limits and shares across the cluster (docs/cluster.md).
+   */
+  admissionLedger?: AdmissionLedger;
+  /**
    * Time allowed to receive a request's headers on the own `listen()` server (Node's
    * `headersTimeout`): a client that trickles headers (slowloris) is answered 408 and closed.
    * Default 60 000 (Node's default). A framework you mount the handler in sets its own.
@@ -159,6 +166,7 @@ export interface ResolvedOptions {
   rowRetentionMs: number;
   idempotencyKeyRetentionMs: number;
   admission: AdmissionLimits;
+  admissionLedger: AdmissionLedger | undefined;
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   bodyIdleTimeoutMs: number;
@@ -245,6 +253,7 @@ export function resolveOptions(options: BackhaulServerOptions): ResolvedOptions 
       24 * 60 * 60 * 1000,
     ),
     admission: resolveAdmissionLimits(options.admission),
+    admissionLedger: options.admissionLedger,
     headersTimeoutMs,
     requestTimeoutMs,
     bodyIdleTimeoutMs: positiveInteger('bodyIdleTimeoutMs', options.bodyIdleTimeoutMs, 30_000),

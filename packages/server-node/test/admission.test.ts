@@ -109,7 +109,7 @@ describe('§3.7 over the limit without whenBusy: 429 with Retry-After, and nothi
       title: 'Too many requests',
       status: 429,
       code: 'too-many-requests',
-      detail: 'All 2 small slots of this server are taken',
+      detail: 'All 2 small slots are taken',
       retryable: true,
       retryAfter: 3,
       admissionClass: 'small',

@@ -3,4 +3,10 @@ export {
   DEFAULT_STATEMENT_TIMEOUT_MS,
   type MysqlDataSourceOptions,
 } from './mysql-data-source.js';
-export { columnFromField, decimalColumn, type MysqlColumn, parseDateTime } from './mysql-types.js';
+export {
+  columnFromField,
+  decimalColumn,
+  type MysqlColumn,
+  parseDateTime,
+  parseTimestamp,
+} from './mysql-types.js';

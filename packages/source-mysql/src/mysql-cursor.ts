@@ -4,6 +4,7 @@ import {
   checkBatchSize,
   type QueryCursor,
   type RowValue,
+  uniqueColumnNames,
   watchQueryInterruptions,
 } from '@backhaul/core';
 import type { FieldPacket, PoolConnection } from 'mysql2';
@@ -89,7 +90,7 @@ export async function openMysqlCursor(session: MysqlCursorSession): Promise<Quer
     if (!fields) return;
     resultSet = true;
     const mapped = fields.map(columnFromField);
-    columns = mapped.map((m) => m.column);
+    columns = uniqueColumnNames(mapped.map((m) => m.column)) as Column[];
     converters = [];
     mapped.forEach((m, i) => {
       if (m.convert) converters.push([i, m.convert]);

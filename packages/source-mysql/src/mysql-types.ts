@@ -63,7 +63,21 @@ const toDecimalText: Converter = (value) => String(value);
 const DATE_TIME_PATTERN = /^(\d{4})-(\d{2})-(\d{2})(?: (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?)?$/;
 
 /**
- * DATE, DATETIME and TIMESTAMP text → Date. DATETIME names no time zone: it is read as UTC so the
+ * DATETIME and TIMESTAMP text → exact ISO text with microseconds (`microsToTimestampText`'s form),
+ * rearranged, never through a Date: DATETIME(6) keeps its microseconds. Read as UTC, as below;
+ * zero dates become NULL.
+ */
+export function parseTimestamp(value: unknown): RowValue {
+  if (typeof value !== 'string') return value as RowValue;
+  const m = DATE_TIME_PATTERN.exec(value);
+  if (!m) throw new TypeError(`Unexpected MySQL date/time text ${JSON.stringify(value)}`);
+  if (m[2] === '00' || m[3] === '00') return null;
+  const time = m[4] === undefined ? '00:00:00' : `${m[4]}:${m[5]}:${m[6]}`;
+  return `${m[1]}-${m[2]}-${m[3]}T${time}.${(m[7] ?? '').padEnd(6, '0')}Z`;
+}
+
+/**
+ * DATE (and DATETIME, TIMESTAMP) text → Date. DATETIME names no time zone: it is read as UTC so the
  * value does not depend on the gateway's zone; TIMESTAMP is UTC because the session says so.
  * MySQL's "zero" dates ('0000-00-00', or a zero month/day) are no instant: they become NULL.
  * Microseconds are truncated to the milliseconds a Date holds.
@@ -127,7 +141,7 @@ export function columnFromField(field: FieldPacket): MysqlColumn {
       return { column: column('date'), convert: parseDateTime };
     case mysqlType.datetime:
     case mysqlType.timestamp:
-      return { column: column('timestamp'), convert: parseDateTime };
+      return { column: column('timestamp'), convert: parseTimestamp };
     case mysqlType.json:
       return { column: column('json'), convert: undefined };
     case mysqlType.bit:

@@ -1,5 +1,5 @@
 import type { DataSource, RowValue } from '@backhaul/core';
-import { createMysqlDataSource, decimalColumn, parseDateTime } from '@backhaul/source-mysql';
+import { createMysqlDataSource, decimalColumn, parseDateTime, parseTimestamp } from '@backhaul/source-mysql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { throughParquet } from '../../../test/support/parquet-round-trip.js';
 import { adminQuery, mysqlService, mysqlUrl, uniqueTableName } from './mysql-service.js';
@@ -101,8 +101,8 @@ mysqlService.describe('mysql source: every type survives the trip to Parquet', (
     expect(value('c_bigint_min')).toBe(-9223372036854775808n);
     expect(value('c_bigint_unsigned')).toBe('18446744073709551615');
     expect(value('c_decimal_38_10')).toBe('1234567890123456789012345678.0123456789');
-    expect(value('c_datetime')).toEqual(new Date('2024-03-10T12:34:56.789Z'));
-    expect(value('c_timestamp')).toEqual(new Date('2024-03-10T12:34:56.789Z'));
+    expect(value('c_datetime')).toBe('2024-03-10T12:34:56.789000Z');
+    expect(value('c_timestamp')).toBe('2024-03-10T12:34:56.789000Z');
     expect(value('c_date')).toEqual(new Date('2024-02-29T00:00:00Z'));
     expect(value('c_json')).toBe(expected.c_json);
     expect(rows[1]).toEqual(types.map(() => null));
@@ -160,7 +160,9 @@ describe('mysql source: decimal lengths and date/time text (no database)', () =>
 
   it('parses date/time text as UTC; zero dates become NULL', () => {
     expect(parseDateTime('2024-01-02')).toEqual(new Date('2024-01-02T00:00:00Z'));
-    expect(parseDateTime('2024-01-02 03:04:05.678901')).toEqual(new Date('2024-01-02T03:04:05.678Z'));
+    expect(parseTimestamp('2024-01-02 03:04:05.678901')).toBe('2024-01-02T03:04:05.678901Z');
+    expect(parseTimestamp('9999-12-31 23:59:59.999999')).toBe('9999-12-31T23:59:59.999999Z');
+    expect(parseTimestamp('0000-00-00 00:00:00')).toBeNull();
     expect(parseDateTime('0000-00-00')).toBeNull();
     expect(parseDateTime('0000-00-00 00:00:00')).toBeNull();
     expect((parseDateTime('0099-01-01') as Date).getUTCFullYear()).toBe(99);

@@ -3,4 +3,4 @@ export {
   DEFAULT_STATEMENT_TIMEOUT_MS,
   type PostgresDataSourceOptions,
 } from './postgres-data-source.js';
-export { columnFromField, numericColumn, parseDateTime } from './postgres-types.js';
+export { columnFromField, numericColumn, parseDate, parseTimestamp } from './postgres-types.js';

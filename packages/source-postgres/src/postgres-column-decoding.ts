@@ -1,5 +1,12 @@
 import type { Column, ColumnBatch, ColumnVector } from '@backhaul/core';
-import { columnFromField, oid } from './postgres-types.js';
+import {
+  columnFromField,
+  INFINITY_DATE_DAYS,
+  INFINITY_TIMESTAMP_US,
+  MINUS_INFINITY_DATE_DAYS,
+  MINUS_INFINITY_TIMESTAMP_US,
+  oid,
+} from './postgres-types.js';
 import type { DescribedField } from './postgres-wire.js';
 
 /**
@@ -83,12 +90,8 @@ const EPOCH_SHIFT_DAYS = 10_957;
 const EPOCH_SHIFT_US = 946_684_800_000_000;
 const SHIFT_HI = Math.floor(EPOCH_SHIFT_US / TWO_POW_32);
 const SHIFT_LO = EPOCH_SHIFT_US - SHIFT_HI * TWO_POW_32;
-/**
- * ±infinity become the latest and earliest instants a JS Date holds, as on the row path; anything
- * past them would be a value the row path cannot read either.
- */
-const MAX_DATE_DAYS = 100_000_000;
-const MAX_TIMESTAMP_US = 8.64e18;
+/** Past this many µs since 1970 a timestamp is no INT64 (PostgreSQL's own range ends in 294276 AD). */
+const MAX_TIMESTAMP_US = 2 ** 63;
 const NUMERIC_NAN = 0xc000;
 const NUMERIC_POS = 0x0000;
 const NUMERIC_NEG = 0x4000;
@@ -270,30 +273,31 @@ function numericLengthFits(bytes: Buffer, at: number, length: number): boolean {
 }
 
 function pgDays(days: number): number {
-  if (days === 0x7fffffff) return MAX_DATE_DAYS;
-  if (days === -0x80000000) return -MAX_DATE_DAYS;
+  // ±infinity: clamped as on the row path (postgres-types.ts says why).
+  if (days === 0x7fffffff) return INFINITY_DATE_DAYS;
+  if (days === -0x80000000) return MINUS_INFINITY_DATE_DAYS;
   return days + EPOCH_SHIFT_DAYS;
 }
 
 /** int64 microseconds since 2000 (as its two halves) → int64 microseconds since 1970, little-endian. */
 function writeTimestamp(hi: number, lo: number, out: Buffer, pos: number, column: string): void {
   if (hi === 0x7fffffff && lo === 0xffffffff) {
-    hi = Math.floor(MAX_TIMESTAMP_US / TWO_POW_32);
-    lo = MAX_TIMESTAMP_US - hi * TWO_POW_32;
-  } else if (hi === -0x80000000 && lo === 0) {
-    hi = Math.floor(-MAX_TIMESTAMP_US / TWO_POW_32);
-    lo = -MAX_TIMESTAMP_US - hi * TWO_POW_32;
-  } else {
-    if (Math.abs(hi * TWO_POW_32 + lo + EPOCH_SHIFT_US) > MAX_TIMESTAMP_US) {
-      throw new RangeError(`Column "${column}": a timestamp past the range a JS Date holds (±275760 years)`);
-    }
-    // Added in two 32-bit halves with a carry: exact, where a double would round past 2^53 µs.
-    lo += SHIFT_LO;
-    hi += SHIFT_HI;
-    if (lo >= TWO_POW_32) {
-      lo -= TWO_POW_32;
-      hi += 1;
-    }
+    out.writeBigInt64LE(INFINITY_TIMESTAMP_US, pos);
+    return;
+  }
+  if (hi === -0x80000000 && lo === 0) {
+    out.writeBigInt64LE(MINUS_INFINITY_TIMESTAMP_US, pos);
+    return;
+  }
+  if (hi * TWO_POW_32 + lo + EPOCH_SHIFT_US >= MAX_TIMESTAMP_US) {
+    throw new RangeError(`Column "${column}": a timestamp past the INT64 microseconds Parquet holds`);
+  }
+  // Added in two 32-bit halves with a carry: exact, where a double would round past 2^53 µs.
+  lo += SHIFT_LO;
+  hi += SHIFT_HI;
+  if (lo >= TWO_POW_32) {
+    lo -= TWO_POW_32;
+    hi += 1;
   }
   out.writeUInt32LE(lo, pos);
   out.writeInt32LE(hi, pos + 4);

@@ -4,6 +4,7 @@ import {
   checkBatchSize,
   columnBatchToRows,
   type QueryCursor,
+  uniqueColumnNames,
 } from '@backhaul/core';
 import type pg from 'pg';
 import { BatchDecoder, type ColumnPlan, planColumns } from './postgres-column-decoding.js';
@@ -152,7 +153,7 @@ export async function openColumnarCursor(session: ColumnarCursorSession): Promis
     return decoder.batch();
   };
 
-  const columns = plan.columns;
+  const columns = uniqueColumnNames(plan.columns);
   async function* columnBatches(batchSize: number): AsyncGenerator<ColumnBatch> {
     checkBatchSize(batchSize);
     let ahead: Promise<ColumnBatch> | undefined;

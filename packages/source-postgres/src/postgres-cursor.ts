@@ -1,4 +1,11 @@
-import { BackhaulError, type Column, checkBatchSize, type QueryCursor, type RowValue } from '@backhaul/core';
+import {
+  BackhaulError,
+  type Column,
+  checkBatchSize,
+  type QueryCursor,
+  type RowValue,
+  uniqueColumnNames,
+} from '@backhaul/core';
 import type pg from 'pg';
 import type Cursor from 'pg-cursor';
 import { noResultError } from './postgres-errors.js';
@@ -80,14 +87,14 @@ export async function openPostgresCursor(session: PostgresCursorSession): Promis
     return ending;
   };
 
-  let columns: Column[];
+  let columns: readonly Column[];
   let prefetched: RowValue[][];
   try {
     const first = await fetch(FIRST_READ_ROWS);
     if (first.fields.length === 0) {
       throw noResultError();
     }
-    columns = first.fields.map(columnFromField);
+    columns = uniqueColumnNames(first.fields.map(columnFromField));
     prefetched = first.rows;
   } catch (error) {
     await end();

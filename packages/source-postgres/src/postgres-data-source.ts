@@ -85,12 +85,15 @@ export function createPostgresDataSource(options: PostgresDataSourceOptions = {}
         request.signal?.throwIfAborted();
         // One round trip: the transaction and every session setting it needs, reverted by ROLLBACK.
         // Fixed DateStyle/TimeZone/bytea_output make the text the type parsers read independent of
-        // the server's and the role's defaults. The closing SELECT takes the transaction's first
-        // snapshot, after which PostgreSQL refuses `SET TRANSACTION READ WRITE` ("must be set
-        // before any query"): the read-only mode can no longer be switched off by the query.
+        // the server's and the role's defaults; extra_float_digits = 1 makes real and double text
+        // the shortest exact decimal (a role's 0 would print `real` with 6 digits, losing bits).
+        // The closing SELECT takes the transaction's first snapshot, after which PostgreSQL
+        // refuses `SET TRANSACTION READ WRITE` ("must be set before any query"): the read-only
+        // mode can no longer be switched off by the query.
         await client.query(
           `BEGIN TRANSACTION READ ONLY; SET LOCAL statement_timeout = ${timeoutMs}; ` +
-            `SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL bytea_output = 'hex'; SELECT 1`,
+            `SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL bytea_output = 'hex'; ` +
+            `SET LOCAL extra_float_digits = 1; SELECT 1`,
         );
       } catch (error) {
         await client.query('ROLLBACK').then(

@@ -1,4 +1,11 @@
-import type { Column, ColumnType, RowValue } from '@backhaul/core';
+import {
+  type Column,
+  type ColumnType,
+  daysFromCivil,
+  microsToTimestampText,
+  type RowValue,
+  secondsToMicros,
+} from '@backhaul/core';
 import type { CustomTypesConfig, FieldDef } from 'pg';
 
 /**
@@ -56,27 +63,61 @@ const parseBoolean: Parser = (text) => text === 't';
 const parseBytea: Parser = (text) => Buffer.from(text.slice(2), 'hex');
 
 /**
- * 'infinity' and '-infinity' have no JS Date: they become the latest and earliest instants a
- * Date holds (±8.64e15 ms), which Parquet's INT64 microseconds can still store.
+ * 'infinity' and '-infinity' have no Parquet form, and a sentinel far outside the calendar breaks
+ * readers (pandas, Python's datetime). They are clamped to the last and first values every reader
+ * holds — Python's, Spark's and Java's range, 0001-01-01 to 9999-12-31 — so order, sign and
+ * comparisons such as `valid_to > now()` still hold; docs/type-mapping.md says so.
  */
-const MAX_DATE_MS = 8.64e15;
+export const INFINITY_DATE_DAYS = 2_932_896;
+export const MINUS_INFINITY_DATE_DAYS = -719_162;
+export const INFINITY_TIMESTAMP_US = 253_402_300_799_999_999n;
+export const MINUS_INFINITY_TIMESTAMP_US = -62_135_596_800_000_000n;
+const MS_PER_DAY = 86_400_000;
 
 /** The session runs with DateStyle = 'ISO, YMD' and TimeZone = 'UTC', so the text is fixed. */
 const DATE_TIME_PATTERN =
   /^(\d{4,})-(\d{2})-(\d{2})(?: (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?)?(?:([+-])(\d{2})(?::(\d{2}))?(?::(\d{2}))?)?( BC)?$/;
 
-/**
- * date, timestamp and timestamptz text → Date. A timestamp without time zone is read as UTC: it
- * names no instant, and UTC keeps the value independent of the gateway's own zone.
- * Microseconds are truncated to the milliseconds a Date holds.
- */
-export function parseDateTime(text: string): Date {
-  // Nearly every value is a 4-digit AD year: read it by character code, no regex and no match
-  // array (this parser ran at a fifth of a file-mode read's CPU). Anything else takes the regex.
+/** date text → Date at 00:00 UTC of that day (BC dates as ISO years: 1 BC is year 0). */
+export function parseDate(text: string): Date {
   const ms = parseCommonDateTime(text);
   if (ms !== undefined) return new Date(ms);
-  if (text === 'infinity') return new Date(MAX_DATE_MS);
-  if (text === '-infinity') return new Date(-MAX_DATE_MS);
+  if (text === 'infinity') return new Date(INFINITY_DATE_DAYS * MS_PER_DAY);
+  if (text === '-infinity') return new Date(MINUS_INFINITY_DATE_DAYS * MS_PER_DAY);
+  return new Date(Number(micros(text) / 1000n));
+}
+
+/**
+ * timestamp and timestamptz text → exact ISO text with microseconds (`microsToTimestampText`). A
+ * timestamp without time zone is read as UTC: it names no instant, and UTC keeps the value
+ * independent of the gateway's own zone.
+ */
+export function parseTimestamp(text: string): string {
+  const length = text.length;
+  // Nearly every value is 'YYYY-MM-DD HH:MM:SS[.f{1,6}][+00]' with a 4-digit AD year: rearranged
+  // as text, no number in between. Anything else (BC, 5-digit years, other offsets) is computed.
+  if (
+    length >= 19 &&
+    text.charCodeAt(4) === DASH &&
+    text.charCodeAt(7) === DASH &&
+    text.charCodeAt(10) === 32 &&
+    text.charCodeAt(13) === COLON &&
+    text.charCodeAt(16) === COLON
+  ) {
+    let end = length;
+    if (text.endsWith('+00')) end -= 3;
+    const fraction = end > 20 && text.charCodeAt(19) === DOT ? text.slice(20, end) : '';
+    if (end === 19 || (fraction.length > 0 && fraction.length <= 6 && end === 20 + fraction.length)) {
+      return `${text.slice(0, 10)}T${text.slice(11, 19)}.${fraction.padEnd(6, '0')}Z`;
+    }
+  }
+  if (text === 'infinity') return microsToTimestampText(INFINITY_TIMESTAMP_US);
+  if (text === '-infinity') return microsToTimestampText(MINUS_INFINITY_TIMESTAMP_US);
+  return microsToTimestampText(micros(text));
+}
+
+/** Microseconds since 1970 of any date/time text of the session's DateStyle, exactly. */
+function micros(text: string): bigint {
   const m = DATE_TIME_PATTERN.exec(text);
   if (!m) {
     // Not the ISO form: a DateStyle this code did not set. Better an exact failure than a shift.
@@ -85,16 +126,17 @@ export function parseDateTime(text: string): Date {
   let year = Number(m[1]);
   // 1 BC is ISO year 0, 2 BC is -1: the proleptic calendar that Date and Parquet use.
   if (m[12]) year = 1 - year;
-  const millis = m[7] ? Number(m[7].padEnd(3, '0').slice(0, 3)) : 0;
-  const date = new Date(0);
-  date.setUTCFullYear(year, Number(m[2]) - 1, Number(m[3]));
-  date.setUTCHours(Number(m[4] ?? 0), Number(m[5] ?? 0), Number(m[6] ?? 0), millis);
+  let seconds =
+    daysFromCivil(year, Number(m[2]), Number(m[3])) * 86_400 +
+    Number(m[4] ?? 0) * 3600 +
+    Number(m[5] ?? 0) * 60 +
+    Number(m[6] ?? 0);
   if (m[8]) {
     // Only present for timestamptz; with TimeZone = 'UTC' it is '+00', but honour it anyway.
-    const offsetMs = ((Number(m[9]) * 60 + Number(m[10] ?? 0)) * 60 + Number(m[11] ?? 0)) * 1000;
-    date.setTime(date.getTime() - (m[8] === '-' ? -offsetMs : offsetMs));
+    const offset = (Number(m[9]) * 60 + Number(m[10] ?? 0)) * 60 + Number(m[11] ?? 0);
+    seconds -= m[8] === '-' ? -offset : offset;
   }
-  return date;
+  return BigInt(secondsToMicros(seconds, m[7] ? Number(m[7].padEnd(6, '0')) : 0));
 }
 
 const DASH = 45;
@@ -184,9 +226,9 @@ const parsers = new Map<number, Parser>([
   [oid.oid, parseInteger],
   [oid.float4, parseDouble],
   [oid.float8, parseDouble],
-  [oid.date, parseDateTime],
-  [oid.timestamp, parseDateTime],
-  [oid.timestamptz, parseDateTime],
+  [oid.date, parseDate],
+  [oid.timestamp, parseTimestamp],
+  [oid.timestamptz, parseTimestamp],
 ]);
 
 /**

@@ -1,5 +1,10 @@
 import type { DataSource, RowValue } from '@backhaul/core';
-import { createPostgresDataSource, numericColumn, parseDateTime } from '@backhaul/source-postgres';
+import {
+  createPostgresDataSource,
+  numericColumn,
+  parseDate,
+  parseTimestamp,
+} from '@backhaul/source-postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { throughParquet } from '../../../test/support/parquet-round-trip.js';
 import { adminQuery, postgresService, postgresUrl, uniqueTableName } from './postgres-service.js';
@@ -83,7 +88,7 @@ for (const columnar of [false, true]) {
         );
       });
 
-      it('hands out exact JS values (bigint beyond 2^53, decimals as text, Dates in UTC)', async () => {
+      it('hands out exact JS values (bigint beyond 2^53, decimals as text, µs timestamp text, Dates in UTC)', async () => {
         const cursor = await source.query({ sql: select(), params: [], columnar });
         const rows: RowValue[][] = [];
         for await (const batch of cursor.batches(10)) rows.push(...batch);
@@ -92,8 +97,8 @@ for (const columnar of [false, true]) {
         expect(value('c_int8_big')).toBe(9007199254740993n);
         expect(value('c_int8_min')).toBe(-9223372036854775808n);
         expect(value('c_numeric_38_10')).toBe('1234567890123456789012345678.0123456789');
-        expect(value('c_timestamp')).toEqual(new Date('2024-03-10T12:34:56.789Z'));
-        expect(value('c_timestamptz')).toEqual(new Date('2024-03-10T10:34:56.789Z'));
+        expect(value('c_timestamp')).toBe('2024-03-10T12:34:56.789000Z');
+        expect(value('c_timestamptz')).toBe('2024-03-10T10:34:56.789000Z');
         expect(value('c_date')).toEqual(new Date('2024-02-29T00:00:00Z'));
         expect(value('c_bytea')).toBeInstanceOf(Uint8Array); // a Buffer, which is a Uint8Array
         expect([...(value('c_bytea') as Uint8Array)]).toEqual([0x00, 0xff, 0x10, 0x80, 0x7f]);
@@ -158,36 +163,39 @@ describe('postgres source: numeric type modifiers and date/time text (no databas
     expect(numericColumn('n', typmod(100, 2))).toMatchObject({ type: 'string' }); // beyond 76 digits
   });
 
-  it('parses ISO date/time text as UTC, keeps milliseconds, maps infinity to the Date extremes', () => {
-    expect(parseDateTime('2024-01-02')).toEqual(new Date('2024-01-02T00:00:00Z'));
-    expect(parseDateTime('2024-01-02 03:04:05.678901')).toEqual(new Date('2024-01-02T03:04:05.678Z'));
-    expect(parseDateTime('2024-01-02 03:04:05+05:30')).toEqual(new Date('2024-01-01T21:34:05Z'));
-    expect(parseDateTime('0001-01-01 00:00:00 BC').getUTCFullYear()).toBe(0);
-    expect(parseDateTime('infinity').getTime()).toBe(8.64e15);
-    expect(parseDateTime('-infinity').getTime()).toBe(-8.64e15);
-    expect(() => parseDateTime('01/02/2024')).toThrow(TypeError);
+  it('parses dates as UTC Dates and timestamps as exact microsecond text; clamps ±infinity to 0001-01-01 … 9999-12-31', () => {
+    expect(parseDate('2024-01-02')).toEqual(new Date('2024-01-02T00:00:00Z'));
+    expect(parseDate('0001-01-01 BC').getUTCFullYear()).toBe(0);
+    expect(parseDate('infinity').toISOString()).toBe('9999-12-31T00:00:00.000Z');
+    expect(parseDate('-infinity').toISOString()).toBe('0001-01-01T00:00:00.000Z');
+    expect(parseTimestamp('2024-01-02 03:04:05.678901')).toBe('2024-01-02T03:04:05.678901Z');
+    expect(parseTimestamp('2024-01-02 03:04:05+05:30')).toBe('2024-01-01T21:34:05.000000Z');
+    expect(parseTimestamp('9999-12-31 23:59:59.999999+00')).toBe('9999-12-31T23:59:59.999999Z');
+    expect(parseTimestamp('0001-01-01 00:00:00 BC')).toBe('0000-01-01T00:00:00.000000Z');
+    expect(parseTimestamp('infinity')).toBe('9999-12-31T23:59:59.999999Z');
+    expect(parseTimestamp('-infinity')).toBe('0001-01-01T00:00:00.000000Z');
+    expect(() => parseTimestamp('01/02/2024 00:00:00')).toThrow(TypeError);
   });
 
   it('reads every fraction length, offset form and year range the same on the fast and the general path', () => {
-    // The 4-digit-year form is read by character code; BC, years before 0100 and 5-digit years by the pattern.
+    // The 4-digit-year form is rearranged as text; BC, other offsets and 5-digit years are computed.
     const cases: [string, string][] = [
-      ['2024-01-02 03:04:05.6', '2024-01-02T03:04:05.600Z'],
-      ['2024-01-02 03:04:05.67+00', '2024-01-02T03:04:05.670Z'],
-      ['2024-01-02 03:04:05-08', '2024-01-02T11:04:05.000Z'],
-      ['1900-02-28 23:59:59.999-03:30:15', '1900-03-01T03:30:14.999Z'],
-      ['1969-12-31 23:59:59.999999', '1969-12-31T23:59:59.999Z'],
-      ['0100-03-01', '0100-03-01T00:00:00.000Z'],
-      ['0099-12-31', '0099-12-31T00:00:00.000Z'],
-      ['12024-01-01 00:00:00+00', '+012024-01-01T00:00:00.000Z'],
+      ['2024-01-02 03:04:05.6', '2024-01-02T03:04:05.600000Z'],
+      ['2024-01-02 03:04:05.67+00', '2024-01-02T03:04:05.670000Z'],
+      ['2024-01-02 03:04:05-08', '2024-01-02T11:04:05.000000Z'],
+      ['1900-02-28 23:59:59.999-03:30:15', '1900-03-01T03:30:14.999000Z'],
+      ['1969-12-31 23:59:59.999999', '1969-12-31T23:59:59.999999Z'],
+      ['0099-12-31 00:00:00', '0099-12-31T00:00:00.000000Z'],
+      ['12024-01-01 00:00:00+00', '+012024-01-01T00:00:00.000000Z'],
     ];
-    for (const [text, iso] of cases) expect(parseDateTime(text).toISOString(), text).toBe(iso);
+    for (const [text, iso] of cases) expect(parseTimestamp(text), text).toBe(iso);
     for (const text of [
       '2024-01-02 03:04:05.',
       '2024-01-02 03:04:05.1234567',
       '2024-01-02T03:04:05',
-      '2024-1-02',
+      '2024-1-02 00:00:00',
     ]) {
-      expect(() => parseDateTime(text), text).toThrow(TypeError);
+      expect(() => parseTimestamp(text), text).toThrow(TypeError);
     }
   });
 });

@@ -1,6 +1,15 @@
-import { BackhaulError, type Column, type DataSource, type QueryCursor, type RowValue } from '@backhaul/core';
+import {
+  BackhaulError,
+  type ColumnBatch,
+  ColumnBatchBuilder,
+  checkBatchSize,
+  type DataSource,
+  type QueryCursor,
+  type RowValue,
+  uniqueColumnNames,
+} from '@backhaul/core';
 import Database from 'better-sqlite3';
-import { type Converter, converterFor, inferColumn, mapDeclaredType } from './sqlite-types.js';
+import { ColumnTyper, converterFor } from './sqlite-types.js';
 
 export interface SqliteDataSourceOptions {
   filename: string;
@@ -8,7 +17,7 @@ export interface SqliteDataSourceOptions {
   readonly?: boolean;
 }
 
-/** Rows read before the columns of expressions (no declared type) are inferred from their values. */
+/** Rows read before the columns are decided: their values widen the declared types (sqlite-types.ts). */
 const INFERENCE_ROWS = 1000;
 
 /**
@@ -128,41 +137,22 @@ async function openCursor(
     return next.value;
   };
 
-  // Columns without a declared type (expressions) are typed from their first non-null value,
-  // which may need the first rows: they are read now and handed out first.
+  // SQLite types values, not columns: the first rows are read now, their values decide each
+  // column's type with its declared type (ColumnTyper), and they are handed out first.
   const prefetched: unknown[][] = [];
-  const mapped = declared.map((c) => mapDeclaredType(c.name, c.declaredType));
-  const unknown = () => mapped.some((m) => m === undefined);
-  while (unknown() && prefetched.length < INFERENCE_ROWS) {
+  const typers = declared.map((c) => new ColumnTyper(c.name, c.declaredType));
+  while (prefetched.length < INFERENCE_ROWS) {
     const row = nextRaw();
     if (!row) break;
     prefetched.push(row);
-    for (let i = 0; i < mapped.length; i++) {
-      if (mapped[i] === undefined && row[i] !== null) mapped[i] = inferColumn(declared[i]!.name, row[i]);
-    }
+    for (let i = 0; i < typers.length; i++) typers[i]!.observe(row[i]);
   }
-  const columns: Column[] = mapped.map(
-    (m, i) => m ?? { name: declared[i]!.name, type: 'string', nullable: true },
-  );
-  const converters: [number, Converter][] = [];
-  columns.forEach((column, i) => {
-    // A declared TEXT or REAL column already yields strings or doubles (SQLite's affinity converts
-    // on the way in and out), so it needs no per-value work; that is most columns of a wide table.
-    const hasAffinity = declared[i]!.declaredType !== null;
-    if (
-      hasAffinity &&
-      (column.type === 'string' ||
-        (column.type === 'float64' && !/NUM|DEC/i.test(declared[i]!.declaredType!)))
-    ) {
-      return;
-    }
-    const converter = converterFor(column);
-    if (converter) converters.push([i, converter]);
-  });
+  const columns = uniqueColumnNames(typers.map((typer) => typer.column()));
+  const converters = columns.map(converterFor);
   const convert = (row: unknown[]): RowValue[] => {
-    for (const [i, fn] of converters) {
+    for (let i = 0; i < converters.length; i++) {
       const value = row[i];
-      if (value !== null) row[i] = fn(value);
+      if (value !== null) row[i] = converters[i]!(value);
     }
     return row as RowValue[];
   };
@@ -176,34 +166,79 @@ async function openCursor(
     onClose();
   };
 
-  return {
-    columns,
-    async *batches(batchSize: number) {
-      try {
-        let batch: RowValue[][] = prefetched.splice(0).map(convert);
-        while (!done || batch.length > 0) {
-          checkLimits();
-          while (batch.length < batchSize) {
-            const row = nextRaw();
-            if (!row) break;
-            batch.push(convert(row));
-            // A timeout inside one huge batch still fires reasonably close to its time.
-            if ((batch.length & 4095) === 0) checkLimits();
-          }
-          if (batch.length === 0) break;
-          yield batch;
-          batch = [];
-          // better-sqlite3 blocks the thread: give uploads and heartbeats a turn between batches.
-          await new Promise<void>((resolve) => setImmediate(resolve));
-        }
-      } catch (error) {
-        // A cancellation keeps its own reason; anything SQLite raised is the query's failure.
-        throw BackhaulError.isInstance(error) || request.signal?.aborted
-          ? error
-          : new BackhaulError('query-failed', (error as Error).message, { cause: error });
-      } finally {
-        close();
+  /**
+   * Reads up to `batchSize` rows into `take`, checking the limits every few thousand rows (a timeout
+   * inside one huge batch still fires reasonably close to its time). Returns the rows taken.
+   */
+  let handedOut = 0;
+  const fill = (batchSize: number, take: (row: unknown[]) => void): number => {
+    let taken = 0;
+    while (taken < batchSize) {
+      const row = handedOut < prefetched.length ? prefetched[handedOut++] : nextRaw();
+      if (!row) break;
+      take(row);
+      taken++;
+      if ((taken & 4095) === 0) checkLimits();
+    }
+    return taken;
+  };
+
+  async function* readBatches<T>(
+    batchSize: number,
+    start: () => { add: (row: unknown[]) => void; end: () => T },
+  ) {
+    checkBatchSize(batchSize);
+    try {
+      while (true) {
+        checkLimits();
+        const batch = start();
+        if (fill(batchSize, batch.add) === 0) break;
+        yield batch.end();
+        // better-sqlite3 blocks the thread: give uploads and heartbeats a turn between batches.
+        await new Promise<void>((resolve) => setImmediate(resolve));
       }
+    } catch (error) {
+      // A cancellation keeps its own reason; anything SQLite raised is the query's failure.
+      throw BackhaulError.isInstance(error) || request.signal?.aborted
+        ? error
+        : new BackhaulError('query-failed', (error as Error).message, { cause: error });
+    } finally {
+      close();
+    }
+  }
+
+  const cursor: QueryCursor = {
+    columns,
+    batches(batchSize: number) {
+      return readBatches(batchSize, () => {
+        const rows: RowValue[][] = [];
+        return { add: (row) => rows.push(convert(row)), end: () => rows };
+      });
+    },
+    async close() {
+      close();
+    },
+  };
+  if (!request.columnar) return cursor;
+  return {
+    ...cursor,
+    // better-sqlite3 hands out a JS value per cell (raw mode: one array per row): each value goes
+    // straight into its column's vector, with no converted row in between.
+    columnBatches(batchSize: number) {
+      return readBatches<ColumnBatch>(batchSize, () => {
+        const builder = new ColumnBatchBuilder(columns, batchSize);
+        const vectors = builder.columns;
+        return {
+          add: (row) => {
+            for (let i = 0; i < vectors.length; i++) {
+              const value = row[i];
+              if (value === null) vectors[i]!.appendNull();
+              else vectors[i]!.append(converters[i]!(value));
+            }
+          },
+          end: () => builder.batch(),
+        };
+      });
     },
     async close() {
       close();

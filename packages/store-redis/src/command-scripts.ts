@@ -57,7 +57,9 @@ return 1
  * KEYS: record hash, due set, the next record's gateway's undelivered set, dead-letter stream.
  * ARGV: next record JSON, id, next version, next state, next gatewayId, due score or '',
  *       undelivered score or '', dead-letter reason, dead-letter time (ms),
- *       undelivered key head and tail (to leave a previous gateway's set).
+ *       undelivered key head and tail (to leave a previous gateway's set), when a terminal
+ *       record is forgotten (epoch ms, for PEXPIREAT) or '' while it is not terminal, and the
+ *       retention in ms (dead letters older than the newest minus it are trimmed).
  * Returns 1 when written, 0 when the record is missing or its stored version is not
  * next.version - 1 (nothing is touched then).
  */
@@ -67,7 +69,12 @@ if not stored[1] or tonumber(stored[1]) ~= tonumber(ARGV[3]) - 1 then return 0 e
 -- Entering dead-lettered: the dead-letter entry is written first, in this same atomic step, so
 -- no reader can see the command gone from the pending set without its dead-letter entry.
 if ARGV[4] == 'dead-lettered' and stored[2] ~= 'dead-lettered' then
-  redis.call('XADD', KEYS[4], '*', 'id', ARGV[2], 'reason', ARGV[8], 'at', ARGV[9])
+  -- Entry IDs are Redis's clock in ms: MINID drops the entries older than the retention, and
+  -- the stream itself goes once its newest entry is that old.
+  local added = redis.call('XADD', KEYS[4], '*', 'id', ARGV[2], 'reason', ARGV[8], 'at', ARGV[9])
+  local newest = tonumber(string.match(added, '^(%d+)'))
+  redis.call('XTRIM', KEYS[4], 'MINID', '~', newest - tonumber(ARGV[13]))
+  redis.call('PEXPIREAT', KEYS[4], newest + tonumber(ARGV[13]))
 end
 redis.call('HSET', KEYS[1], 'record', ARGV[1], 'version', ARGV[3], 'state', ARGV[4], 'gatewayId', ARGV[5])
 if ARGV[6] ~= '' then redis.call('ZADD', KEYS[2], ARGV[6], ARGV[2]) else redis.call('ZREM', KEYS[2], ARGV[2]) end
@@ -78,6 +85,8 @@ if stored[3] and stored[3] ~= ARGV[5] then
   redis.call('ZREM', ARGV[10] .. stored[3] .. ARGV[11], ARGV[2])
 end
 if ARGV[7] ~= '' then redis.call('ZADD', KEYS[3], ARGV[7], ARGV[2]) else redis.call('ZREM', KEYS[3], ARGV[2]) end
+-- A terminal record is in no index any more: its own expiry is all that forgets it.
+if ARGV[12] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[12]) end
 return 1
 `;
 
@@ -106,6 +115,9 @@ export interface CompareAndSetArguments extends InsertArguments {
   at: number;
   undeliveredHead: string;
   undeliveredTail: string;
+  /** Epoch ms at which a terminal record is forgotten; '' while it is not terminal. */
+  forgetAt: string;
+  retentionMs: number;
 }
 
 export interface CommandScripts {
@@ -187,6 +199,8 @@ export function defineCommandScripts(redis: Redis): CommandScripts {
         a.at,
         a.undeliveredHead,
         a.undeliveredTail,
+        a.forgetAt,
+        a.retentionMs,
       );
       return written === 1;
     },

@@ -1,3 +1,4 @@
+export { createRedisAdmissionLedger, type RedisAdmissionLedgerOptions } from './redis-admission-ledger.js';
 export { createRedisClusterBus, type RedisClusterBusOptions } from './redis-cluster-bus.js';
 export {
   createRedisCommandStore,

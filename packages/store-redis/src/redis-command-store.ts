@@ -2,6 +2,7 @@ import {
   BackhaulError,
   type CommandRecord,
   type CommandStore,
+  defaultRetentionMs,
   type IdempotencyClaim,
   isTerminal,
 } from '@backhaul/core';
@@ -28,6 +29,12 @@ export interface RedisCommandStoreOptions {
    * can be lost if the primary dies before replicating it.
    */
   waitForReplicas?: { replicas: number; timeoutMs: number };
+  /**
+   * How long a terminal record (and a dead-letter entry) is kept: the record's key expires
+   * (`PEXPIREAT`) this long after it ended. Default 7 days (`defaultRetentionMs` of core).
+   * Keep it longer than the server's `idempotencyKeyRetentionMs`, so a replayed key finds its command.
+   */
+  retentionMs?: number;
 }
 
 /** One dead-lettered command, as the operator reads it. */
@@ -69,6 +76,13 @@ export function createRedisCommandStore(options: RedisCommandStoreOptions = {}):
         `createRedisCommandStore: waitForReplicas.timeoutMs must be a whole number >= 1, got ${replication.timeoutMs}`,
       );
     }
+  }
+
+  const retentionMs = options.retentionMs ?? defaultRetentionMs;
+  if (!Number.isSafeInteger(retentionMs) || retentionMs < 1) {
+    throw new RangeError(
+      `createRedisCommandStore: retentionMs must be a whole number >= 1, got ${retentionMs}`,
+    );
   }
 
   const connection = storeConnection(options);
@@ -171,6 +185,9 @@ export function createRedisCommandStore(options: RedisCommandStoreOptions = {}):
           at: next.updatedAt,
           undeliveredHead,
           undeliveredTail: keys.undeliveredTail,
+          // Counted from the write, not the record's own clock: a record may carry any timestamps.
+          forgetAt: isTerminal(next.state) ? String(Date.now() + retentionMs) : '',
+          retentionMs,
         }),
       );
       if (written) await awaitReplicas();

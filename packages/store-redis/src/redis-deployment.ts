@@ -1,5 +1,6 @@
-import type { ClusterBus, RowLog } from '@backhaul/core';
+import type { AdmissionLedger, ClusterBus, RowLog } from '@backhaul/core';
 import { Redis } from 'ioredis';
+import { createRedisAdmissionLedger } from './redis-admission-ledger.js';
 import { createRedisClusterBus } from './redis-cluster-bus.js';
 import { createRedisCommandStore, type RedisCommandStore } from './redis-command-store.js';
 import { closeConnection, defaultKeyPrefix, defaultRedisUrl } from './redis-connection.js';
@@ -13,10 +14,13 @@ export interface RedisDeploymentOptions {
   keyPrefix?: string;
   /** How long an unended query's rows are kept without a new batch; default 24 h. */
   rowIdleTtlMs?: number;
+  /** How long ended command records and dead letters are kept; default 7 days. */
+  retentionMs?: number;
 }
 
 /**
- * Everything server instances share through one Redis, on one connection (plus the bus's
+ * Everything server instances share through one Redis (command log, enrolments, bus, row log,
+ * admission slots), on one connection (plus the bus's
  * subscriber connection). Spread `serverOptions` into `createBackhaulServer`:
  *
  *     const redis = createRedisDeployment({ url: process.env.REDIS_URL });
@@ -29,12 +33,15 @@ export interface RedisDeployment {
   readonly credentialStore: RedisCredentialStore;
   readonly bus: ClusterBus;
   readonly rowLog: RowLog;
+  /** Admission slots counted across the instances (docs/cluster.md, "Limits and retention"). */
+  readonly admissionLedger: AdmissionLedger;
   /** The shared parts under the names `createBackhaulServer` takes them. */
   readonly serverOptions: {
     store: RedisCommandStore;
     credentialStore: RedisCredentialStore;
     bus: ClusterBus;
     rowLog: RowLog;
+    admissionLedger: AdmissionLedger;
   };
   /** Closes every part, then the connection. */
   close(): Promise<void>;
@@ -45,12 +52,13 @@ export function createRedisDeployment(options: RedisDeploymentOptions = {}): Red
   const redis = new Redis(options.url ?? defaultRedisUrl, { maxRetriesPerRequest: 1 });
   // Each call that fails reports it; the connection reconnects on its own.
   redis.on('error', () => undefined);
-  const store = createRedisCommandStore({ redis, keyPrefix });
+  const store = createRedisCommandStore({ redis, keyPrefix, retentionMs: options.retentionMs });
   const credentialStore = createRedisCredentialStore({ redis, keyPrefix });
   const bus = createRedisClusterBus({ redis, keyPrefix });
   const rowLog = createRedisRowLog({ redis, keyPrefix, idleTtlMs: options.rowIdleTtlMs });
   // A part added here is added to `parts` too, so close() reaches it.
-  const parts = [store, credentialStore, bus, rowLog];
+  const admissionLedger = createRedisAdmissionLedger({ redis, keyPrefix });
+  const parts = [store, credentialStore, bus, rowLog, admissionLedger];
   let closing: Promise<void> | undefined;
   return {
     redis,
@@ -58,7 +66,8 @@ export function createRedisDeployment(options: RedisDeploymentOptions = {}): Red
     credentialStore,
     bus,
     rowLog,
-    serverOptions: { store, credentialStore, bus, rowLog },
+    admissionLedger,
+    serverOptions: { store, credentialStore, bus, rowLog, admissionLedger },
     close() {
       closing ??= (async () => {
         for (const part of parts) await part.close().catch(() => undefined);

@@ -5,6 +5,7 @@
  * against, and checks of cursors, errors, refused writes and streaming.
  * These import vitest: install it as a dev dependency where you use them.
  */
+export { runAdmissionLedgerConformance } from './admission-ledger-conformance.js';
 export { runClusterBusConformance } from './cluster-bus-conformance.js';
 export { runCodecConformance } from './codec-conformance.js';
 export { runCommandStoreConformance } from './command-store-conformance.js';

@@ -1,0 +1,94 @@
+import {
+  BackhaulError,
+  type Column,
+  columnBatchToRows,
+  microsToTimestampText,
+  rowsToColumnBatch,
+  timestampTextToMicros,
+  uniqueColumnNames,
+} from '@backhaul/core';
+import { describe, expect, it } from 'vitest';
+
+const column = (name: string, type: Column['type'], extra: Partial<Column> = {}): Column => ({
+  name,
+  type,
+  nullable: true,
+  ...extra,
+});
+
+describe('rows → column batch (what file mode writes for a source that reads rows)', () => {
+  const columns = [
+    column('b', 'boolean'),
+    column('i', 'int32'),
+    column('l', 'int64'),
+    column('f', 'float64'),
+    column('d', 'date'),
+    column('t', 'timestamp'),
+    column('m', 'decimal', { precision: 12, scale: 2 }),
+    column('w', 'decimal', { precision: 30, scale: 4 }),
+    column('s', 'string'),
+    column('j', 'json'),
+    column('x', 'binary'),
+  ];
+
+  it('round-trips every type through columnBatchToRows, exactly, NULLs included', () => {
+    const rows = [
+      [
+        true,
+        -7,
+        9007199254740993n,
+        0.1,
+        new Date('2024-02-29T00:00:00Z'),
+        '9999-12-31T23:59:59.999999Z',
+        '-1234.50',
+        '12345678901234567890.1234',
+        'héllo ✓',
+        '"abc"',
+        new Uint8Array([0, 255]),
+      ],
+      Array(11).fill(null),
+    ];
+    const batch = rowsToColumnBatch(columns, rows);
+    expect(batch.rowCount).toBe(2);
+    expect(columnBatchToRows(columns, batch)).toEqual(rows);
+  });
+
+  it('takes Dates and epoch milliseconds for timestamps, exactly past 2^53 µs', () => {
+    const rows = columnBatchToRows(
+      [columns[5]!],
+      rowsToColumnBatch([columns[5]!], [[new Date('9999-12-31T23:59:59.999Z')], [253402300799999]]),
+    );
+    // getTime() * 1000 as a double would give …59.999008: the builder multiplies as a bigint.
+    expect(rows).toEqual([['9999-12-31T23:59:59.999000Z'], ['9999-12-31T23:59:59.999000Z']]);
+  });
+
+  it('refuses a value its column cannot hold with query-failed, naming the column and row', () => {
+    const attempt = () => rowsToColumnBatch([columns[2]!], [[1], ['not a number']]);
+    expect(attempt).toThrow(BackhaulError);
+    expect(attempt).toThrow(/Column "l", row 2/);
+    expect(() => rowsToColumnBatch([columns[6]!], [['1.234']])).toThrow(/decimal places/);
+  });
+});
+
+describe('timestamp text', () => {
+  it('formats and parses microseconds exactly, across the whole INT64 range of years', () => {
+    for (const micros of [0n, -1n, 253_402_300_799_999_999n, -62_135_596_800_000_000n, 1n << 62n]) {
+      const text = microsToTimestampText(micros);
+      expect(BigInt(timestampTextToMicros(text)!), text).toBe(micros);
+    }
+    expect(microsToTimestampText(-1n)).toBe('1969-12-31T23:59:59.999999Z');
+    expect(timestampTextToMicros('2024-01-02 03:04:05.6789+01:00')).toBe(1_704_161_045_678_900);
+    expect(timestampTextToMicros('2024-02-30 00:00:00')).toBeUndefined();
+  });
+});
+
+describe('unique column names', () => {
+  it('keeps the first name, suffixes the next ones _1, _2… past names already taken, names empty ones', () => {
+    const names = (list: string[]) => uniqueColumnNames(list.map((name) => ({ name }))).map((c) => c.name);
+    expect(names(['id', 'id', 'id'])).toEqual(['id', 'id_1', 'id_2']);
+    expect(names(['a', 'a', 'a_1'])).toEqual(['a', 'a_2', 'a_1']);
+    expect(names(['', 'x'])).toEqual(['column_1', 'x']);
+    const unique = [{ name: 'a' }, { name: 'b' }];
+    expect(uniqueColumnNames(unique)).toBe(unique);
+  });
+});
