@@ -1,13 +1,14 @@
 // npm run bench:fleet: N simulated gateways on SSE to one server process: connect time, server RSS
 // per gateway, unicast delivery latency under that load, a command to every gateway, idle CPU.
-import { Agent, request } from 'undici';
+import { Agent } from 'undici';
+import { submitQuery } from './lib/caller.js';
 import { parseOptions } from './lib/options.js';
 import { cpuSeconds, machine, rssKb } from './lib/proc.js';
 import { progress, round, runMain } from './lib/report.js';
 import { type ServerSide, startServerSide } from './lib/setup.js';
 import { Fleet } from './lib/sse-fleet.js';
 import { now, percentile, sleep } from './lib/timing.js';
-import { CALLER_TOKEN, gatewayId, gatewayToken } from './lib/tokens.js';
+import { gatewayToken } from './lib/tokens.js';
 
 const spec = {
   gateways: { default: 1000, help: 'simulated gateways (1000, 5000, 10000 …)' },
@@ -47,17 +48,7 @@ runMain(
     });
     const { server } = serverSide;
     const caller = new Agent({ connections: options['submit-concurrency'], pipelining: 1 });
-    const submit = async (gateway: number) => {
-      const response = await request(`${server.url}/v1/queries`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${CALLER_TOKEN}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ gatewayId: gatewayId(gateway), sql: 'SELECT 1', mode: 'rows' }),
-        dispatcher: caller,
-      });
-      const text = await response.body.text();
-      if (response.statusCode !== 202) throw new Error(`submit: HTTP ${response.statusCode} ${text}`);
-      return (JSON.parse(text) as { id: string }).id;
-    };
+    const submit = (gateway: number) => submitQuery(server.url, gateway, caller);
     // Warm the server's caller path and JIT before the baseline RSS.
     await sleep(500);
     const rssBefore = rssKb(server.pid);

@@ -42,6 +42,10 @@ const spec = {
   runs: { default: 1, help: 'timed runs of each method; the median is reported' },
   warmup: { default: true, help: 'move 8 MiB through each method first (JIT, connections, s3rver)' },
   baselines: { default: true, help: 'also run the raw and naive baselines' },
+  'shared-uploads': {
+    default: false,
+    help: 'the server stages each chunk and assembles at completion, as instances sharing an upload ledger do (docs/cluster.md)',
+  },
   verify: { default: true, help: 'download the result through its URL and compare its xxhash64' },
 } as const;
 
@@ -62,7 +66,7 @@ runMain(
     if (options.wan) return runAcrossWan(dataset);
     let url = options['server-url'];
     if (!url) {
-      serverSide = await startServerSide({ storage, wan: false });
+      serverSide = await startServerSide({ storage, wan: false, sharedUploads: options['shared-uploads'] });
       url = serverSide.server.url;
     }
     return gatewaySide(url.replace(/\/+$/, ''), dataset, options['server-url'] ? 'url' : 'loopback');

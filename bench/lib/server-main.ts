@@ -4,7 +4,7 @@ import { createServer } from 'node:http';
 import { createBackhaulClient } from '@backhaul/client';
 import { createLz4Codec } from '@backhaul/codec-lz4';
 import { createZstdCodec } from '@backhaul/codec-zstd';
-import { createChecksummer, type QueryView } from '@backhaul/core';
+import { createChecksummer, createMemoryUploadLedger, type QueryView } from '@backhaul/core';
 import { createBackhaulServer, resultKey } from '@backhaul/server-node';
 import { createRedisDeployment } from '@backhaul/store-redis';
 import { cpuSeconds, rssKb } from './proc.js';
@@ -20,19 +20,26 @@ export interface ServerConfig {
   gateways: number;
   heartbeatMs?: number;
   chunkWindow?: number;
-  /** A cluster member: the command store, bus and row log on this Redis, under this prefix. */
+  /**
+   * A cluster member: the command store, bus and row log (`createRedisDeployment`: what the
+   * instances share) on this Redis, under this prefix. Default: in memory, one instance.
+   */
   redis?: { url: string; keyPrefix: string };
+  /** Stage chunks and assemble at completion, as instances sharing an upload ledger do. */
+  sharedUploads?: boolean;
+  /** The server's deadline sweep; bench:bus sets it an hour apart so only the bus can dispatch. */
+  sweepIntervalMs?: number;
 }
 
 const config = childConfig<ServerConfig>();
 const storage = await openStorage(config.storage);
-const deployment = config.redis
-  ? createRedisDeployment({ url: config.redis.url, keyPrefix: config.redis.keyPrefix })
-  : undefined;
+const deployment = config.redis ? createRedisDeployment(config.redis) : undefined;
 await deployment?.redis.ping();
 const backhaul = createBackhaulServer({
   ...deployment?.serverOptions,
+  ...(config.sweepIntervalMs ? { sweepIntervalMs: config.sweepIntervalMs } : {}),
   storage,
+  ...(config.sharedUploads ? { uploadLedger: createMemoryUploadLedger() } : {}),
   codecs: [createZstdCodec(), createLz4Codec()],
   gateways: gatewayCredentials(config.gateways),
   callerTokens: [CALLER_TOKEN],

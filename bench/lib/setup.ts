@@ -20,6 +20,7 @@ export async function startServerSide(options: {
   heartbeatMs?: number;
   nofile?: number;
   nodeFlags?: string[];
+  sharedUploads?: boolean;
 }): Promise<ServerSide> {
   const netns = options.wan ? WAN.serverNs : undefined;
   // e.g. BENCH_SERVER_NODE_FLAGS="--cpu-prof --cpu-prof-dir=.bench-data/prof" to profile the server.
@@ -38,6 +39,7 @@ export async function startServerSide(options: {
       storage: options.storage === 's3' ? { kind: 's3', s3: s3!.config } : { kind: 'fs', root },
       gateways: options.gateways ?? 1,
       ...(options.heartbeatMs ? { heartbeatMs: options.heartbeatMs } : {}),
+      ...(options.sharedUploads ? { sharedUploads: true } : {}),
     },
     {
       ...(netns ? { netns } : {}),

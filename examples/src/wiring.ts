@@ -11,6 +11,7 @@ import {
   type DataSource,
   type ObjectStorage,
   type RowLog,
+  type UploadLedger,
 } from '@backhaul/core';
 import { createMysqlDataSource } from '@backhaul/source-mysql';
 import { createPostgresDataSource } from '@backhaul/source-postgres';
@@ -106,14 +107,15 @@ export interface ReferenceStore {
   credentialStore: CredentialStore | undefined;
   /**
    * What every instance of a deployment shares, under the server's option names: with Redis the
-   * command store, enrolments, bus, row log and admission slots (docs/cluster.md); in memory the
-   * command store alone, with the configured retention.
+   * command store, enrolments, bus, row log, admission slots and upload ledger (docs/cluster.md); in
+   * memory the command store alone, with the configured retention.
    */
   serverOptions: {
     store?: CommandStore;
     credentialStore?: CredentialStore;
     bus?: ClusterBus;
     rowLog?: RowLog;
+    uploadLedger?: UploadLedger;
     admissionLedger?: AdmissionLedger;
   };
   description: string;

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { parquetReadObjects } from 'hyparquet';
+import { compressors } from 'hyparquet-compressors';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBackhaulCli } from '../support/admin-cli-process.js';
 import { callerToken, gatewayId, type Harness, startHarness } from '../support/harness.js';
@@ -91,6 +92,8 @@ describe('backhaul, the caller CLI, as a process', () => {
     );
     const rows = await parquetReadObjects({
       file: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length),
+      // The gateway writes zstd pages by default.
+      compressors,
     });
     expect(rows).toHaveLength(2000);
     expect(rows[1999]).toEqual({ id: 2000n, name: 'city-2000' });

@@ -68,6 +68,8 @@ function suite(name: string, makeStores: () => Stores) {
           ],
           callerTokens: [staticCallerToken],
           adminTokens: [adminToken],
+          // Streams of revoked tokens on the other server end at its next re-check.
+          tokenRecheckMs: 100,
           // Download links signed by one server work on the other.
           downloadSecret: 'isolation-download-secret-0123456789',
         });
@@ -229,6 +231,49 @@ function suite(name: string, makeStores: () => Stores) {
       await expect(
         admin.callers.enrol({ callerId: `x-${name}`, role: 'admin', gateways: [gatewayId] }),
       ).rejects.toMatchObject({ code: 'invalid-message' });
+    });
+
+    it("a revoked caller token's open event streams end: at once where revoked, at the re-check elsewhere", async () => {
+      const [first, second] = [servers[0]!.url, servers[1]!.url];
+      const admin = createBackhaulAdminClient({ url: first, token: adminToken });
+      const caller = await admin.callers.enrol({ callerId: `follower-${name}` });
+      const spare = await admin.callers.issueToken(caller.callerId);
+      // A query on a gateway that is not connected: it stays pending, its stream stays open.
+      const waiting = await createBackhaulClient({ url: first, token: caller.token }).submit({
+        gatewayId: otherGatewayId,
+        sql: 'SELECT 1',
+        mode: 'rows',
+      });
+      const open = async (url: string, token: string) => {
+        const response = await fetch(`${url}/v1/queries/${waiting.id}/events`, {
+          headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' },
+        });
+        expect(response.status).toBe(200);
+        const reader = response.body!.getReader();
+        // Up to the current state: the stream is open and registered.
+        let text = '';
+        while (!text.includes('event: state')) {
+          const { value, done } = await reader.read();
+          if (done) throw new Error(`the stream ended early: ${text}`);
+          text += new TextDecoder().decode(value);
+        }
+        return async () => {
+          for (;;) if ((await reader.read()).done) return 'ended';
+        };
+      };
+      const onFirst = await open(first, caller.token);
+      const onSecond = await open(second, caller.token);
+      const spareStream = await open(first, spare.token);
+      await admin.callers.revokeToken(caller.callerId, caller.tokenId);
+      expect(await onFirst()).toBe('ended');
+      expect(await onSecond()).toBe('ended');
+      // The other token of the same caller keeps its stream until the caller is removed.
+      const afterRevoke = await fetch(`${first}/v1/queries/${waiting.id}`, {
+        headers: { authorization: `Bearer ${spare.token}` },
+      });
+      expect(afterRevoke.status).toBe(200);
+      await admin.callers.remove(caller.callerId);
+      expect(await spareStream()).toBe('ended');
     });
 
     it('backhaul-admin enrols, restricts, lists, rotates, revokes and removes callers', async () => {

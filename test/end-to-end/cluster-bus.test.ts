@@ -252,5 +252,42 @@ redisService.describe(
         gateway.close();
       }
     });
+
+    // §3.8/§4.3 a cancel reaches the gateway whichever instance it is sent to: only the bus can carry it.
+    it('DELETE on C sends the cancel event on the stream B holds; followers see cancelled; answers are refused', async () => {
+      const gateway = await openCommandStream(b.url, gatewayA.token);
+      await gateway.nextOf('hello');
+      const { view } = await submit(a.url, { gatewayId: gatewayA.id, sql: 'SELECT 1', mode: 'file' });
+      const id = view.id;
+      expect(JSON.parse((await gateway.nextOf('command', 10_000)).data)).toMatchObject({ id });
+      expect((await gatewayPost(a.url, gatewayA.token, id, 'ack')).status).toBe(204);
+      const follower = await openStream(`${a.url}/v1/queries/${id}/events`, auth(callerToken));
+      await follower.nextOf('state');
+
+      const cancelled = await fetch(`${c.url}/v1/queries/${id}`, {
+        method: 'DELETE',
+        headers: auth(callerToken),
+      });
+      expect(cancelled.status).toBe(200);
+      expect(await cancelled.json()).toMatchObject({ id, state: 'cancelled' });
+
+      const cancel = await gateway.nextOf('cancel', 10_000);
+      expect(JSON.parse(cancel.data)).toEqual({ v: 1, id, reason: 'cancelled by the caller' });
+      expect(JSON.parse((await follower.nextOf('cancelled', 10_000)).data)).toMatchObject({
+        id,
+        state: 'cancelled',
+      });
+
+      const progress = await gatewayPost(a.url, gatewayA.token, id, 'progress', { rows: 1 });
+      expect(progress.status).toBe(409);
+      expect(await progress.json()).toMatchObject({ code: 'invalid-state', state: 'cancelled' });
+      // Again through another instance: the same answer.
+      const again = await fetch(`${b.url}/v1/queries/${id}`, {
+        method: 'DELETE',
+        headers: auth(callerToken),
+      });
+      expect(again.status).toBe(200);
+      expect(await again.json()).toMatchObject({ id, state: 'cancelled' });
+    });
   },
 );

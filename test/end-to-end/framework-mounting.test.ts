@@ -15,6 +15,7 @@ import express from 'express';
 import Fastify from 'fastify';
 import { Hono } from 'hono';
 import { parquetReadObjects } from 'hyparquet';
+import { compressors } from 'hyparquet-compressors';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 /*
@@ -97,7 +98,7 @@ async function runQueriesThrough(base: string) {
   expect(download.status).toBe(200);
   const bytes = await download.arrayBuffer();
   expect(bytes.byteLength).toBe(done.result.size);
-  const fileRows = await parquetReadObjects({ file: bytes });
+  const fileRows = await parquetReadObjects({ file: bytes, compressors });
   expect(fileRows.length).toBe(500);
   expect(fileRows[0]).toEqual({ n: 1n, label: 'row 1' }); // SQLite integers are int64
 

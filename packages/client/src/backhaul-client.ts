@@ -13,6 +13,7 @@ import {
   withRetry,
 } from '@backhaul/core';
 import { EventSourceParserStream } from 'eventsource-parser/stream';
+import { abortedBy, QueryAbortedError, QueryCancelledError } from './query-errors.js';
 import { type ServerConnectionOptions, serverRequests } from './server-requests.js';
 
 /** `token` is a caller token configured on the server. */
@@ -51,6 +52,8 @@ export type QueryEvent =
   | { type: 'state'; query: QueryView }
   | { type: 'rows'; seq: number; columns?: Column[]; rows: unknown[][] }
   | { type: 'progress'; progress: Progress }
+  /** The query was cancelled (§3.8); the `result` event follows. */
+  | { type: 'cancelled'; query: QueryView }
   | { type: 'result'; query: QueryView };
 
 export interface RowsResult {
@@ -58,21 +61,47 @@ export interface RowsResult {
   rows: unknown[][];
 }
 
+export interface RunOptions extends SubmitOptions {
+  /** Every event while the query runs, as `follow` gives them. */
+  onEvent?: (event: QueryEvent) => void;
+}
+
+/** What `run` resolves with: the final view, and the rows when the result is rows. */
+export interface RunResult {
+  query: QueryView;
+  /** Present for a rows result; a file result is in `query.result` (its URL, size, checksum). */
+  rows?: RowsResult;
+}
+
 export interface BackhaulClient {
   /** `POST /v1/queries` under an idempotency key, retried on network errors and 503 (§3.1). */
   submit(query: SubmitQuery, options?: SubmitOptions): Promise<QueryView>;
   get(id: string): Promise<QueryView>;
   /**
-   * Live events until the query ends (`result`) or `signal` aborts. A dropped stream is resumed
-   * with `Last-Event-ID` (no row batch twice; the current `state` is sent again).
+   * Live events until the query ends (`result`) or `signal` aborts, which throws
+   * `QueryAbortedError` and leaves the query running. A dropped stream is resumed with
+   * `Last-Event-ID` (no row batch twice; the current `state` is sent again).
    */
   follow(id: string, options?: { signal?: AbortSignal }): AsyncGenerator<QueryEvent>;
-  /** Follows the query and resolves with its final view. */
+  /** Follows the query and resolves with its final view (whatever the state: `cancelled` too). */
   waitFor(
     id: string,
     options?: { signal?: AbortSignal; onEvent?: (event: QueryEvent) => void },
   ): Promise<QueryView>;
-  rows(id: string): Promise<RowsResult>;
+  /** The rows of a completed rows query; a cancelled one throws `QueryCancelledError`. */
+  rows(id: string, options?: { signal?: AbortSignal }): Promise<RowsResult>;
+  /**
+   * `DELETE /v1/queries/{id}` (§3.8): the query ends `cancelled` and its gateway stops the
+   * database statement and the upload. Resolves with the cancelled view; again on a repeat. A
+   * query that already ended throws `BackhaulError` `invalid-state` (409) and keeps its result.
+   */
+  cancel(id: string): Promise<QueryView>;
+  /**
+   * Submits, follows and fetches in one call. Aborting `signal` once the query exists cancels it
+   * on the server (then throws `QueryAbortedError` with `cancelled: true`); a query cancelled by
+   * someone else throws `QueryCancelledError`; a failed one the result endpoint's typed error.
+   */
+  run(query: SubmitQuery, options?: RunOptions): Promise<RunResult>;
   gateways(): Promise<GatewayView[]>;
 }
 
@@ -88,6 +117,8 @@ function queryEvent(type: string | undefined, data: unknown): QueryEvent | undef
       return { type: 'rows', ...(data as { seq: number; columns?: Column[]; rows: unknown[][] }) };
     case sseEvents.progress:
       return { type: 'progress', progress: data as Progress };
+    case sseEvents.cancelled:
+      return { type: 'cancelled', query: data as QueryView };
     case sseEvents.result:
       return { type: 'result', query: data as QueryView };
     default:
@@ -100,6 +131,29 @@ export function createBackhaulClient(options: BackhaulClientOptions): BackhaulCl
   const submitRetry: RetryPolicy = { ...defaultSubmitRetry, ...options.submitRetry };
   const queryPath = (id: string) => `/v1/queries/${encodeURIComponent(id)}`;
 
+  /** Runs a request under the caller's signal; an abort comes out as `QueryAbortedError`. */
+  async function abortable<T>(
+    id: string,
+    signal: AbortSignal | undefined,
+    work: () => Promise<T>,
+  ): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      if (abortedBy(signal, error)) throw new QueryAbortedError(id, false, signal?.reason);
+      throw error;
+    }
+  }
+
+  async function* follow(id: string, { signal }: { signal?: AbortSignal } = {}): AsyncGenerator<QueryEvent> {
+    try {
+      yield* readEvents(id, signal);
+    } catch (error) {
+      if (abortedBy(signal, error)) throw new QueryAbortedError(id, false, signal?.reason);
+      throw error;
+    }
+  }
+
   /**
    * §3.3 with a standard EventSource's reconnection: a stream that drops before `result` is
    * opened again (on whichever instance the balancer picks) with `Last-Event-ID`, so the server
@@ -107,7 +161,7 @@ export function createBackhaulClient(options: BackhaulClientOptions): BackhaulCl
    * never yielded twice. Gives up, ending the iteration, after FOLLOW_RECONNECTS tries in a row
    * that received nothing.
    */
-  async function* follow(id: string, { signal }: { signal?: AbortSignal } = {}): AsyncGenerator<QueryEvent> {
+  async function* readEvents(id: string, signal: AbortSignal | undefined): AsyncGenerator<QueryEvent> {
     let lastEventId: string | undefined;
     let failures = 0;
     for (;;) {
@@ -139,33 +193,80 @@ export function createBackhaulClient(options: BackhaulClientOptions): BackhaulCl
     }
   }
 
+  async function waitFor(
+    id: string,
+    { signal, onEvent }: { signal?: AbortSignal; onEvent?: (event: QueryEvent) => void } = {},
+  ): Promise<QueryView> {
+    for await (const event of follow(id, { signal })) {
+      onEvent?.(event);
+      if (event.type === 'result') return event.query;
+    }
+    // The stream ended without a result event (e.g. a proxy cut it): ask once more.
+    const last = await abortable(id, signal, () => json<QueryView>(queryPath(id), { signal }));
+    if (!terminalStates.includes(last.state)) {
+      throw new BackhaulError('service-unavailable', `The event stream of query ${id} ended early`);
+    }
+    return last;
+  }
+
+  async function rows(id: string, { signal }: { signal?: AbortSignal } = {}): Promise<RowsResult> {
+    try {
+      return await abortable(id, signal, () => json<RowsResult>(`${queryPath(id)}/result`, { signal }));
+    } catch (error) {
+      if (BackhaulError.isInstance(error) && error.code === 'cancelled') {
+        throw new QueryCancelledError(id, error.message);
+      }
+      throw error;
+    }
+  }
+
+  const cancel = (id: string) => json<QueryView>(queryPath(id), { method: 'DELETE' });
+
+  function submit(
+    query: SubmitQuery,
+    { idempotencyKey = globalThis.crypto.randomUUID(), signal }: SubmitOptions = {},
+  ) {
+    // The draft's structured-field form: a quoted string (the key's characters need no escape).
+    const headers = { 'idempotency-key': `"${idempotencyKey}"` };
+    return withRetry(submitRetry, () => postJson<QueryView>('/v1/queries', query, { headers, signal }), {
+      signal,
+      isRetryable: isSubmitRetryable,
+      waitOutThrottling: false,
+    });
+  }
+
   return {
-    submit(query, { idempotencyKey = globalThis.crypto.randomUUID(), signal } = {}) {
-      // The draft's structured-field form: a quoted string (the key's characters need no escape).
-      const headers = { 'idempotency-key': `"${idempotencyKey}"` };
-      return withRetry(submitRetry, () => postJson<QueryView>('/v1/queries', query, { headers, signal }), {
-        signal,
-        isRetryable: isSubmitRetryable,
-        waitOutThrottling: false,
-      });
-    },
+    submit,
     get: (id) => json<QueryView>(queryPath(id)),
     follow,
-    async waitFor(id, { signal, onEvent } = {}) {
-      let last: QueryView | undefined;
-      for await (const event of follow(id, { signal })) {
-        onEvent?.(event);
-        if (event.type === 'state' || event.type === 'result') last = event.query;
-        if (event.type === 'result') return event.query;
+    waitFor,
+    rows,
+    cancel,
+    async run(query, { onEvent, ...submitOptions } = {}) {
+      const { signal } = submitOptions;
+      let submitted: QueryView;
+      try {
+        submitted = await submit(query, submitOptions);
+      } catch (error) {
+        if (abortedBy(signal, error)) throw new QueryAbortedError(undefined, false, signal?.reason);
+        throw error;
       }
-      // The stream ended without a result event (e.g. a proxy cut it): ask once more.
-      last = await json<QueryView>(queryPath(id));
-      if (!terminalStates.includes(last.state)) {
-        throw new BackhaulError('service-unavailable', `The event stream of query ${id} ended early`);
+      const id = submitted.id;
+      let final: QueryView;
+      try {
+        signal?.throwIfAborted();
+        final = await waitFor(id, { signal, onEvent });
+      } catch (error) {
+        if (!signal?.aborted) throw error;
+        // The caller gave up on the query: it must not go on using the database and the link.
+        await cancel(id).catch(() => undefined);
+        throw new QueryAbortedError(id, true, signal.reason);
       }
-      return last;
+      if (final.state === 'cancelled') throw new QueryCancelledError(id);
+      if (final.result?.kind === 'file') return { query: final };
+      // A rows result, or the typed problem of a query that ended without one (§3.4).
+      return { query: final, rows: await rows(id, { signal }) };
     },
-    rows: (id) => json<RowsResult>(`${queryPath(id)}/result`),
     gateways: async () => (await json<{ gateways: GatewayView[] }>('/v1/gateways')).gateways,
   };
 }

@@ -187,6 +187,8 @@ function describeEvent(event: QueryEvent): string {
     }
     case 'rows':
       return `${at}  rows      batch ${event.seq}: ${event.rows.length} rows\n`;
+    case 'cancelled':
+      return `${at}  cancelled\n`;
     case 'result': {
       const result = event.query.result;
       const what =

@@ -6,6 +6,7 @@ import {
   type Column,
   type Command,
   type Completion,
+  cancelSchema,
   commandSchema,
   type DataSource,
   type Hello,
@@ -28,6 +29,7 @@ export type RunnerEvent =
   | { type: 'progress'; commandId: string; rows: number; bytes: number; stage: ProgressState['stage'] }
   | { type: 'completed'; commandId: string; completion: Completion }
   | { type: 'failed'; commandId: string; error: unknown }
+  | { type: 'cancelled'; commandId: string }
   | ({ type: 'codec-chosen'; commandId: string } & CodecChoice);
 
 /** What the current stream's hello settled: the chunk codec, or why none fits. */
@@ -100,6 +102,36 @@ export class CommandRunner {
     this.#drain();
   }
 
+  /**
+   * One `cancel` event off the stream (§4.3). Never throws. A queued command is dropped; a running
+   * one is aborted: the source stops the statement on the database, the upload stops sending,
+   * and nothing more is answered for it (the server has already marked it `cancelled`).
+   */
+  cancel(data: string): void {
+    const { logger, emit } = this.#options;
+    let id: string;
+    let reason: string | undefined;
+    try {
+      ({ id, reason } = parseMessage(cancelSchema, parseJson(data, 'cancel'), 'cancel'));
+    } catch (error) {
+      logger.error('invalid cancel skipped', { error: describeError(error) });
+      return;
+    }
+    const controller = this.#active.get(id);
+    // Finished already, or never received: nothing runs that could be stopped.
+    if (!controller) return;
+    logger.info('command cancelled by the caller', { commandId: id });
+    const queued = this.#queue.findIndex((command) => command.id === id);
+    if (queued >= 0) {
+      this.#queue.splice(queued, 1);
+      this.#active.delete(id);
+      this.#remember(id);
+      emit({ type: 'cancelled', commandId: id });
+      return;
+    }
+    controller.abort(cancellation(reason));
+  }
+
   /** Aborts every queued and running command and waits for them to wind down. */
   async stop(): Promise<void> {
     this.#stopped = true;
@@ -149,7 +181,11 @@ export class CommandRunner {
     const controller = this.#active.get(command.id) ?? new AbortController();
     const signal = controller.signal;
     const progress: ProgressState = { rows: 0, bytes: 0, stage: 'querying' };
-    const reporter = this.#startProgress(command.id, progress, signal);
+    // A server that refuses progress because the command was cancelled stops it too: the cancel
+    // message may have been sent while this gateway's stream was down.
+    const reporter = this.#startProgress(command.id, progress, signal, () =>
+      controller.abort(cancellation()),
+    );
     let cursor: QueryCursor | undefined;
     try {
       try {
@@ -175,6 +211,14 @@ export class CommandRunner {
       reporter.stop();
       // Stopping the gateway is not the query's failure: the server's completion deadline decides.
       if (signal.aborted && this.#stopped) return;
+      // Cancelled (§4.3), or an answer refused because the server holds it cancelled: the
+      // server already knows, and a failure report would only be refused.
+      if (isCancellation(signal.reason) || refusedAsCancelled(error)) {
+        controller.abort(cancellation());
+        logger.info('command stopped: cancelled', { commandId: command.id });
+        emit({ type: 'cancelled', commandId: command.id });
+        return;
+      }
       const failure = {
         code: BackhaulError.isInstance(error) ? error.code : 'internal',
         message: (error instanceof Error ? error.message : String(error)).slice(0, 4096),
@@ -310,7 +354,12 @@ export class CommandRunner {
   }
 
   /** §5.2 Progress at a fixed pace keeps the completion deadline moving while the command runs. */
-  #startProgress(commandId: string, progress: ProgressState, signal: AbortSignal): { stop(): void } {
+  #startProgress(
+    commandId: string,
+    progress: ProgressState,
+    signal: AbortSignal,
+    onCancelled: () => void,
+  ): { stop(): void } {
     const { api, emit, logger, progressIntervalMs } = this.#options;
     let sending = false;
     const timer = setInterval(() => {
@@ -320,7 +369,10 @@ export class CommandRunner {
       sending = true;
       api
         .progress(commandId, snapshot, signal)
-        .catch((error) => logger.warn('progress not delivered', { commandId, error: describeError(error) }))
+        .catch((error) => {
+          if (refusedAsCancelled(error)) onCancelled();
+          else logger.warn('progress not delivered', { commandId, error: describeError(error) });
+        })
         .finally(() => {
           sending = false;
         });
@@ -328,6 +380,22 @@ export class CommandRunner {
     timer.unref?.();
     return { stop: () => clearInterval(timer) };
   }
+}
+
+/** The abort reason of a cancelled command: a typed error the sources pass on unchanged. */
+function cancellation(reason = 'cancelled by the caller'): BackhaulError {
+  return new BackhaulError('cancelled', reason);
+}
+
+function isCancellation(reason: unknown): boolean {
+  return BackhaulError.isInstance(reason) && reason.code === 'cancelled';
+}
+
+/** The server refused an answer (409) because the command is `cancelled`. */
+function refusedAsCancelled(error: unknown): boolean {
+  return (
+    BackhaulError.isInstance(error) && error.code === 'invalid-state' && error.details?.state === 'cancelled'
+  );
 }
 
 /** Errors raised by the data source while reading become `query-failed` unless already typed (§5.6). */

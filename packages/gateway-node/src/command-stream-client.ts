@@ -16,6 +16,8 @@ export interface CommandStreamHandlers {
   onHello(hello: Hello): void;
   /** The raw `data` of a `command` event and its `id:`; validation is the runner's job. */
   onCommand(data: string, eventId: string | undefined): void;
+  /** The raw `data` of a `cancel` event (§4.3); validation is the runner's job. */
+  onCancel?(data: string): void;
   /** A stream that had said hello ended; the client reconnects by itself. */
   onDisconnected(error: unknown): void;
   /**
@@ -211,6 +213,9 @@ export class CommandStreamClient {
             // §4.2 Last-Event-ID names the last *command* seen, so only command ids move it.
             if (event.id) this.#lastEventId = event.id;
             handlers.onCommand(event.data, event.id);
+          } else if (event.event === 'cancel') {
+            // Only a stream that said hello speaks for the server; a cancel before it is ignored.
+            if (helloSeen) handlers.onCancel?.(event.data);
           } else {
             // A newer server may add event types: skipped and logged, the stream stays up.
             const error = new BackhaulError(

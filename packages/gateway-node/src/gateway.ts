@@ -93,6 +93,8 @@ export type GatewayEvent =
     }
   | { type: 'completed'; commandId: string; completion: Completion }
   | { type: 'failed'; commandId: string; error: unknown }
+  /** The caller cancelled the command (§4.3): the query was stopped, nothing more is sent for it. */
+  | { type: 'cancelled'; commandId: string }
   /**
    * `preferredCodec: 'auto'` uploaded a file: its main codec and why (`reason`: 'data' or 'link'),
    * chunks per codec, `sampleRatio` = encoded / raw, `goodput` = the link's bytes per second.
@@ -273,6 +275,7 @@ export function createGateway(options: GatewayOptions): Gateway {
                 resolve();
               },
               onCommand: (data, eventId) => activeRunner.receive(data, eventId),
+              onCancel: (data) => activeRunner.cancel(data),
               onDisconnected(error) {
                 connected = false;
                 emit({ type: 'disconnected', error });

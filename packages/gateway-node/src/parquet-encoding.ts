@@ -7,6 +7,7 @@ import {
   rowsToColumnBatch,
 } from '@backhaul/core';
 import { type ParquetColumn, type ParquetCompression, ParquetWriter } from '@backhaul/parquet';
+import { isWideDecimal, withWideDecimals } from './wide-decimals.js';
 
 /** Rows per batch pulled off the cursor in file mode: big enough to keep the column loops hot. */
 export const FILE_BATCH_SIZE = 8192;
@@ -33,6 +34,8 @@ export async function* encodeBatchesAsParquet(
   onBatch?: (rows: number) => void,
   compression: ParquetFileCompression = DEFAULT_PARQUET_COMPRESSION,
 ): AsyncGenerator<Uint8Array> {
+  // Decimals of 19 to 38 digits: the sources' text, rewritten as the writer's FIXED_LEN_BYTE_ARRAY.
+  const wide = columns.flatMap((column, index) => (isWideDecimal(column) ? [index] : []));
   const writer = new ParquetWriter(toParquetColumns(columns), {
     compression: compression as ParquetCompression,
   });
@@ -42,10 +45,12 @@ export async function* encodeBatchesAsParquet(
       // Rows are turned into column vectors here, not by the writer's row path: one conversion for
       // every source, exact to the microsecond (timestamps as text), with a typed error naming the
       // column and row for a value its column cannot hold.
-      yield* await writer.writeColumnsAsync(rowsToColumnBatch(columns, batch));
+      yield* await writer.writeColumnsAsync(
+        withWideDecimals(columns, wide, rowsToColumnBatch(columns, batch)),
+      );
     } else {
       onBatch?.(batch.rowCount);
-      yield* await writer.writeColumnsAsync(batch);
+      yield* await writer.writeColumnsAsync(withWideDecimals(columns, wide, batch));
     }
   }
   yield* await writer.finishAsync();
@@ -78,11 +83,11 @@ export function fileBatches(cursor: QueryCursor, batchSize: number): AsyncIterab
   return cursor.columnBatches ? cursor.columnBatches(batchSize) : cursor.batches(batchSize);
 }
 
-/** The Parquet writer stores decimals as INT64 (precision ≤ 18); a wider one's vector holds its text. */
+/** The writer stores DECIMAL up to 38 digits (DuckDB's, Arrow's and Spark's limit); wider ones are text. */
 function toParquetColumns(columns: readonly Column[]): ParquetColumn[] {
   if (columns.length === 0) throw new BackhaulError('query-failed', 'The query returned no columns');
   return columns.map((column): ParquetColumn => {
-    if (column.type === 'decimal' && (column.precision ?? 18) > 18) {
+    if (column.type === 'decimal' && (column.precision ?? 18) > 18 && !isWideDecimal(column)) {
       return { name: column.name, type: 'string', nullable: column.nullable ?? true };
     }
     return {

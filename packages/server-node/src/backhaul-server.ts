@@ -39,6 +39,7 @@ import { createServerMetrics } from './server-metrics.js';
 import { type BackhaulServerOptions, resolveOptions } from './server-options.js';
 import type { ServerParts } from './server-parts.js';
 import { createSseHub } from './sse-connection.js';
+import { createStagedChunkIngest } from './staged-chunk-ingest.js';
 
 export interface BackhaulServer {
   /**
@@ -50,7 +51,10 @@ export interface BackhaulServer {
   handler: (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void) => void;
   /** Starts an own http.Server; default port 0 (any free one) on 127.0.0.1. */
   listen(port?: number, host?: string): Promise<{ url: string; port: number }>;
-  /** Stops timers, ends every stream, aborts uploads in progress, closes the own http.Server. */
+  /**
+   * Stops timers, ends every stream, aborts uploads in progress (those of this process only: a
+   * shared upload, with `uploadLedger`, goes on through another instance), closes the own http.Server.
+   */
   close(): Promise<void>;
   /** In-process caller API: as `POST /v1/queries`, without a token. */
   submitQuery(request: SubmitQuery): Promise<QueryView>;
@@ -159,13 +163,24 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
 
   // xxhash64 is WebAssembly: loaded once, before the first request is served.
   const ready = createChecksummer().then((checksummer) => {
-    ingest = createChunkIngest({
+    const ingestOptions = {
       storage,
       codecs,
       checksummer,
       chunkSize: config.chunkSize,
       chunkWindow: config.chunkWindow,
       logger,
+    };
+    if (config.uploadLedger) {
+      ingest = createStagedChunkIngest({
+        ...ingestOptions,
+        ledger: config.uploadLedger,
+        instanceId: config.instanceId,
+      });
+      return;
+    }
+    ingest = createChunkIngest({
+      ...ingestOptions,
       onBroken(commandId, error) {
         logger.error('a result file broke mid-upload', { commandId, error: error.message });
         dispatcher
@@ -220,6 +235,7 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
   });
   const revocations = createRevocationWatch({
     streams,
+    events,
     store: credentialStore,
     intervalMs: config.tokenRecheckMs,
     logger,

@@ -23,7 +23,7 @@ import { type ServerParts, SMALL_JSON_BYTES } from './server-parts.js';
  * through one server refuses the token on every server sharing the store from the next request.
  */
 export function callerAdminRoutes(parts: ServerParts, store: CredentialStore): Route[] {
-  const { credentials, options } = parts;
+  const { credentials, options, events } = parts;
   const callerPath = (id: string) => parseMessage(callerPathSchema, { callerId: id }, 'caller path');
   const tokenPrefix = (role: CallerEnrolment['role']) => (role === 'admin' ? 'bha' : 'bhc');
   const enrolled = async (callerId: string): Promise<CallerEnrolment> => {
@@ -96,6 +96,8 @@ export function callerAdminRoutes(parts: ServerParts, store: CredentialStore): R
         const { callerId } = callerPath(id);
         if (!(await store.removeCaller(callerId)))
           throw new BackhaulError('not-found', `Caller '${callerId}' is not enrolled`);
+        // Its event streams end now on this server; other servers on their next re-check.
+        events.closeEnrolled(callerId);
         options.logger.info('caller removed', { callerId });
         sendEmpty(res, 204);
       },
@@ -124,6 +126,7 @@ export function callerAdminRoutes(parts: ServerParts, store: CredentialStore): R
           'token path',
         );
         const record = await store.revokeCallerToken(callerId, tokenId, Date.now());
+        events.closeEnrolled(callerId, tokenId);
         options.logger.info('caller token revoked', { callerId, tokenId });
         sendJson(res, 200, tokenView(record));
       },

@@ -87,12 +87,22 @@ export function callerRoutes(parts: ServerParts): Route[] {
       },
     },
     {
+      // §3.8 Cancel: 200 + the cancelled QueryView, the same again on a repeat; 409 once ended.
+      // Its owner's to cancel (another caller gets 404), or an operator's.
+      method: 'DELETE',
+      pattern: new RegExp(`^${query}/?$`),
+      async handle({ req, res, params: [id = ''] }) {
+        await findQuery(id, await credentials.requireCallerOrAdmin(req));
+        sendJson(res, 200, await views.view(await dispatcher.cancel(id), parts.baseUrl(req)));
+      },
+    },
+    {
       method: 'GET',
       pattern: new RegExp(`^${query}/events$`),
       async handle({ req, res, params: [id = ''] }) {
         const principal = await credentials.requireCallerOrAdmin(req);
         await findQuery(id, principal); // a 404 is still possible before the stream opens
-        await events.subscribe(id, req, res, parts.baseUrl(req));
+        await events.subscribe(id, req, res, parts.baseUrl(req), principal);
       },
     },
     {
@@ -130,6 +140,10 @@ export function callerRoutes(parts: ServerParts): Route[] {
           case 'expired':
             throw new BackhaulError('timeout', `Query ${id} expired: ${record.reason ?? 'deadline passed'}`, {
               retryable: false,
+              details: { queryState: record.state },
+            });
+          case 'cancelled':
+            throw new BackhaulError('cancelled', `Query ${id} was cancelled: it has no result`, {
               details: { queryState: record.state },
             });
           case 'dead-lettered':

@@ -41,8 +41,14 @@ export interface CommandDispatcher {
   /** Applies one event with compare-and-set and tells the listeners when the record changed. */
   apply(id: string, event: DeliveryEvent): Promise<CommandRecord>;
   /**
-   * Sends a pending command rung in by another instance (gateway-push.ts), if this instance holds
-   * its gateway's stream; announces nothing further, so a doorbell never bounces between instances.
+   * §3.8 Cancels a query that has not ended and tells its gateway (a `cancel` message on the
+   * command stream). Cancelling a cancelled query returns it unchanged; an ended one is 409.
+   */
+  cancel(id: string): Promise<CommandRecord>;
+  /**
+   * Sends a pending command (or a cancelled one's cancel message) rung in by another instance
+   * (gateway-push.ts), if this instance holds its gateway's stream; announces nothing further, so
+   * a doorbell never bounces between instances.
    */
   deliver(id: string): Promise<void>;
   /** docs/protocol.md §4: on every (re)connection, every command not yet acked, oldest first. */
@@ -135,8 +141,14 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
   async function dispatch(id: string, resend: boolean, announce = true): Promise<void> {
     let record = await store.get(id);
     if (!record) return;
+    // A cancelled command has its cancel message to send (§4.3); the doorbell carries it too.
+    const cancelled = record.state === 'cancelled';
     if (!streams.isConnected(record.gatewayId)) {
-      if (announce && record.state === 'pending') options.announce?.(record);
+      if (announce && (record.state === 'pending' || cancelled)) options.announce?.(record);
+      return;
+    }
+    if (cancelled) {
+      streams.send(record);
       return;
     }
     let claimed = false;
@@ -371,6 +383,28 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
     },
     admit,
     apply,
+    async cancel(id) {
+      let outcome: { record: CommandRecord; changed: boolean };
+      try {
+        outcome = await step(id, { type: 'cancel' });
+      } catch (error) {
+        if (BackhaulError.isInstance(error) && error.code === 'invalid-state') {
+          const state = String(error.details?.state);
+          throw new BackhaulError(
+            'invalid-state',
+            `Query ${id} already ended (${state}): there is nothing to cancel`,
+            {
+              details: { queryState: state },
+            },
+          );
+        }
+        throw error;
+      }
+      // Only the writer that cancelled it tells the gateway (one that has not the command ignores
+      // it), through dispatch: sent here, or rung in to the instance holding the gateway's stream.
+      if (outcome.changed) await dispatch(id, false);
+      return outcome.record;
+    },
     deliver: (id) => dispatch(id, false, false),
     async sendUndelivered(gatewayId) {
       for (const record of await store.listUndelivered(gatewayId)) {

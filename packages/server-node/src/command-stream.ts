@@ -1,5 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type Command, type CommandRecord, type GatewayView, type Hello, sseEvents } from '@backhaul/core';
+import {
+  type Command,
+  type CommandCancel,
+  type CommandRecord,
+  type GatewayView,
+  type Hello,
+  PROTOCOL_VERSION,
+  sseEvents,
+} from '@backhaul/core';
 import type { EnrolledToken } from './credentials.js';
 import type { SseConnection, SseHub } from './sse-connection.js';
 
@@ -17,8 +25,10 @@ export interface CommandStreams {
   /** The gateways with a live stream on this server. */
   connectedGatewayIds(): string[];
   /**
-   * Writes a command to the gateway's stream. Returns false when the gateway has no stream: the
-   * command stays in the store and goes out on the next connection.
+   * Writes what the gateway must know of a command to its stream: the command itself (§4.2), or
+   * for a `cancelled` one the `cancel` message (§4.3), so both take the one path to the gateway.
+   * Returns false when the gateway has no stream: the command stays in the store and goes out on
+   * the next connection (a cancel is then carried by the refusal of the gateway's next answer).
    */
   send(record: CommandRecord): boolean;
   /** Resolves once the gateway's stream has taken what was written to it (at once without one). */
@@ -57,6 +67,11 @@ interface GatewayConnection {
 export function commandEvent(record: CommandRecord): Command {
   // docs/protocol.md §4.2 `delivery`: 1 on first delivery, +1 for every redelivery after an ack timeout.
   return { ...record.command, delivery: record.redeliveries + 1 };
+}
+
+/** §4.3 The cancel message for a cancelled command. */
+export function cancelEvent(record: CommandRecord): CommandCancel {
+  return { v: PROTOCOL_VERSION, id: record.id, ...(record.reason ? { reason: record.reason } : {}) };
 }
 
 export function createCommandStreams(options: CommandStreamOptions): CommandStreams {
@@ -100,6 +115,14 @@ export function createCommandStreams(options: CommandStreamOptions): CommandStre
       const gateway = gateways.get(record.gatewayId);
       const stream = gateway?.stream;
       if (!gateway || !stream || stream.closed) return false;
+      if (record.state === 'cancelled') {
+        const key = `${record.id}#cancel`;
+        if (gateway.sent.has(key)) return true;
+        // No `id:` line: Last-Event-ID names the last *command* the gateway saw (§4.2).
+        if (!stream.send(sseEvents.cancel, cancelEvent(record))) return false;
+        gateway.sent.add(key);
+        return true;
+      }
       const command = commandEvent(record);
       const key = `${command.id}#${command.delivery}`;
       if (gateway.sent.has(key)) return true;

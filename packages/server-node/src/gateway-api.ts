@@ -154,6 +154,9 @@ export function gatewayRoutes(parts: ServerParts): Route[] {
       async handle({ req, res, params: [id = '', indexText] }) {
         const record = await ownCommand(req, id);
         const index = parseMessage(chunkIndexSchema, indexText, 'chunk index');
+        // Ended without a file (cancelled, failed) through another instance: what this one staged
+        // for it is discarded on the first chunk that comes after, not left to the storage sweep.
+        if (isTerminal(record.state) && record.state !== 'completed') await parts.ingest().abort(id);
         requireInFlight(record, 'chunks');
         if (record.command.mode === 'rows') {
           throw new BackhaulError('invalid-state', `Command ${id} asked for row batches, not a file`);
@@ -180,7 +183,7 @@ export function gatewayRoutes(parts: ServerParts): Route[] {
         const receipt =
           record.state === 'completed' && result?.kind === 'file'
             ? { contiguous: result.chunkCount, buffered: [] }
-            : parts.ingest().receipt(id);
+            : await parts.ingest().receipt(id);
         sendJson(res, 200, receipt);
       },
     },

@@ -9,7 +9,10 @@ import type { SseConnection } from './sse-connection.js';
  * announcement lost (Redis failing over, an instance restarting between the two).
  */
 export interface GatewayPush {
-  /** While `stream` is open, announcements for `gatewayId` are sent on it. Resolves once listening. */
+  /**
+   * While `stream` is open, announcements for `gatewayId` are sent on it. Resolves once
+   * listening, or once the bus refused (Redis down): the stream then works on the sweep alone.
+   */
   watch(gatewayId: string, stream: SseConnection): Promise<void>;
   /** The command is pending and its gateway's stream is not on this instance: ring the one it is on. */
   announce(record: CommandRecord): void;
@@ -25,8 +28,8 @@ export interface GatewayPushOptions {
 export function createGatewayPush(options: GatewayPushOptions): GatewayPush {
   const { bus, logger } = options;
   return {
-    watch(gatewayId, stream) {
-      return subscribeWhileOpen(
+    async watch(gatewayId, stream) {
+      await subscribeWhileOpen(
         bus,
         busChannels.gateway(gatewayId),
         stream,
@@ -40,6 +43,11 @@ export function createGatewayPush(options: GatewayPushOptions): GatewayPush {
             );
         },
         logger,
+      ).catch((error) =>
+        logger.warn('listening for pushed commands failed; the sweep sends them', {
+          gatewayId,
+          error: String(error),
+        }),
       );
     },
     announce(record) {

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ClusterBus, Logger, RowLog } from '@backhaul/core';
 import { type CommandRecord, type CommandStore, headers, isTerminal, sseEvents } from '@backhaul/core';
 import { busChannels, subscribeWhileOpen } from './bus-channels.js';
+import type { EnrolledToken } from './credentials.js';
 import type { QueryViews } from './query-views.js';
 import type { SseConnection, SseHub } from './sse-connection.js';
 
@@ -18,7 +19,21 @@ import type { SseConnection, SseHub } from './sse-connection.js';
  * `Last-Event-ID` gets the current state and only the batches after it.
  */
 export interface QueryEvents {
-  subscribe(id: string, req: IncomingMessage, res: ServerResponse, baseUrl: string): Promise<void>;
+  /** `reader`: who opened the stream; one opened with an enrolled token ends when it is revoked. */
+  subscribe(
+    id: string,
+    req: IncomingMessage,
+    res: ServerResponse,
+    baseUrl: string,
+    reader?: StreamReader,
+  ): Promise<void>;
+  /** Live streams opened with enrolled caller or admin tokens, for the revocation re-check. */
+  enrolledStreams(): { callerId: string; token: EnrolledToken }[];
+  /**
+   * Ends the live streams of this caller opened with an enrolled token (with this one, when
+   * `tokenId` is given): the token was revoked or the caller removed. Returns how many ended.
+   */
+  closeEnrolled(callerId: string, tokenId?: string): number;
   /** A record changed (from the dispatcher); `progress` when the change was a progress message. */
   changed(record: CommandRecord, progressed: boolean): void;
   /** A batch was appended to the row log at `position`. */
@@ -33,6 +48,11 @@ export interface QueryEventOptions {
   bus: ClusterBus;
   retryMs: number;
   logger: Logger;
+}
+
+export interface StreamReader {
+  callerId: string;
+  enrolled?: EnrolledToken;
 }
 
 interface Subscriber {
@@ -58,6 +78,7 @@ function resumePosition(req: IncomingMessage): number {
 
 export function createQueryEvents(options: QueryEventOptions): QueryEvents {
   const { views, logger, rowLog, bus, store } = options;
+  const enrolledReaders = new Set<{ callerId: string; token: EnrolledToken; stream: SseConnection }>();
 
   const enqueue = (subscriber: Subscriber, step: () => Promise<void> | void) => {
     subscriber.queue = subscriber.queue.then(step).catch((error) => {
@@ -98,6 +119,7 @@ export function createQueryEvents(options: QueryEventOptions): QueryEvents {
     const view = await views.view(record, subscriber.baseUrl);
     send(subscriber, sseEvents.state, view);
     if (ended) {
+      if (record.state === 'cancelled') send(subscriber, sseEvents.cancelled, view);
       send(subscriber, sseEvents.result, view);
       subscriber.stream.close();
     }
@@ -111,8 +133,14 @@ export function createQueryEvents(options: QueryEventOptions): QueryEvents {
   };
 
   return {
-    async subscribe(id, req, res, baseUrl) {
+    async subscribe(id, req, res, baseUrl, reader) {
       const stream = options.hub.open(req, res, options.retryMs);
+      const enrolled = reader?.enrolled;
+      if (enrolled) {
+        const entry = { callerId: reader.callerId, token: enrolled, stream };
+        enrolledReaders.add(entry);
+        stream.onClose(() => enrolledReaders.delete(entry));
+      }
       const subscriber: Subscriber = {
         id,
         stream,
@@ -157,10 +185,28 @@ export function createQueryEvents(options: QueryEventOptions): QueryEvents {
         send(subscriber, sseEvents.state, view);
         if (!(await sendRows(subscriber))) return;
         if (isTerminal(record.state)) {
+          if (record.state === 'cancelled') send(subscriber, sseEvents.cancelled, view);
           send(subscriber, sseEvents.result, view);
           stream.close();
         }
       });
+    },
+
+    enrolledStreams: () =>
+      [...enrolledReaders]
+        .filter((r) => !r.stream.closed)
+        .map(({ callerId, token }) => ({ callerId, token })),
+
+    closeEnrolled(callerId, tokenId) {
+      let ended = 0;
+      for (const reader of [...enrolledReaders]) {
+        if (reader.callerId !== callerId || (tokenId !== undefined && reader.token.tokenId !== tokenId))
+          continue;
+        enrolledReaders.delete(reader);
+        reader.stream.close();
+        ended++;
+      }
+      return ended;
     },
 
     changed(record, progressed) {

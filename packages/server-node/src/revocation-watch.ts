@@ -1,9 +1,11 @@
 import type { CredentialStore, Logger } from '@backhaul/core';
 import type { CommandStreams } from './command-stream.js';
+import type { QueryEvents } from './query-events.js';
 
 /**
  * Ends live command streams whose enrolled token was revoked, or whose gateway was removed, on
- * another server sharing the credential store (docs/protocol.md §10.4). The server that handles
+ * another server sharing the credential store (docs/protocol.md §10.4); and callers' query event
+ * streams opened with an enrolled caller or admin token that was revoked or removed (§10.5). The server that handles
  * the revocation ends its own streams at once; this timer is how the others learn of it.
  *
  * Why a periodic re-check rather than Redis pub/sub: it works with every `CredentialStore` (the
@@ -24,6 +26,8 @@ export interface RevocationWatch {
 
 export function createRevocationWatch(options: {
   streams: CommandStreams;
+  /** Callers' query event streams opened with enrolled tokens end the same way. */
+  events?: Pick<QueryEvents, 'enrolledStreams' | 'closeEnrolled'>;
   store: CredentialStore;
   intervalMs: number;
   logger: Logger;
@@ -47,6 +51,29 @@ export function createRevocationWatch(options: {
         if (streams.closeEnrolled(gatewayId, token.tokenId)) {
           logger.info('ended the stream of a revoked gateway token', { gatewayId, tokenId: token.tokenId });
         }
+      }),
+    );
+    await checkCallerStreams();
+  }
+
+  /** One lookup per distinct token, however many queries its caller follows. */
+  async function checkCallerStreams(): Promise<void> {
+    const tokens = new Map<string, { callerId: string; tokenId: string }>();
+    for (const { callerId, token } of options.events?.enrolledStreams() ?? [])
+      tokens.set(token.sha256, { callerId, tokenId: token.tokenId });
+    await Promise.all(
+      [...tokens].map(async ([sha256, { callerId, tokenId }]) => {
+        let active: Awaited<ReturnType<CredentialStore['findActiveCallerToken']>>;
+        try {
+          active = await store.findActiveCallerToken(sha256);
+        } catch (error) {
+          logger.warn('could not re-check a caller token', { callerId, error: String(error) });
+          return;
+        }
+        if (active?.callerId === callerId && active.tokenId === tokenId) return;
+        const ended = options.events?.closeEnrolled(callerId, tokenId) ?? 0;
+        if (ended > 0)
+          logger.info('ended the event streams of a revoked caller token', { callerId, tokenId, ended });
       }),
     );
   }

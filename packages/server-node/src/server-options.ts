@@ -13,6 +13,7 @@ import {
   type ObjectStorage,
   type RowLog,
   silentLogger,
+  type UploadLedger,
 } from '@backhaul/core';
 import type { Registry } from 'prom-client';
 import { type AdmissionLimits, resolveAdmissionLimits } from './admission.js';
@@ -24,6 +25,14 @@ export interface BackhaulServerOptions {
   storage: ObjectStorage;
   /** The durable command log; default: in memory (nothing survives a restart). */
   store?: CommandStore;
+  /**
+   * Chunk receipts and completion claims shared by server instances (docs/cluster.md "Shared
+   * uploads"): with one, each chunk is stored in `storage` under `staging/` before it is
+   * acknowledged, and chunks and completion of a file may reach any instance that shares this
+   * ledger and this storage. Default: none, each file is assembled in the memory of the one
+   * process that takes all of its chunks.
+   */
+  uploadLedger?: UploadLedger;
   /**
    * How server instances of one deployment ring each other (docs/cluster.md "Bus and row log"):
    * a command accepted here for a gateway streaming from another instance is sent by that one at
@@ -141,6 +150,7 @@ export interface BackhaulServerOptions {
 export interface ResolvedOptions {
   storage: ObjectStorage;
   store: CommandStore | undefined;
+  uploadLedger: UploadLedger | undefined;
   bus: ClusterBus | undefined;
   rowLog: RowLog | undefined;
   instanceId: string;
@@ -223,6 +233,7 @@ export function resolveOptions(options: BackhaulServerOptions): ResolvedOptions 
   return {
     storage: options.storage,
     store: options.store,
+    uploadLedger: options.uploadLedger,
     bus: options.bus,
     rowLog: options.rowLog,
     instanceId: options.instanceId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,

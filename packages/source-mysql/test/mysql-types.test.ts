@@ -126,8 +126,12 @@ mysqlService.describe('mysql source: every type survives the trip to Parquet', (
     expect((row.c_decimal_12_2 as number).toFixed(2)).toBe(text('c_decimal_12_2'));
     expect((row.c_decimal_18_6 as number).toFixed(6)).toBe(Number(text('c_decimal_18_6')).toFixed(6));
     // Wider decimals (and BIGINT UNSIGNED) are strings in Parquet: exact to the last digit.
-    expect(row.c_decimal_38_10).toBe(text('c_decimal_38_10'));
-    expect(row.c_bigint_unsigned).toBe(text('c_bigint_unsigned'));
+    // DECIMAL(38, 10): hyparquet reads it as a double (exact digits are checked with DuckDB, mysql-exact-files).
+    expect(Math.abs((row.c_decimal_38_10 as number) / Number(text('c_decimal_38_10')) - 1)).toBeLessThan(
+      1e-15,
+    );
+    // DECIMAL(20, 0) as FIXED_LEN_BYTE_ARRAY: hyparquet reads a double (exact digits: DuckDB in mysql-exact-files).
+    expect(row.c_bigint_unsigned).toBe(Number(text('c_bigint_unsigned')));
     for (const name of ['c_float', 'c_double']) expect(row[name], name).toBe(Number(text(name)));
     for (const name of ['c_varchar', 'c_text', 'c_char', 'c_enum', 'c_time', 'c_uuid']) {
       expect(row[name], name).toBe(text(name));

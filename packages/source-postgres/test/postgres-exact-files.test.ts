@@ -82,6 +82,33 @@ postgresService.describe('postgres source: files exact for every value, read bac
       // 16777217 has no float4: PostgreSQL stores (and prints) 16777216.
       expect(await duck.rows(file)).toEqual([{ r: 3.14, tenth: 0.1, big: 16777216 }]);
     });
+
+    it(`writes numeric(19..38) as an exact DECIMAL, wider ones as text (${path})`, async () => {
+      const file = await duck.file(
+        await fileOf(
+          source,
+          `SELECT '1234567890123456789012345678.0123456789'::numeric(38,10) AS d38,
+                  '-0.0000000001'::numeric(38,10) AS tiny, '-9999999999999999999'::numeric(19,0) AS d19,
+                  '1.5'::numeric(50,2) AS d50`,
+          path,
+        ),
+      );
+      expect((await duck.describe(file)).map((c) => c.type)).toEqual([
+        'DECIMAL(38,10)',
+        'DECIMAL(38,10)',
+        'DECIMAL(19,0)',
+        'VARCHAR',
+      ]);
+      const [row] = await duck.rows(file, {
+        select: 'd38::VARCHAR AS d38, tiny::VARCHAR AS tiny, d19::VARCHAR AS d19, d50',
+      });
+      expect(row).toEqual({
+        d38: '1234567890123456789012345678.0123456789',
+        tiny: '-0.0000000001',
+        d19: '-9999999999999999999',
+        d50: '1.50',
+      });
+    });
   }
 
   it('rows mode carries the same values: unique names, µs timestamps, clamped infinity, real as printed', async () => {

@@ -1,4 +1,4 @@
-import type { AdmissionLedger, ClusterBus, RowLog } from '@backhaul/core';
+import type { AdmissionLedger, ClusterBus, RowLog, UploadLedger } from '@backhaul/core';
 import { Redis } from 'ioredis';
 import { createRedisAdmissionLedger } from './redis-admission-ledger.js';
 import { createRedisClusterBus } from './redis-cluster-bus.js';
@@ -6,6 +6,7 @@ import { createRedisCommandStore, type RedisCommandStore } from './redis-command
 import { closeConnection, defaultKeyPrefix, defaultRedisUrl } from './redis-connection.js';
 import { createRedisCredentialStore, type RedisCredentialStore } from './redis-credential-store.js';
 import { createRedisRowLog } from './redis-row-log.js';
+import { createRedisUploadLedger } from './redis-upload-ledger.js';
 
 export interface RedisDeploymentOptions {
   /** Default `redis://127.0.0.1:6379`. */
@@ -16,6 +17,8 @@ export interface RedisDeploymentOptions {
   rowIdleTtlMs?: number;
   /** How long ended command records and dead letters are kept; default 7 days. */
   retentionMs?: number;
+  /** How long an upload's chunk receipts and result are kept after its last change; default 7 days. */
+  uploadRetentionMs?: number;
 }
 
 /**
@@ -33,6 +36,7 @@ export interface RedisDeployment {
   readonly credentialStore: RedisCredentialStore;
   readonly bus: ClusterBus;
   readonly rowLog: RowLog;
+  readonly uploadLedger: UploadLedger;
   /** Admission slots counted across the instances (docs/cluster.md, "Limits and retention"). */
   readonly admissionLedger: AdmissionLedger;
   /** The shared parts under the names `createBackhaulServer` takes them. */
@@ -41,6 +45,7 @@ export interface RedisDeployment {
     credentialStore: RedisCredentialStore;
     bus: ClusterBus;
     rowLog: RowLog;
+    uploadLedger: UploadLedger;
     admissionLedger: AdmissionLedger;
   };
   /** Closes every part, then the connection. */
@@ -56,9 +61,10 @@ export function createRedisDeployment(options: RedisDeploymentOptions = {}): Red
   const credentialStore = createRedisCredentialStore({ redis, keyPrefix });
   const bus = createRedisClusterBus({ redis, keyPrefix });
   const rowLog = createRedisRowLog({ redis, keyPrefix, idleTtlMs: options.rowIdleTtlMs });
+  const uploadLedger = createRedisUploadLedger({ redis, keyPrefix, retentionMs: options.uploadRetentionMs });
   // A part added here is added to `parts` too, so close() reaches it.
   const admissionLedger = createRedisAdmissionLedger({ redis, keyPrefix });
-  const parts = [store, credentialStore, bus, rowLog, admissionLedger];
+  const parts = [store, credentialStore, bus, rowLog, uploadLedger, admissionLedger];
   let closing: Promise<void> | undefined;
   return {
     redis,
@@ -66,8 +72,9 @@ export function createRedisDeployment(options: RedisDeploymentOptions = {}): Red
     credentialStore,
     bus,
     rowLog,
+    uploadLedger,
     admissionLedger,
-    serverOptions: { store, credentialStore, bus, rowLog, admissionLedger },
+    serverOptions: { store, credentialStore, bus, rowLog, uploadLedger, admissionLedger },
     close() {
       closing ??= (async () => {
         for (const part of parts) await part.close().catch(() => undefined);
