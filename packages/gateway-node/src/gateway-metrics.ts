@@ -29,6 +29,7 @@ export type MeteredEvent =
       completion: { kind: 'rows'; rowCount: number } | { kind: 'file'; rowCount: number; size: number };
     }
   | { type: 'failed'; commandId: string }
+  | { type: 'cancelled'; commandId: string }
   | { type: 'codec-chosen'; commandId: string; codec: string; reason: string }
   | { type: 'progress' };
 
@@ -50,7 +51,7 @@ export function createGatewayMetrics(registry: Registry = new Registry()): Gatew
   const registers = [registry];
   const commands = new Counter({
     name: 'backhaul_gateway_commands_total',
-    help: 'Commands by outcome: received, duplicate (a redelivery of one already here), completed, failed',
+    help: 'Commands by outcome: received, duplicate (a redelivery of one already here), completed, failed, cancelled',
     labelNames: ['outcome'],
     registers,
   });
@@ -143,7 +144,7 @@ export function createGatewayMetrics(registry: Registry = new Registry()): Gatew
     },
   });
 
-  const ended = (commandId: string, outcome: 'completed' | 'failed') => {
+  const ended = (commandId: string, outcome: 'completed' | 'failed' | 'cancelled') => {
     commands.inc({ outcome });
     const started = running.get(commandId);
     running.delete(commandId);
@@ -181,8 +182,9 @@ export function createGatewayMetrics(registry: Registry = new Registry()): Gatew
           return;
         }
         case 'failed':
+        case 'cancelled':
           uploads.delete(event.commandId);
-          ended(event.commandId, 'failed');
+          ended(event.commandId, event.type);
           return;
         case 'codec-chosen':
           codecChoices.inc({ codec: event.codec, reason: event.reason });
