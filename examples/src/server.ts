@@ -55,11 +55,16 @@ export async function startReferenceServer(config: ServerConfig): Promise<Refere
   }
 }
 
+/** How long SIGTERM lets work in flight finish before the server closes. */
+const DRAIN_TIMEOUT_MS = 30_000;
+
 if (isMain(import.meta.url)) {
   const reference = await startOrExit('server', () => startReferenceServer(loadServerConfig()));
   // One machine-readable line on stdout, so a supervisor (or the demo) knows where we listen.
   process.stdout.write(`${JSON.stringify({ ready: 'server', url: reference.url })}\n`);
   const shutdown = async () => {
+    // A planned stop hands gateways and callers to the other instances first (docs/cluster.md).
+    await reference.server.drain({ timeoutMs: DRAIN_TIMEOUT_MS });
     await reference.close();
     process.exit(0);
   };

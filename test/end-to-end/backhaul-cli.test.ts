@@ -136,6 +136,24 @@ describe('backhaul, the caller CLI, as a process', () => {
     expect(total).toBe(2000);
   });
 
+  it('cancel stops a running query; a finished one is refused with exit 1', async () => {
+    const endless = 'WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT i FROM n';
+    const submitted = await harness.client.submit({ gatewayId, sql: endless, mode: 'file' });
+    for await (const event of harness.client.follow(submitted.id)) {
+      if (event.type === 'state' && event.query.state === 'running') break;
+    }
+    const cancelled = await cli(['cancel', submitted.id]);
+    expect(cancelled.status).toBe(0);
+    expect(cancelled.stdout).toBe(`${submitted.id}  cancelled\n`);
+    expect((await harness.client.get(submitted.id)).state).toBe('cancelled');
+
+    const finished = await harness.client.submit({ gatewayId, sql: 'SELECT 1', mode: 'rows' });
+    expect((await harness.client.waitFor(finished.id)).state).toBe('completed');
+    const refused = await cli(['cancel', finished.id]);
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/completed/);
+  });
+
   it('wrong usage exits 2 with the usage; a refusal exits 1 with the problem', async () => {
     const usage = await cli(['query', 'SELECT 1']);
     expect(usage.status).toBe(2);

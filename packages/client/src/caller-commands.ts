@@ -12,6 +12,7 @@ Commands:
       [--out FILE]            write a file result there, with a progress bar on stderr
   gateways                    gateways this caller may query, connected or not
   tail <query-id>             print a query's live events until it ends
+  cancel <query-id>           cancel a query: its database statement and upload stop
 
 --server defaults to BACKHAUL_SERVER_URL, --token to BACKHAUL_TOKEN (a caller token; an admin
 token reads every query). --json prints JSON instead of text (one event per line for tail).
@@ -22,7 +23,7 @@ Exit status: 0 done, 1 the query failed or the server refused, 2 wrong usage.
 const program: ProgramSpec = {
   name: 'backhaul',
   usage: callerUsage,
-  arity: { query: 1, gateways: 0, tail: 1 },
+  arity: { query: 1, gateways: 0, tail: 1, cancel: 1 },
   options: {
     gateway: { type: 'string', short: 'g' },
     mode: { type: 'string' },
@@ -80,6 +81,11 @@ export async function runCallerCommand(
               ]),
             ),
           );
+        return 0;
+      }
+      case 'cancel': {
+        const view = await client.cancel(args[0] ?? '');
+        io.out(json ? `${JSON.stringify(view)}\n` : `${view.id}  ${view.state}\n`);
         return 0;
       }
       case 'tail': {

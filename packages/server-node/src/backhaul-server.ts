@@ -56,6 +56,16 @@ export interface BackhaulServer {
    * shared upload, with `uploadLedger`, goes on through another instance), closes the own http.Server.
    */
   close(): Promise<void>;
+  /**
+   * Planned shutdown (docs/cluster.md, "Draining"): from now on new submits and new streams are
+   * refused with 503 and `Retry-After`, and every open stream is ended, so gateways and callers
+   * reconnect to another instance (commands not yet acked stay in the store and are sent again
+   * there). Requests in flight here (acks, chunks, row batches, completions) and uploads in
+   * progress may finish for up to `timeoutMs` (default 30 000); then the server closes.
+   */
+  drain(options?: { timeoutMs?: number }): Promise<void>;
+  /** True from `drain()` on: what a readiness check reports as "not ready". */
+  readonly draining: boolean;
   /** In-process caller API: as `POST /v1/queries`, without a token. */
   submitQuery(request: SubmitQuery): Promise<QueryView>;
   getQuery(id: string): Promise<QueryView>;
@@ -68,6 +78,17 @@ export interface BackhaulServer {
 
 /** The caller identity of queries submitted in-process (`submitQuery`), for fair shares. */
 const IN_PROCESS_CALLER = 'in-process';
+
+/** What a client refused by a draining server is told to wait before it tries again. */
+const DRAIN_RETRY_AFTER_MS = 1000;
+/** How often a drain looks whether the last request ended. */
+const DRAIN_POLL_MS = 25;
+
+/** Requests that would start something a draining server must not take on: submits and streams. */
+function startsNewWork(method: string, path: string): boolean {
+  if (method === 'POST') return /^\/v1\/queries\/?$/.test(path);
+  return method === 'GET' && (/^\/v1\/gateway\/commands\/?$/.test(path) || /\/events$/.test(path));
+}
 
 /** How long a client waits before reconnecting an SSE stream (the `retry:` field). */
 const SSE_RETRY_MS = 2000;
@@ -128,6 +149,9 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
   let listenUrl: string | undefined;
   let httpServer: Server | undefined;
   let closed = false;
+  let draining = false;
+  /** Requests being handled now; a drain waits for them. */
+  let inFlight = 0;
 
   const dispatcher = createCommandDispatcher({
     store,
@@ -267,6 +291,10 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
           return notFound(req, res, next);
         path = path.slice(config.basePath.length) || '/';
       }
+      if (draining && startsNewWork(req.method ?? 'GET', path))
+        throw new BackhaulError('service-unavailable', 'The server is draining; try another instance', {
+          retryAfterMs: DRAIN_RETRY_AFTER_MS,
+        });
       const match = router.match(req.method ?? 'GET', path);
       if (match.kind === 'none') return notFound(req, res, next);
       if (match.kind === 'method-not-allowed') {
@@ -297,14 +325,46 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
     return sendProblem(req, res, new BackhaulError('not-found', `No route for ${req.method} ${req.url}`));
   }
 
+  /** Counts the request while it is handled, so a drain knows when the last one ended. */
+  function tracked(req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void): Promise<void> {
+    inFlight++;
+    return handle(req, res, next).finally(() => {
+      inFlight--;
+    });
+  }
+
+  async function close(): Promise<void> {
+    if (closed) return;
+    closed = true;
+    dispatcher.stop();
+    // Its slots are freed for the other servers while the rest shuts down.
+    const admissionClosed = admission.close();
+    revocations.stop();
+    hub.closeAll();
+    await ready.catch(() => undefined);
+    await ingest?.abortAll();
+    await admissionClosed;
+    if (httpServer) {
+      const server = httpServer;
+      httpServer = undefined;
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    }
+    if (ownsStore) await store.close();
+    if (ownsBus) await bus.close();
+    if (ownsRowLog) await rowLog.close();
+    if (ownsCredentialStore) await credentialStore.close();
+  }
+
   return {
     handler(req, res, next) {
-      void handle(req, res, next);
+      void tracked(req, res, next);
     },
-
     listen(port = 0, host = '127.0.0.1') {
       if (httpServer) return Promise.reject(new Error('This server is already listening'));
-      const server = createOwnHttpServer((req, res) => void handle(req, res), {
+      const server = createOwnHttpServer((req, res) => void tracked(req, res), {
         headersTimeoutMs: config.headersTimeoutMs,
         requestTimeoutMs: config.requestTimeoutMs,
         logger,
@@ -323,29 +383,36 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
       });
     },
 
-    async close() {
+    close,
+
+    async drain({ timeoutMs = 30_000 } = {}) {
       if (closed) return;
-      closed = true;
-      dispatcher.stop();
-      // Its slots are freed for the other servers while the rest shuts down.
-      const admissionClosed = admission.close();
-      revocations.stop();
-      hub.closeAll();
-      await ready.catch(() => undefined);
-      await ingest?.abortAll();
-      await admissionClosed;
-      if (httpServer) {
-        const server = httpServer;
-        httpServer = undefined;
-        await new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          server.closeAllConnections();
-        });
+      if (!draining) {
+        draining = true;
+        logger.info('draining: refusing new work, handing gateways off', { inFlight });
+        // Gateways and callers reconnect elsewhere; what this server sent and nobody acked is
+        // pending again after its ack deadline, on whichever server holds the new stream.
+        hub.closeAll();
       }
-      if (ownsStore) await store.close();
-      if (ownsBus) await bus.close();
-      if (ownsRowLog) await rowLog.close();
-      if (ownsCredentialStore) await credentialStore.close();
+      const deadline = Date.now() + timeoutMs;
+      // Busy while a request is being handled, an upload is open, or a query admitted here is
+      // being answered by a gateway (acked, not ended): its next request may come here.
+      const busy = async () => {
+        if (inFlight > 0 || (ingest?.uploading().length ?? 0) > 0) return true;
+        for (const id of admission.tracked()) {
+          const record = await store.get(id).catch(() => undefined);
+          if (record?.state === 'acknowledged' || record?.state === 'running') return true;
+        }
+        return false;
+      };
+      while (Date.now() < deadline && (await busy())) {
+        await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
+      }
+      await close();
+    },
+
+    get draining() {
+      return draining;
     },
 
     async submitQuery(request) {
