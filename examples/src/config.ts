@@ -27,6 +27,8 @@ export interface ServerConfig {
   callerTokens: string[];
   /** Tokens that open the admin API (enrol, rotate, revoke gateways); none: the API is closed. */
   adminTokens: string[];
+  /** Bearer token `GET /metrics` wants; undefined: the endpoint is open (docs/operations.md). */
+  metricsToken: string | undefined;
   downloadSecret: string;
   downloadTtlSeconds: number;
   /** How long a caller's `Idempotency-Key` is remembered (docs/protocol.md §3.1.1). */
@@ -52,6 +54,8 @@ export interface GatewayConfig {
   source: SourceConfig;
   codec: CodecName | 'identity' | 'auto';
   chunksInFlight: number;
+  /** The status port (`/healthz`, `/readyz`, `/metrics`); undefined: none (the default). */
+  status: { port: number; host: string } | undefined;
   /** Page compression of the Parquet files: BACKHAUL_PARQUET_COMPRESSION `zstd` (default), `zstd:LEVEL`, `snappy`, `none`. */
   parquetCompression: ParquetFileCompression;
 }
@@ -131,6 +135,7 @@ export function loadServerConfig(
     gateways,
     callerTokens: (read('CALLER_TOKENS') ?? demoCallerToken).split(','),
     adminTokens: admin,
+    metricsToken: read('METRICS_TOKEN'),
     downloadSecret: read('DOWNLOAD_SECRET') ?? randomBytes(32).toString('hex'),
     downloadTtlSeconds: integer(env, 'DOWNLOAD_TTL_SECONDS', 3600),
     idempotencyKeyRetentionSeconds,
@@ -180,6 +185,10 @@ export function loadGatewayConfig(
     source: sourceConfig(env, dataDir),
     codec: gatewayCodec === 'identity' || gatewayCodec === 'auto' ? gatewayCodec : codec(gatewayCodec),
     chunksInFlight: integer(env, 'CHUNKS_IN_FLIGHT', DEFAULT_CHUNKS_IN_FLIGHT),
+    status:
+      read('STATUS_PORT') === undefined
+        ? undefined
+        : { port: integer(env, 'STATUS_PORT', 0), host: read('STATUS_HOST') ?? '127.0.0.1' },
     parquetCompression: parquetCompression(read('PARQUET_COMPRESSION') ?? 'zstd'),
   };
 }

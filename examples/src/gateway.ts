@@ -29,6 +29,7 @@ export async function startReferenceGateway(config: GatewayConfig): Promise<Refe
     parquetCompression: config.parquetCompression,
     chunksInFlight: config.chunksInFlight,
     progressIntervalMs: 250,
+    status: config.status,
     logger,
   });
   try {
@@ -40,6 +41,7 @@ export async function startReferenceGateway(config: GatewayConfig): Promise<Refe
   const { source } = config;
   logger.info('using', {
     server: config.serverUrl,
+    status: gateway.statusUrl,
     source: source.kind === 'sqlite' ? `sqlite ${source.path}` : `${source.kind} ${describeUrl(source.url)}`,
   });
   return {

@@ -31,6 +31,7 @@ export async function startReferenceServer(config: ServerConfig): Promise<Refere
       idempotencyKeyRetentionMs: config.idempotencyKeyRetentionSeconds * 1000,
       admission: config.admission,
       publicUrl: config.publicUrl,
+      metrics: { token: config.metricsToken },
       logger,
     });
     const { url } = await server.listen(config.port, config.host);

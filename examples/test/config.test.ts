@@ -195,6 +195,23 @@ describe('BACKHAUL_CODEC picks the gateway chunk codec', () => {
   });
 });
 
+describe('operations: the gateway status port and the metrics token are set by variables', () => {
+  it('no status port unless BACKHAUL_STATUS_PORT is set; on 127.0.0.1 unless BACKHAUL_STATUS_HOST says otherwise', () => {
+    expect(gateway({}).status).toBeUndefined();
+    expect(gateway({ BACKHAUL_STATUS_PORT: '9464' }).status).toEqual({ port: 9464, host: '127.0.0.1' });
+    expect(gateway({ BACKHAUL_STATUS_PORT: '9464', BACKHAUL_STATUS_HOST: '0.0.0.0' }).status).toEqual({
+      port: 9464,
+      host: '0.0.0.0',
+    });
+    expect(() => gateway({ BACKHAUL_STATUS_PORT: 'ninety' })).toThrow(ConfigError);
+  });
+
+  it('GET /metrics is open unless BACKHAUL_METRICS_TOKEN is set', () => {
+    expect(server({}).metricsToken).toBeUndefined();
+    expect(server({ BACKHAUL_METRICS_TOKEN: 'm'.repeat(32) }).metricsToken).toBe('m'.repeat(32));
+  });
+});
+
 describe('BACKHAUL_PARQUET_COMPRESSION picks the page compression of the files', () => {
   it('zstd by default; zstd:LEVEL, snappy and none as named; anything else is a ConfigError', () => {
     expect(gateway({}).parquetCompression).toBe('zstd');

@@ -20,6 +20,7 @@ export * from './object-key.js';
 export * from './object-storage.js';
 export * from './protocol.js';
 export * from './query-limits.js';
+export * from './readiness.js';
 export * from './retry-policy.js';
 export * from './row-log.js';
 export * from './timestamp-text.js';

@@ -12,9 +12,12 @@ import {
   type RetryPolicy,
   silentLogger,
 } from '@backhaul/core';
+import type { Registry } from 'prom-client';
 import { AUTO_CODEC, type CodecChoice } from './codec-choice.js';
 import { CommandRunner, type GatewaySession } from './command-runner.js';
 import { CommandStreamClient, DEFAULT_MAX_EVENT_LENGTH } from './command-stream-client.js';
+import { createGatewayMetrics } from './gateway-metrics.js';
+import { type GatewayStatusOptions, listenStatus, type StatusServer } from './gateway-status.js';
 import {
   DEFAULT_PARQUET_COMPRESSION,
   FILE_BATCH_SIZE,
@@ -67,6 +70,13 @@ export interface GatewayOptions {
   reconnect?: { baseDelayMs?: number; maxDelayMs?: number };
   progressIntervalMs?: number;
   maxConcurrentCommands?: number;
+  /** Where the Prometheus series go; default a new registry per gateway (docs/operations.md). */
+  metricsRegistry?: Registry;
+  /**
+   * An HTTP status port with `/healthz`, `/readyz` (stream open, database answers) and `/metrics`;
+   * default: none. It listens from `start()` on, so it answers (not ready) while connecting.
+   */
+  status?: GatewayStatusOptions;
   logger?: Logger;
 }
 
@@ -99,6 +109,10 @@ export interface Gateway {
   /** Returns a function that unsubscribes. */
   on(listener: (event: GatewayEvent) => void): () => void;
   readonly connected: boolean;
+  /** This gateway's Prometheus registry (served on the status port, if any). */
+  readonly metrics: Registry;
+  /** The status port's base URL once listening (`status` option), else undefined. */
+  readonly statusUrl: string | undefined;
 }
 
 const REMEMBERED_COMMANDS = 10_000;
@@ -119,8 +133,11 @@ export function createGateway(options: GatewayOptions): Gateway {
     retry: config.retry,
     logger,
   });
+  const metrics = createGatewayMetrics(options.metricsRegistry);
+  metrics.instrument(api);
+  metrics.observe({ connected: () => connected });
 
-  const listeners = new Set<(event: GatewayEvent) => void>();
+  const listeners = new Set<(event: GatewayEvent) => void>([(event) => metrics.event(event)]);
   const emit = (event: GatewayEvent) => {
     for (const listener of listeners) {
       try {
@@ -136,6 +153,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   let started: { promise: Promise<void>; resolve(): void; reject(error: unknown): void } | undefined;
   let runner: CommandRunner | undefined;
   let stream: CommandStreamClient | undefined;
+  let statusServer: StatusServer | undefined;
 
   const chooseCodec = (hello: Hello): Codec => {
     if (auto) {
@@ -163,11 +181,17 @@ export function createGateway(options: GatewayOptions): Gateway {
     await stream?.stop();
     await runner?.stop();
     await dispatcher.close().catch(() => {});
+    await statusServer?.close();
+    statusServer = undefined;
   };
 
   return {
     get connected() {
       return connected;
+    },
+    metrics: metrics.registry,
+    get statusUrl() {
+      return statusServer?.url;
     },
     on(listener) {
       listeners.add(listener);
@@ -181,7 +205,18 @@ export function createGateway(options: GatewayOptions): Gateway {
         resolve = res;
         reject = rej;
       });
-      started = { promise, resolve, reject };
+      // The status port listens before the first hello, so it can answer "not ready" meanwhile.
+      const listening = options.status
+        ? listenStatus(options.status, {
+            registry: metrics.registry,
+            dataSource: options.dataSource,
+            connected: () => connected,
+          }).then((server) => {
+            statusServer = server;
+          })
+        : Promise.resolve();
+      listening.catch((error) => void stop().finally(() => reject(error)));
+      started = { promise: promise.then(() => listening), resolve, reject };
       let helloSeen = false;
 
       void createChecksummer().then(
@@ -257,7 +292,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         },
         (error) => reject(error),
       );
-      return promise;
+      return started.promise;
     },
     async stop() {
       await stop();

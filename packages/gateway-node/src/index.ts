@@ -28,6 +28,7 @@ export {
   type GatewayEvent,
   type GatewayOptions,
 } from './gateway.js';
+export type { GatewayStatusOptions } from './gateway-status.js';
 export {
   DEFAULT_PARQUET_COMPRESSION,
   encodeBatchesAsParquet,

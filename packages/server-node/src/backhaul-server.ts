@@ -16,6 +16,7 @@ import {
   type QueryView,
   type SubmitQuery,
 } from '@backhaul/core';
+import type { Registry } from 'prom-client';
 import { adminRoutes } from './admin-api.js';
 import { type AdmissionSnapshot, createAdmission } from './admission.js';
 import { watchRequestBody } from './body-deadline.js';
@@ -28,11 +29,13 @@ import { createCredentials } from './credentials.js';
 import { gatewayRoutes } from './gateway-api.js';
 import { createGatewayPush } from './gateway-push.js';
 import { asBackhaulError, sendProblem } from './http-io.js';
+import { operationsRoutes } from './operations-api.js';
 import { createOwnHttpServer } from './own-http-server.js';
 import { createQueryEvents } from './query-events.js';
 import { createQueryViews, requestBaseUrl } from './query-views.js';
 import { createRevocationWatch } from './revocation-watch.js';
 import { createRouter } from './router.js';
+import { createServerMetrics } from './server-metrics.js';
 import { type BackhaulServerOptions, resolveOptions } from './server-options.js';
 import type { ServerParts } from './server-parts.js';
 import { createSseHub } from './sse-connection.js';
@@ -69,6 +72,8 @@ export interface BackhaulServer {
   listGateways(): GatewayView[];
   /** Slots in use and queries queued per concurrency class of this process (docs/protocol.md §3.7). */
   admission(): AdmissionSnapshot;
+  /** This server's Prometheus registry (served at `GET /metrics`; docs/operations.md). */
+  readonly metrics: Registry;
 }
 
 /** The caller identity of queries submitted in-process (`submitQuery`), for fair shares. */
@@ -90,9 +95,11 @@ const SSE_RETRY_MS = 2000;
 
 export function createBackhaulServer(options: BackhaulServerOptions): BackhaulServer {
   const config = resolveOptions(options);
-  const { logger, storage } = config;
+  const { logger } = config;
+  const metrics = createServerMetrics(config.metrics.registry);
+  const storage = metrics.timedStorage(config.storage);
   const ownsStore = config.store === undefined;
-  const store = config.store ?? createMemoryCommandStore();
+  const store = metrics.timedStore(config.store ?? createMemoryCommandStore());
   const ownsCredentialStore = config.credentialStore === undefined;
   const credentialStore = config.credentialStore ?? createMemoryCredentialStore();
   const credentials = createCredentials(
@@ -158,6 +165,7 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
     logger,
     announce: push.announce,
     onChange(record, event) {
+      metrics.changed(record, event);
       events.changed(record, event.type === 'progress');
       if (isTerminal(record.state)) {
         // §3.7: however it ended, its slot (or queue place) goes to the next query at once.
@@ -229,6 +237,7 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
     events,
     push,
     signer,
+    metrics,
     baseUrl,
   };
   const router = createRouter([
@@ -236,7 +245,18 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
     ...callerRoutes(parts),
     ...adminRoutes(parts, credentialStore),
     ...callerAdminRoutes(parts, credentialStore),
+    ...operationsRoutes({
+      registry: metrics.registry,
+      metricsToken: config.metrics.token,
+      store,
+      storage,
+      probeTimeoutMs: config.readinessTimeoutMs,
+    }),
   ]);
+  metrics.observe({
+    gatewaysConnected: () => streams.connectedGatewayIds().length,
+    admission: () => admission.snapshot(),
+  });
   const revocations = createRevocationWatch({
     streams,
     events,
@@ -409,5 +429,7 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
     listGateways: () => streams.views(),
 
     admission: () => admission.snapshot(),
+
+    metrics: metrics.registry,
   };
 }

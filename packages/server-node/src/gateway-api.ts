@@ -139,6 +139,7 @@ export function gatewayRoutes(parts: ServerParts): Route[] {
         // §5.3: "the same seq again is accepted and ignored".
         const appended = await rowLog.append(id, batch, { byteLength, maxBytes: options.rowsByteLimit * 2 });
         if (appended.added) {
+          parts.metrics.rowBatch(byteLength);
           events.rows(id, appended.position);
           // Rows are progress: they keep the completion deadline alive.
           const rowCount = (await rowLog.summary(id))?.rowCount ?? 0;
@@ -147,7 +148,7 @@ export function gatewayRoutes(parts: ServerParts): Route[] {
         sendEmpty(res, 204);
       },
     },
-    {
+    parts.metrics.chunkRoute({
       method: 'PUT',
       pattern: new RegExp(`^${command}/chunks/([^/]+)$`),
       async handle({ req, res, params: [id = '', indexText] }) {
@@ -171,7 +172,7 @@ export function gatewayRoutes(parts: ServerParts): Route[] {
         const outcome = await ingest.putChunk(id, resultKey(record.gatewayId, id), index, req);
         sendEmpty(res, outcome === 'stored' ? 201 : 200); // §5.4
       },
-    },
+    }),
     {
       method: 'GET',
       pattern: new RegExp(`^${command}/chunks/?$`),

@@ -15,6 +15,7 @@ import {
   silentLogger,
   type UploadLedger,
 } from '@backhaul/core';
+import type { Registry } from 'prom-client';
 import { type AdmissionLimits, resolveAdmissionLimits } from './admission.js';
 import type { CallerCredential, GatewayCredential } from './credentials.js';
 
@@ -133,6 +134,15 @@ export interface BackhaulServerOptions {
    * without a byte (wherever the handler is mounted). Default 30 000.
    */
   bodyIdleTimeoutMs?: number;
+  /**
+   * Prometheus series (docs/operations.md). `registry`: where they are registered; default a new
+   * one per server (never prom-client's global registry), read it as `server.metrics`. `token`:
+   * when set, `GET /metrics` wants `Authorization: Bearer <token>`; default none, the endpoint is
+   * open like `/healthz` (the series carry no IDs, tokens or SQL).
+   */
+  metrics?: { registry?: Registry; token?: string };
+  /** How long each `/readyz` probe (command store, object storage) may take; default 2000. */
+  readinessTimeoutMs?: number;
   /** Default: silent. */
   logger?: Logger;
 }
@@ -170,6 +180,8 @@ export interface ResolvedOptions {
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   bodyIdleTimeoutMs: number;
+  metrics: { registry: Registry | undefined; token: string | undefined };
+  readinessTimeoutMs: number;
   logger: Logger;
 }
 
@@ -256,6 +268,14 @@ export function resolveOptions(options: BackhaulServerOptions): ResolvedOptions 
     headersTimeoutMs,
     requestTimeoutMs,
     bodyIdleTimeoutMs: positiveInteger('bodyIdleTimeoutMs', options.bodyIdleTimeoutMs, 30_000),
+    metrics: { registry: options.metrics?.registry, token: metricsToken(options.metrics?.token) },
+    readinessTimeoutMs: positiveInteger('readinessTimeoutMs', options.readinessTimeoutMs, 2000),
     logger: options.logger ?? silentLogger,
   };
+}
+
+function metricsToken(token: string | undefined): string | undefined {
+  if (token !== undefined && token.length < 16)
+    throw new RangeError('metrics.token must be at least 16 characters');
+  return token;
 }

@@ -8,6 +8,7 @@ import type { Credentials } from './credentials.js';
 import type { GatewayPush } from './gateway-push.js';
 import type { QueryEvents } from './query-events.js';
 import type { QueryViews } from './query-views.js';
+import type { ServerMetrics } from './server-metrics.js';
 import type { ResolvedOptions } from './server-options.js';
 
 /** The wired pieces of one server, as the route tables see them. */
@@ -26,6 +27,7 @@ export interface ServerParts {
   events: QueryEvents;
   push: GatewayPush;
   signer: DownloadSigner;
+  metrics: ServerMetrics;
   /** The base URL for links in answers to this request (`publicUrl` when configured). */
   baseUrl(req: IncomingMessage): string;
 }
