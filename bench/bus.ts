@@ -6,7 +6,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { Agent, request } from 'undici';
+import { Agent } from 'undici';
 import { submitQuery } from './lib/caller.js';
 import { dataDir } from './lib/dataset.js';
 import { parseOptions } from './lib/options.js';

@@ -5,7 +5,8 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { Agent, request } from 'undici';
+import { Agent } from 'undici';
+import { submitQuery } from './lib/caller.js';
 import { dataDir } from './lib/dataset.js';
 import type { FleetWorkerConfig } from './lib/fleet-worker.js';
 import { parseOptions } from './lib/options.js';
@@ -14,7 +15,6 @@ import { progress, round, runMain } from './lib/report.js';
 import { type ServerProcess, startServerProcess } from './lib/server-process.js';
 import { type Child, spawnTs } from './lib/spawn.js';
 import { monotonicNs, percentile, sleep } from './lib/timing.js';
-import { CALLER_TOKEN, gatewayId } from './lib/tokens.js';
 
 const spec = {
   instances: { default: 3, help: 'server processes on one Redis' },
@@ -115,18 +115,7 @@ runMain(
     });
 
     const caller = new Agent({ connections: 64, pipelining: 1 });
-    const submit = async (instance: number, gateway: number): Promise<string> => {
-      const response = await request(`${urls[instance]}/v1/queries`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${CALLER_TOKEN}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ gatewayId: gatewayId(gateway), sql: 'SELECT 1', mode: 'rows' }),
-        dispatcher: caller,
-      });
-      const text = await response.body.text();
-      if (response.statusCode !== 202)
-        throw new Error(`submit on instance ${instance}: HTTP ${response.statusCode} ${text}`);
-      return (JSON.parse(text) as { id: string }).id;
-    };
+    const submit = (instance: number, gateway: number) => submitQuery(urls[instance]!, gateway, caller);
     const arrived = (id: string, timeoutMs: number): Promise<boolean> =>
       arrivals.has(id)
         ? Promise.resolve(true)

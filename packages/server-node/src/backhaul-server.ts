@@ -251,6 +251,7 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
       store,
       storage,
       probeTimeoutMs: config.readinessTimeoutMs,
+      draining: () => draining,
     }),
   ]);
   metrics.observe({

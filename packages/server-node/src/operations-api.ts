@@ -12,6 +12,8 @@ export interface OperationsOptions {
   storage: ObjectStorage;
   /** How long each readiness probe may take before it counts as failed. */
   probeTimeoutMs: number;
+  /** True once `drain()` began: the load balancer should stop sending this instance new work. */
+  draining(): boolean;
 }
 
 /** Looked up by the readiness probes: reading a key that does not exist is the cheapest round trip. */
@@ -19,7 +21,7 @@ const PROBE_ID = 'backhaul-readiness-probe';
 
 /**
  * What an orchestrator and Prometheus ask (docs/operations.md): `/healthz` (the process answers),
- * `/readyz` (the command store and object storage answer) and `/metrics`. Health needs no token and
+ * `/readyz` (not draining, and the command store and object storage answer) and `/metrics`. Health needs no token and
  * says nothing secret: a failed probe is named, its error is not (it may carry a host or a key).
  */
 export function operationsRoutes(options: OperationsOptions): Route[] {
@@ -37,6 +39,7 @@ export function operationsRoutes(options: OperationsOptions): Route[] {
       method: 'GET',
       pattern: /^\/readyz$/,
       async handle({ res }) {
+        if (options.draining()) throw notReady(['draining']);
         const probes = {
           store: () => options.store.get(PROBE_ID),
           storage: () => options.storage.head(PROBE_ID),

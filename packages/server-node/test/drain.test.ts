@@ -55,6 +55,11 @@ it('drain refuses new work, hands the gateway off, finishes what runs, then clos
   const reopened = await openCommandStream(a.url, gatewayA.token);
   expect(reopened.status).toBe(503);
   reopened.close();
+  // The load balancer's readiness check sees it too, naming the reason; B stays ready.
+  const readiness = await fetch(`${a.url}/readyz`);
+  expect(readiness.status).toBe(503);
+  expect(((await readiness.json()) as { failed: string[] }).failed).toEqual(['draining']);
+  expect((await fetch(`${b.url}/readyz`)).status).toBe(200);
 
   // The gateway reconnects to B and gets the command it had not acked, and only that one.
   const onB = await openCommandStream(b.url, gatewayA.token);
