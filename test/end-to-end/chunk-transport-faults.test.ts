@@ -28,7 +28,7 @@ describe('chunks cut short on the wire or reordered still give the exact file', 
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'backhaul-chunk-faults-'));
-    dbPath = ensureDemoDatabase(join(dir, 'orders.sqlite'), 60_000).path;
+    dbPath = ensureDemoDatabase(join(dir, 'orders.sqlite'), 200_000).path;
     harness = await startHarness({ sqlitePath: dbPath });
     const source = createSqliteDataSource({ filename: dbPath });
     const pieces: Uint8Array[] = [];

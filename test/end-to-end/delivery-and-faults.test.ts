@@ -11,6 +11,9 @@ import { type FaultProxy, type RequestFault, startFaultProxy } from '../support/
 import { gatewayId, type Harness, startHarness } from '../support/harness.js';
 import { until } from '../support/until.js';
 
+// Enough orders for a file of several chunks with zstd pages (about 16 bytes a row).
+const ORDERS = 200_000;
+
 describe('delivery survives a broken stream and faulty chunks', () => {
   let dir: string;
   let dbPath: string;
@@ -19,7 +22,7 @@ describe('delivery survives a broken stream and faulty chunks', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'backhaul-faults-'));
-    dbPath = ensureDemoDatabase(join(dir, 'orders.sqlite'), 60_000).path;
+    dbPath = ensureDemoDatabase(join(dir, 'orders.sqlite'), ORDERS).path;
     harness = await startHarness({ sqlitePath: dbPath });
   });
   afterEach(async () => {
@@ -62,7 +65,7 @@ describe('delivery survives a broken stream and faulty chunks', () => {
     proxy.accept();
     const final = await harness.client.waitFor(second.id);
     expect(final.state).toBe('completed');
-    expect((await harness.client.rows(second.id)).rows).toEqual([[60_000]]);
+    expect((await harness.client.rows(second.id)).rows).toEqual([[ORDERS]]);
 
     const reconnects = proxy.log.filter(
       (entry) => entry.method === 'GET' && entry.path === '/v1/gateway/commands',

@@ -167,11 +167,9 @@ it('a caller that stops reading a download holds the server to a bounded buffer;
 it("a caller that stops reading a query's event stream holds the server to a bounded buffer; a reader is replayed every row", async () => {
   // Runs on the reading gateway of the first test.
   expect(gateway).toBeDefined();
-  const { id } = await server.submitQuery({
-    gatewayId,
-    sql: 'SELECT * FROM orders ORDER BY id',
-    mode: 'rows',
-  });
+  // Submitted as the caller that then reads it: a query is visible to its own caller only.
+  const client = createBackhaulClient({ url: `http://127.0.0.1:${port}`, token: callerToken });
+  const { id } = await client.submit({ gatewayId, sql: 'SELECT * FROM orders ORDER BY id', mode: 'rows' });
   await until(async () => (await server.getQuery(id)).state === 'completed', 'the rows to be in');
 
   // The stream opens, replays the state and every kept batch at once, and nobody reads it.
@@ -197,7 +195,6 @@ it("a caller that stops reading a query's event stream holds the server to a bou
   reader.destroy();
 
   // A caller that reads is replayed all of it, never cut for reading slower than it is written.
-  const client = createBackhaulClient({ url: `http://127.0.0.1:${port}`, token: callerToken });
   const rows: unknown[] = [];
   for await (const event of client.follow(id)) {
     if (event.type === 'rows') rows.push(...event.rows);
