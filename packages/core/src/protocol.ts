@@ -273,6 +273,8 @@ export type EnrolGateway = z.infer<typeof enrolGatewaySchema>;
 
 /** §10 The path parameters of the admin API: a gateway ID and, where the path has one, a token ID. */
 export const gatewayPathSchema = z.object({ gatewayId: identifier });
+/** A query ID in an admin path, e.g. the dead letter to replay (docs/operations.md, "Fleet page"). */
+export const queryPathSchema = z.object({ queryId: identifier });
 export const gatewayTokenPathSchema = z.object({ gatewayId: identifier, tokenId: identifier });
 
 /**

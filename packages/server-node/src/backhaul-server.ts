@@ -29,6 +29,8 @@ import { createCommandDispatcher } from './command-dispatcher.js';
 import { createCommandStreams } from './command-stream.js';
 import { commandLogger, traceSubmission } from './command-trace.js';
 import { createCredentials } from './credentials.js';
+import { fleetRoutes } from './fleet-api.js';
+import { fleetPageRoutes } from './fleet-page.js';
 import { gatewayRoutes } from './gateway-api.js';
 import { createGatewayPush } from './gateway-push.js';
 import { asBackhaulError, sendProblem } from './http-io.js';
@@ -36,6 +38,7 @@ import { operationsRoutes } from './operations-api.js';
 import { createOwnHttpServer } from './own-http-server.js';
 import { createQueryEvents } from './query-events.js';
 import { createQueryViews, requestBaseUrl } from './query-views.js';
+import { createRecentFailures } from './recent-failures.js';
 import { createRevocationWatch } from './revocation-watch.js';
 import { createRouter } from './router.js';
 import { createServerMetrics } from './server-metrics.js';
@@ -108,7 +111,8 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
   const metrics = createServerMetrics(config.metrics.registry);
   const storage = metrics.timedStorage(config.storage);
   const ownsStore = config.store === undefined;
-  const store = metrics.timedStore(config.store ?? createMemoryCommandStore());
+  const plainStore = config.store ?? createMemoryCommandStore();
+  const store = metrics.timedStore(plainStore);
   const ownsCredentialStore = config.credentialStore === undefined;
   const credentialStore = config.credentialStore ?? createMemoryCredentialStore();
   const credentials = createCredentials(
@@ -154,6 +158,8 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
   const events = createQueryEvents({ hub, store, views, rowLog, bus, retryMs: SSE_RETRY_MS, logger });
   const push = createGatewayPush({ bus, deliver: (id) => dispatcher.deliver(id), logger });
 
+  const failures = createRecentFailures();
+
   let ingest: ChunkIngest | undefined;
   let listenUrl: string | undefined;
   let httpServer: Server | undefined;
@@ -175,6 +181,7 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
     announce: push.announce,
     onChange(record, event) {
       metrics.changed(record, event);
+      failures.observe(record);
       events.changed(record, event.type === 'progress');
       const log = commandLogger(logger, record);
       if (loggedEvents.has(event.type)) log.info(`command ${record.state}`, { event: event.type });
@@ -252,6 +259,15 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
     ...callerRoutes(parts),
     ...adminRoutes(parts, credentialStore),
     ...callerAdminRoutes(parts, credentialStore),
+    ...fleetRoutes(parts, {
+      instanceId: config.instanceId,
+      store: plainStore,
+      credentialStore,
+      configuredGatewayIds: credentials.gatewayIds,
+      streams,
+      failures,
+    }),
+    ...fleetPageRoutes(),
     ...operationsRoutes({
       registry: metrics.registry,
       metricsToken: config.metrics.token,

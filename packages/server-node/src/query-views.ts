@@ -49,6 +49,13 @@ export function requestBaseUrl(req: IncomingMessage, mountPath: string): string 
   return `${proto}://${host}${typeof expressBase === 'string' ? expressBase : ''}${mountPath}`;
 }
 
+/** How many times the command was sent: a pending or queued record waits for its next send. */
+export function deliveries(record: CommandRecord): number {
+  return record.state === 'pending' || record.state === 'queued'
+    ? record.redeliveries
+    : record.redeliveries + 1;
+}
+
 export function createQueryViews(options: QueryViewOptions): QueryViews {
   const { storage, signer, downloadTtlSeconds } = options;
 
@@ -103,11 +110,7 @@ export function createQueryViews(options: QueryViewOptions): QueryViews {
         mode: record.command.mode,
         createdAt: new Date(record.createdAt).toISOString(),
         updatedAt: new Date(record.updatedAt).toISOString(),
-        // A pending record waits for its next send; every other state follows one.
-        deliveries:
-          record.state === 'pending' || record.state === 'queued'
-            ? record.redeliveries
-            : record.redeliveries + 1,
+        deliveries: deliveries(record),
         ...queuePosition(record),
         ...(record.progress ? { progress: record.progress } : {}),
         ...(result ? { result } : {}),
