@@ -30,7 +30,20 @@ export interface CommandStore {
   listUndelivered(gatewayId: string): Promise<CommandRecord[]>;
   /** Non-terminal records whose `deadline` is at or before `now`, oldest deadline first. */
   listDue(now: number, limit: number): Promise<CommandRecord[]>;
+  /**
+   * Optional: the most recent dead letters, newest first, as every server sharing the store sees
+   * them (the fleet page lists them for replay). A store without it has no dead-letter list.
+   */
+  listDeadLetters?(limit: number): Promise<DeadLetter[]>;
   close(): Promise<void>;
+}
+
+/** One dead-lettered command, as the operator reads it. */
+export interface DeadLetter {
+  id: string;
+  reason: string;
+  /** Epoch ms of the transition (the record's `updatedAt`). */
+  at: number;
 }
 
 export interface CommandRecord {

@@ -114,6 +114,13 @@ export function createMemoryCommandStore(options: MemoryCommandStoreOptions = {}
         .slice(0, limit)
         .map(copy);
     },
+    async listDeadLetters(limit) {
+      return [...records.values()]
+        .filter((r) => r.state === 'dead-lettered')
+        .sort((a, b) => b.updatedAt - a.updatedAt)
+        .slice(0, Math.max(0, Math.floor(limit)))
+        .map((r) => ({ id: r.id, reason: r.reason ?? '', at: r.updatedAt }));
+    },
     size: () => ({ records: records.size, claims: claims.size }),
     async close() {
       records.clear();

@@ -2,6 +2,7 @@ import {
   BackhaulError,
   type CommandRecord,
   type CommandStore,
+  type DeadLetter,
   defaultRetentionMs,
   type IdempotencyClaim,
   isTerminal,
@@ -37,13 +38,8 @@ export interface RedisCommandStoreOptions {
   retentionMs?: number;
 }
 
-/** One dead-lettered command, as the operator reads it. */
-export interface DeadLetter {
-  id: string;
-  reason: string;
-  /** Epoch ms of the transition (the record's `updatedAt`). */
-  at: number;
-}
+/** Core's `DeadLetter`, under the name this package exported it first. */
+export type { DeadLetter } from '@backhaul/core';
 
 export interface RedisCommandStore extends CommandStore {
   readonly redis: Redis;
