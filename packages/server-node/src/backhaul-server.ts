@@ -1,6 +1,7 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
+  activeTrace,
   BackhaulError,
   CodecRegistry,
   createChecksummer,
@@ -10,6 +11,7 @@ import {
   createMemoryCommandStore,
   createMemoryCredentialStore,
   createMemoryRowLog,
+  type DeliveryEvent,
   type GatewayView,
   isTerminal,
   PROTOCOL_VERSION,
@@ -25,6 +27,7 @@ import { callerRoutes } from './caller-api.js';
 import { type ChunkIngest, createChunkIngest } from './chunk-ingest.js';
 import { createCommandDispatcher } from './command-dispatcher.js';
 import { createCommandStreams } from './command-stream.js';
+import { commandLogger, traceSubmission } from './command-trace.js';
 import { createCredentials } from './credentials.js';
 import { fleetRoutes } from './fleet-api.js';
 import { fleetPageRoutes } from './fleet-page.js';
@@ -35,7 +38,6 @@ import { operationsRoutes } from './operations-api.js';
 import { createOwnHttpServer } from './own-http-server.js';
 import { createQueryEvents } from './query-events.js';
 import { createQueryViews, requestBaseUrl } from './query-views.js';
-import { createRecentFailures } from './recent-failures.js';
 import { createRevocationWatch } from './revocation-watch.js';
 import { createRouter } from './router.js';
 import { createServerMetrics } from './server-metrics.js';
@@ -81,6 +83,12 @@ export interface BackhaulServer {
 
 /** The caller identity of queries submitted in-process (`submitQuery`), for fair shares. */
 const IN_PROCESS_CALLER = 'in-process';
+
+/**
+ * State changes that get a log line of their own; the others have theirs where they happen
+ * (accepted, sent, gave up), and progress would flood the log.
+ */
+const loggedEvents = new Set<DeliveryEvent['type']>(['ack', 'admit', 'complete', 'fail', 'cancel']);
 
 /** What a client refused by a draining server is told to wait before it tries again. */
 const DRAIN_RETRY_AFTER_MS = 1000;
@@ -149,8 +157,6 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
   const events = createQueryEvents({ hub, store, views, rowLog, bus, retryMs: SSE_RETRY_MS, logger });
   const push = createGatewayPush({ bus, deliver: (id) => dispatcher.deliver(id), logger });
 
-  const failures = createRecentFailures();
-
   let ingest: ChunkIngest | undefined;
   let listenUrl: string | undefined;
   let httpServer: Server | undefined;
@@ -172,22 +178,19 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
     announce: push.announce,
     onChange(record, event) {
       metrics.changed(record, event);
-      failures.observe(record);
       events.changed(record, event.type === 'progress');
+      const log = commandLogger(logger, record);
+      if (loggedEvents.has(event.type)) log.info(`command ${record.state}`, { event: event.type });
       if (isTerminal(record.state)) {
         // §3.7: however it ended, its slot (or queue place) goes to the next query at once.
         admission.release(record.id);
         // A command that ended any other way than completed must not leave a half-written file.
         if (record.state !== 'completed') {
-          ingest
-            ?.abort(record.id)
-            .catch((error) => logger.warn('abort failed', { id: record.id, error: String(error) }));
+          ingest?.abort(record.id).catch((error) => log.warn('abort failed', { error: String(error) }));
         }
         rowLog
           .end(record.id, config.rowRetentionMs)
-          .catch((error) =>
-            logger.warn('could not end the row log', { id: record.id, error: String(error) }),
-          );
+          .catch((error) => log.warn('could not end the row log', { error: String(error) }));
       }
     },
   });
@@ -258,7 +261,6 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
       credentialStore,
       configuredGatewayIds: credentials.gatewayIds,
       streams,
-      failures,
     }),
     ...fleetPageRoutes(),
     ...operationsRoutes({
@@ -433,7 +435,10 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
     },
 
     async submitQuery(request) {
-      const { record } = await dispatcher.submit(request, IN_PROCESS_CALLER);
+      // In-process, the caller's trace is the span active in its OpenTelemetry context, if any.
+      const { record } = await traceSubmission(activeTrace(), IN_PROCESS_CALLER, (trace) =>
+        dispatcher.submit(request, IN_PROCESS_CALLER, undefined, trace),
+      );
       return views.view(record, baseUrl());
     },
 

@@ -1,12 +1,13 @@
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import type {
-  CommandRecord,
-  DownloadSigner,
-  ObjectStorage,
-  QueryResultView,
-  QueryView,
-  RowLog,
+import {
+  type CommandRecord,
+  type DownloadSigner,
+  type ObjectStorage,
+  parseTraceparent,
+  type QueryResultView,
+  type QueryView,
+  type RowLog,
 } from '@backhaul/core';
 
 /**
@@ -115,7 +116,14 @@ export function createQueryViews(options: QueryViewOptions): QueryViews {
         ...(result ? { result } : {}),
         ...(record.error ? { error: record.error } : {}),
         ...(record.reason && !record.error ? { error: { code: record.state, message: record.reason } } : {}),
+        ...traceIdOf(record),
       };
     },
   };
+}
+
+/** §3.2 The query's trace ID, for finding its spans and log lines; none on records from before traces. */
+function traceIdOf(record: CommandRecord): { traceId?: string } {
+  const traceId = parseTraceparent(record.command.traceparent)?.traceId;
+  return traceId ? { traceId } : {};
 }
