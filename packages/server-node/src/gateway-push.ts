@@ -1,5 +1,6 @@
 import type { ClusterBus, CommandRecord, Logger } from '@backhaul/core';
 import { busChannels, subscribeWhileOpen } from './bus-channels.js';
+import { commandLogger } from './command-trace.js';
 import type { SseConnection } from './sse-connection.js';
 
 /**
@@ -39,7 +40,11 @@ export function createGatewayPush(options: GatewayPushOptions): GatewayPush {
           options
             .deliver(id)
             .catch((error) =>
-              logger.warn('a pushed command could not be sent', { id, error: String(error) }),
+              logger.warn('a pushed command could not be sent', {
+                commandId: id,
+                gatewayId,
+                error: String(error),
+              }),
             );
         },
         logger,
@@ -53,7 +58,7 @@ export function createGatewayPush(options: GatewayPushOptions): GatewayPush {
     announce(record) {
       bus.publish(busChannels.gateway(record.gatewayId), { type: 'pending', id: record.id }).catch((error) =>
         // The sweep of the instance holding the stream finds the command instead.
-        logger.warn('announcing a command failed', { id: record.id, error: String(error) }),
+        commandLogger(logger, record).warn('announcing a command failed', { error: String(error) }),
       );
     },
   };
