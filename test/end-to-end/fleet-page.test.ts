@@ -54,7 +54,8 @@ describe.skipIf(skip)('the fleet page in headless Chromium, over a real gateway 
       extraGateways: [{ id: MUTE_GATEWAY, token: MUTE_TOKEN }],
       // The mute gateway's command is dead-lettered after one unacknowledged delivery.
       delivery: { ackTimeoutMs: 3000, maxRedeliveries: 0 },
-      server: { adminTokens: [ADMIN_TOKEN], instanceId: 'fleet-test-instance' },
+      // A heartbeat every 500 ms, so the page has one to show soon.
+      server: { adminTokens: [ADMIN_TOKEN], instanceId: 'fleet-test-instance', heartbeatMs: 500 },
     });
     await harness.startGateway({ progressIntervalMs: 100 });
     chromium = await launchChromium(chromiumPath);

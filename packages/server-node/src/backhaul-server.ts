@@ -38,7 +38,6 @@ import { operationsRoutes } from './operations-api.js';
 import { createOwnHttpServer } from './own-http-server.js';
 import { createQueryEvents } from './query-events.js';
 import { createQueryViews, requestBaseUrl } from './query-views.js';
-import { createRecentFailures } from './recent-failures.js';
 import { createRevocationWatch } from './revocation-watch.js';
 import { createRouter } from './router.js';
 import { createServerMetrics } from './server-metrics.js';
@@ -158,8 +157,6 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
   const events = createQueryEvents({ hub, store, views, rowLog, bus, retryMs: SSE_RETRY_MS, logger });
   const push = createGatewayPush({ bus, deliver: (id) => dispatcher.deliver(id), logger });
 
-  const failures = createRecentFailures();
-
   let ingest: ChunkIngest | undefined;
   let listenUrl: string | undefined;
   let httpServer: Server | undefined;
@@ -181,7 +178,6 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
     announce: push.announce,
     onChange(record, event) {
       metrics.changed(record, event);
-      failures.observe(record);
       events.changed(record, event.type === 'progress');
       const log = commandLogger(logger, record);
       if (loggedEvents.has(event.type)) log.info(`command ${record.state}`, { event: event.type });
@@ -265,7 +261,6 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
       credentialStore,
       configuredGatewayIds: credentials.gatewayIds,
       streams,
-      failures,
     }),
     ...fleetPageRoutes(),
     ...operationsRoutes({

@@ -33,7 +33,7 @@ export const FLEET_PAGE_HTML = `<!doctype html>
   <section>
     <h2>Gateways</h2>
     <table id="gateways">
-      <thead><tr><th>Gateway</th><th>Source</th><th>Connection</th><th>Connected since</th><th>Last heartbeat</th></tr></thead>
+      <thead><tr><th>Gateway</th><th>Source</th><th>Connection</th><th>Connected since</th><th>Last heartbeat</th><th>Last request</th></tr></thead>
       <tbody></tbody>
     </table>
   </section>
@@ -166,8 +166,8 @@ export const FLEET_PAGE_SCRIPT = `'use strict';
     return new Date(iso).toLocaleString();
   }
 
-  function when(iso) {
-    const td = cell(ago(iso));
+  function when(iso, className) {
+    const td = cell(ago(iso), className);
     if (iso) td.title = iso;
     return td;
   }
@@ -185,6 +185,7 @@ export const FLEET_PAGE_SCRIPT = `'use strict';
               gateway.connected ? 'connected' : 'disconnected',
             ),
             when(gateway.connectedAt),
+            when(gateway.lastHeartbeatAt, 'heartbeat'),
             when(gateway.lastSeenAt),
           ],
           { 'data-gateway-id': gateway.id },
@@ -215,7 +216,7 @@ export const FLEET_PAGE_SCRIPT = `'use strict';
     );
     fill(
       'failures',
-      fleet.failures.map((failure) =>
+      (fleet.failures || []).map((failure) =>
         row(
           [
             cell(code(failure.id)),
@@ -229,7 +230,7 @@ export const FLEET_PAGE_SCRIPT = `'use strict';
           { 'data-query-id': failure.id },
         ),
       ),
-      'No query failed recently on this instance.',
+      fleet.failures === null ? 'This server’s command store keeps no failure list.' : 'No query failed recently.',
     );
     if (fleet.deadLetters === null) {
       fill('dead-letters', [], 'This server’s command store keeps no dead-letter list.');

@@ -1,7 +1,6 @@
-import type { CommandRecord, CommandStore, CredentialStore, Progress } from '@backhaul/core';
+import type { CommandRecord, CommandStore, CredentialStore, FailedCommand, Progress } from '@backhaul/core';
 import type { CommandStreams } from './command-stream.js';
 import { deliveries } from './query-views.js';
-import type { RecentFailure, RecentFailures } from './recent-failures.js';
 
 /** One gateway as the fleet page shows it. */
 export interface FleetGateway {
@@ -12,7 +11,12 @@ export interface FleetGateway {
   connected: boolean;
   /** ISO 8601; while connected. */
   connectedAt?: string;
-  /** ISO 8601: its last request or stream event seen by this instance (the SSE heartbeat keeps a live stream's fresh). */
+  /**
+   * ISO 8601, while connected: the last heartbeat this instance wrote to its command stream (every
+   * `heartbeatMs`, skipped while the gateway is not taking what it was sent).
+   */
+  lastHeartbeatAt?: string;
+  /** ISO 8601: its last request to this instance, or when its stream opened or closed here. */
   lastSeenAt?: string;
 }
 
@@ -29,6 +33,9 @@ export interface FleetQuery {
   updatedAt: string;
 }
 
+/** A query that failed or expired, from the shared store; `at` is ISO 8601. */
+export type FleetFailure = Omit<FailedCommand, 'at'> & { at: string };
+
 /** A dead-lettered query: never acknowledged by its gateway; an operator may replay it. */
 export interface FleetDeadLetter {
   id: string;
@@ -42,37 +49,39 @@ export interface FleetDeadLetter {
 
 /** `GET /v1/admin/fleet` (docs/operations.md, "Fleet page"). */
 export interface FleetView {
-  /** The instance that answered: gateway connections and failures are its own. */
+  /** The instance that answered: the gateways' connections and heartbeats are its own. */
   instanceId: string;
   generatedAt: string;
   gateways: FleetGateway[];
   queries: FleetQuery[];
-  failures: RecentFailure[];
+  /** Null when the command store keeps no failure list. */
+  failures: FleetFailure[] | null;
   /** Null when the command store keeps no dead-letter list. */
   deadLetters: FleetDeadLetter[] | null;
 }
 
 export interface FleetSources {
   instanceId: string;
-  /** The store as configured (not the metrics wrapper), so its optional dead-letter list is seen. */
+  /** The store as configured (not the metrics wrapper), so its optional lists are seen. */
   store: CommandStore;
   credentialStore: CredentialStore;
   configuredGatewayIds: readonly string[];
   streams: CommandStreams;
-  failures: RecentFailures;
 }
 
 /** How many in-flight queries and dead letters one answer lists: a page, not an export. */
 export const FLEET_LIST_LIMIT = 200;
-const DEAD_LETTER_LIMIT = 50;
+/** How many failures and dead letters: the recent ones an operator looks at. */
+const RECENT_LIMIT = 50;
 
 export async function fleetView(sources: FleetSources): Promise<FleetView> {
   const { store } = sources;
   // Every non-terminal record has a deadline (ack, completion or queue), so "due by the end of
   // time" is every query in flight: one read of the shared store's deadline index.
-  const [inFlight, enrolled, deadLetters] = await Promise.all([
+  const [inFlight, enrolled, failures, deadLetters] = await Promise.all([
     store.listDue(Number.MAX_SAFE_INTEGER, FLEET_LIST_LIMIT),
     sources.credentialStore.list(),
+    store.listFailures?.(RECENT_LIMIT),
     deadLetterViews(store),
   ]);
   return {
@@ -80,7 +89,7 @@ export async function fleetView(sources: FleetSources): Promise<FleetView> {
     generatedAt: new Date().toISOString(),
     gateways: gatewayViews(sources, new Set(enrolled.map((e) => e.gatewayId))),
     queries: inFlight.sort((a, b) => a.createdAt - b.createdAt).map(queryView),
-    failures: sources.failures.list(),
+    failures: failures?.map((failure) => ({ ...failure, at: new Date(failure.at).toISOString() })) ?? null,
     deadLetters,
   };
 }
@@ -91,11 +100,13 @@ function gatewayViews(sources: FleetSources, enrolled: Set<string>): FleetGatewa
   const ids = [...new Set([...configured, ...enrolled, ...live.keys()])].sort();
   return ids.map((id) => {
     const view = live.get(id);
+    const heartbeat = sources.streams.lastHeartbeatAt(id);
     return {
       id,
       source: configured.has(id) ? 'configured' : enrolled.has(id) ? 'enrolled' : 'removed',
       connected: view?.connected ?? false,
       ...(view?.connectedAt ? { connectedAt: view.connectedAt } : {}),
+      ...(heartbeat === undefined ? {} : { lastHeartbeatAt: new Date(heartbeat).toISOString() }),
       ...(view?.lastSeenAt ? { lastSeenAt: view.lastSeenAt } : {}),
     };
   });
@@ -117,7 +128,7 @@ function queryView(record: CommandRecord): FleetQuery {
 
 async function deadLetterViews(store: CommandStore): Promise<FleetDeadLetter[] | null> {
   if (!store.listDeadLetters) return null;
-  const letters = await store.listDeadLetters(DEAD_LETTER_LIMIT);
+  const letters = await store.listDeadLetters(RECENT_LIMIT);
   return Promise.all(
     letters.map(async (letter): Promise<FleetDeadLetter> => {
       const record = await store.get(letter.id);

@@ -4,6 +4,8 @@ import {
   type CommandStore,
   type DeadLetter,
   defaultRetentionMs,
+  type FailedCommand,
+  failedCommandOf,
   type IdempotencyClaim,
   isTerminal,
 } from '@backhaul/core';
@@ -45,6 +47,8 @@ export interface RedisCommandStore extends CommandStore {
   readonly redis: Redis;
   /** The most recent dead letters, newest first. */
   listDeadLetters(limit: number): Promise<DeadLetter[]>;
+  /** The most recent failed or expired commands, newest first. */
+  listFailures(limit: number): Promise<FailedCommand[]>;
 }
 
 export { defaultKeyPrefix, defaultRedisUrl } from './redis-connection.js';
@@ -173,10 +177,13 @@ export function createRedisCommandStore(options: RedisCommandStoreOptions = {}):
     },
 
     async compareAndSet(next) {
+      const failure = failedCommandOf(next);
       const written = await guard(
         scripts.compareAndSet({
           ...scriptArguments(next),
           deadLettersKey: keys.deadLetters,
+          failuresKey: keys.failures,
+          failureEntry: failure ? JSON.stringify(failure) : '',
           reason: next.reason ?? '',
           at: next.updatedAt,
           undeliveredHead,
@@ -217,6 +224,12 @@ export function createRedisCommandStore(options: RedisCommandStoreOptions = {}):
         const entry = fieldsOf(fields);
         return { id: entry.id ?? '', reason: entry.reason ?? '', at: Number(entry.at) };
       });
+    },
+
+    async listFailures(limit) {
+      if (!(limit > 0)) return [];
+      const entries = await guard(redis.xrevrange(keys.failures, '+', '-', 'COUNT', Math.floor(limit)));
+      return entries.map(([, fields]) => JSON.parse(fieldsOf(fields).entry ?? '{}') as FailedCommand);
     },
 
     close: () => connection.close(),
