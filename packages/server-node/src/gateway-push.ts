@@ -37,15 +37,13 @@ export function createGatewayPush(options: GatewayPushOptions): GatewayPush {
         (message) => {
           if (message.type !== 'pending' || typeof message.id !== 'string') return;
           const id = message.id;
-          options
-            .deliver(id)
-            .catch((error) =>
-              logger.warn('a pushed command could not be sent', {
-                commandId: id,
-                gatewayId,
-                error: String(error),
-              }),
-            );
+          options.deliver(id).catch((error) =>
+            logger.warn('a pushed command could not be sent', {
+              commandId: id,
+              gatewayId,
+              error: String(error),
+            }),
+          );
         },
         logger,
       ).catch((error) =>
