@@ -14,14 +14,13 @@ import {
   parseMessage,
   type QueryCursor,
   type RetryPolicy,
-  type RowValue,
 } from '@backhaul/core';
+import { sendAutoResult } from './auto-result.js';
 import type { CodecChoice } from './codec-choice.js';
 import { uploadFile } from './file-uploader.js';
 import { type FileBatch, fileBatches, type ParquetFileCompression } from './parquet-encoding.js';
 import type { ProgressState } from './progress.js';
 import { sendRowBatches } from './row-batch-sender.js';
-import { toJsonRows } from './row-values.js';
 import { describeError, type ServerApi } from './server-api.js';
 
 export type RunnerEvent =
@@ -261,31 +260,19 @@ export class CommandRunner {
       );
     }
 
-    // Auto (§3): hold batches until either the cursor ends (→ rows) or they pass rowsByteLimit
-    // (→ file, fed the held batches first). Holding them means the caller never gets half rows, half file.
-    const iterator = guardCursor(cursor.batches(this.#options.rowBatchSize))[Symbol.asyncIterator]();
-    const held: RowValue[][][] = [];
-    let approximateBytes = 0;
-    for (;;) {
-      const next = await iterator.next();
-      if (next.done) {
-        return sendRowBatches({ api, commandId: command.id, columns, batches: held, progress, signal });
-      }
-      held.push(next.value);
-      progress.rows += next.value.length;
-      approximateBytes += JSON.stringify(toJsonRows(columns, next.value)).length;
-      if (approximateBytes > command.rowsByteLimit) break;
-    }
-    progress.rows = 0;
-    async function* heldThenRest(): AsyncGenerator<RowValue[][]> {
-      yield* held.splice(0);
-      for (;;) {
-        const next = await iterator.next();
-        if (next.done) return;
-        yield next.value;
-      }
-    }
-    return this.#uploadFile(command, columns, heldThenRest(), progress, signal);
+    // Auto (§3.9): rows live while they stay under rowsByteLimit, then a file of the whole result.
+    return sendAutoResult({
+      api,
+      commandId: command.id,
+      columns,
+      batches: guardCursor(cursor.batches(this.#options.rowBatchSize)),
+      rowsByteLimit: command.rowsByteLimit,
+      progress,
+      signal,
+      uploadFile: (batches) => this.#uploadFile(command, columns, batches, progress, signal),
+      onSwitch: (liveRows) =>
+        this.#options.logger.info('auto result switched to a file', { commandId: command.id, liveRows }),
+    });
   }
 
   async #uploadFile(
@@ -294,7 +281,7 @@ export class CommandRunner {
     batches: AsyncIterable<FileBatch>,
     progress: ProgressState,
     signal: AbortSignal,
-  ): Promise<Completion> {
+  ): Promise<Extract<Completion, { kind: 'file' }>> {
     const { api, logger } = this.#options;
     const session = this.#options.session();
     if (!session) throw new BackhaulError('gateway-unavailable', 'No hello from the server yet');
