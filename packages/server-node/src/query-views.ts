@@ -109,6 +109,7 @@ export function createQueryViews(options: QueryViewOptions): QueryViews {
             : record.redeliveries + 1,
         ...queuePosition(record),
         ...(record.progress ? { progress: record.progress } : {}),
+        ...(record.liveRows !== undefined ? { liveRows: record.liveRows } : {}),
         ...(result ? { result } : {}),
         ...(record.error ? { error: record.error } : {}),
         ...(record.reason && !record.error ? { error: { code: record.state, message: record.reason } } : {}),
