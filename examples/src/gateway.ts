@@ -1,7 +1,7 @@
 import { createGateway, type Gateway } from '@backhaul/gateway-node';
 import { type GatewayConfig, loadGatewayConfig } from './config.js';
 import { isMain } from './is-main.js';
-import { codecFor, consoleLogger, describeUrl, sourceFor, startOrExit } from './wiring.js';
+import { codecFor, describeUrl, jsonLogger, sourceFor, startOrExit } from './wiring.js';
 
 export interface ReferenceGateway {
   gateway: Gateway;
@@ -11,7 +11,7 @@ export interface ReferenceGateway {
 
 /** The reference gateway: dials out to the server and answers its commands from the configured database. */
 export async function startReferenceGateway(config: GatewayConfig): Promise<ReferenceGateway> {
-  const logger = consoleLogger('gateway');
+  const logger = jsonLogger('gateway');
   const dataSource = sourceFor(config);
   const gateway = createGateway({
     serverUrl: config.serverUrl,

@@ -1,7 +1,7 @@
 import { type BackhaulServer, createBackhaulServer } from '@backhaul/server-node';
 import { loadServerConfig, type ServerConfig } from './config.js';
 import { isMain } from './is-main.js';
-import { codecFor, consoleLogger, startOrExit, storageFor, storeFor } from './wiring.js';
+import { codecFor, jsonLogger, startOrExit, storageFor, storeFor } from './wiring.js';
 
 export interface ReferenceServer {
   server: BackhaulServer;
@@ -12,7 +12,7 @@ export interface ReferenceServer {
 
 /** The reference server: the configuration object turned into a running Backhaul server. */
 export async function startReferenceServer(config: ServerConfig): Promise<ReferenceServer> {
-  const logger = consoleLogger('server');
+  const logger = jsonLogger('server');
   const storage = storageFor(config);
   const store = storeFor(config);
   await store.prepare(logger);

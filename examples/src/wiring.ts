@@ -9,6 +9,8 @@ import {
   type CredentialStore,
   createMemoryCommandStore,
   type DataSource,
+  fieldsFirstLogger,
+  type Logger,
   type ObjectStorage,
   type RowLog,
   type UploadLedger,
@@ -19,13 +21,12 @@ import { createSqliteDataSource } from '@backhaul/source-sqlite';
 import { createFsStorage } from '@backhaul/storage-fs';
 import { createS3Storage } from '@backhaul/storage-minio';
 import { createRedisDeployment } from '@backhaul/store-redis';
+import pino from 'pino';
 import { type CodecName, ConfigError, type GatewayConfig, type ServerConfig } from './config.js';
 
 export function codecFor(name: CodecName): Codec {
   return name === 'zstd' ? createZstdCodec() : createLz4Codec();
 }
-
-type Logger = ReturnType<typeof consoleLogger>;
 
 /** An object storage plus what the reference server does around it: prepare, sweep, describe. */
 export interface ReferenceStorage {
@@ -146,7 +147,7 @@ export function storeFor(config: ServerConfig): ReferenceStore {
   const deployment = createRedisDeployment({ url: settings.url, keyPrefix: settings.keyPrefix, retentionMs });
   const { store, credentialStore } = deployment;
   const where = describeUrl(settings.url);
-  let logger: Logger = consoleLogger('server');
+  let logger: Logger = jsonLogger('server');
   let lastError = 'no answer';
   // ioredis reconnects by itself; without a listener every failed attempt is an "unhandled error".
   store.redis.on('error', (error: Error) => {
@@ -226,11 +227,15 @@ export async function startOrExit<T>(who: string, start: () => Promise<T>): Prom
   }
 }
 
-/** Log lines on stderr, so stdout stays free for the one machine-readable ready line. */
-export function consoleLogger(who: string) {
-  const line = (level: string) => (message: string, data?: object) =>
-    process.stderr.write(
-      `${new Date().toISOString()} ${who} ${level} ${message}${data ? ` ${JSON.stringify(data)}` : ''}\n`,
-    );
-  return { info: line('info'), warn: line('warn'), error: line('error') };
+/**
+ * Structured JSON log lines (pino) on stderr, so stdout stays free for the one machine-readable
+ * ready line. Each line is one JSON object: `level`, `time`, `service` (`server` or `gateway`),
+ * `msg`, and the line's data; lines about a command carry `commandId`, `gatewayId` and `traceId`
+ * (docs/operations.md, "Tracing and logs"). BACKHAUL_LOG_LEVEL picks the least severe level
+ * written (default `info`).
+ */
+export function jsonLogger(service: string): Logger {
+  const level = process.env.BACKHAUL_LOG_LEVEL ?? 'info';
+  // Synchronous writes: a line logged just before the process exits is not lost with it.
+  return fieldsFirstLogger(pino({ level, base: { service } }, pino.destination({ dest: 2, sync: true })));
 }

@@ -98,6 +98,26 @@ export class ColumnVectorBuilder {
     this.#valid();
   }
 
+  /**
+   * `bytes[start, end)` as one length-prefixed value (binary, or text the caller knows is UTF-8):
+   * a source decoding its wire format copies a field straight from the packet, with no view or
+   * string made for it.
+   */
+  appendByteRange(bytes: Uint8Array, start: number, end: number): void {
+    const length = end - start;
+    const out = this.#reserve(4 + length);
+    this.#view.setUint32(this.#pos, length, true);
+    const pos = this.#pos + 4;
+    // Most fields are short: a loop beats making the subarray that `set` needs.
+    if (length <= 48) {
+      for (let k = 0; k < length; k++) out[pos + k] = bytes[start + k]!;
+    } else {
+      out.set(bytes.subarray(start, end), pos);
+    }
+    this.#pos = pos + length;
+    this.#valid();
+  }
+
   vector(): ColumnVector {
     return {
       data: this.#data.subarray(0, this.#pos),

@@ -30,7 +30,25 @@ export interface CommandStore {
   listUndelivered(gatewayId: string): Promise<CommandRecord[]>;
   /** Non-terminal records whose `deadline` is at or before `now`, oldest deadline first. */
   listDue(now: number, limit: number): Promise<CommandRecord[]>;
+  /**
+   * Optional: the most recent dead letters, newest first, as every server sharing the store sees
+   * them (the fleet page lists them for replay). A store without it has no dead-letter list.
+   */
+  listDeadLetters?(limit: number): Promise<DeadLetter[]>;
+  /**
+   * Optional: the most recent commands that entered `failed` or `expired`, newest first, as every
+   * server sharing the store sees them (the fleet page lists them). Kept as long as ended records.
+   */
+  listFailures?(limit: number): Promise<FailedCommand[]>;
   close(): Promise<void>;
+}
+
+/** One dead-lettered command, as the operator reads it. */
+export interface DeadLetter {
+  id: string;
+  reason: string;
+  /** Epoch ms of the transition (the record's `updatedAt`). */
+  at: number;
 }
 
 export interface CommandRecord {
@@ -62,6 +80,33 @@ export interface CommandRecord {
   error?: Failure;
   /** Why the command was dead-lettered or expired. */
   reason?: string;
+}
+
+/** One command that ended without a result, as the operator reads it. */
+export interface FailedCommand {
+  id: string;
+  gatewayId: string;
+  callerId?: string;
+  state: 'failed' | 'expired';
+  /** The gateway's error code for a failed command; `expired` for one whose deadline passed. */
+  code: string;
+  message: string;
+  /** Epoch ms of the transition (the record's `updatedAt`). */
+  at: number;
+}
+
+/** What a store lists of a record that is `failed` or `expired`; undefined for any other state. */
+export function failedCommandOf(record: CommandRecord): FailedCommand | undefined {
+  if (record.state !== 'failed' && record.state !== 'expired') return undefined;
+  return {
+    id: record.id,
+    gatewayId: record.gatewayId,
+    ...(record.callerId ? { callerId: record.callerId } : {}),
+    state: record.state,
+    code: record.error?.code ?? record.state,
+    message: record.error?.message ?? record.reason ?? '',
+    at: record.updatedAt,
+  };
 }
 
 /**

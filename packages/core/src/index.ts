@@ -24,4 +24,6 @@ export * from './readiness.js';
 export * from './retry-policy.js';
 export * from './row-log.js';
 export * from './timestamp-text.js';
+export * from './trace-context.js';
+export * from './tracing.js';
 export * from './upload-ledger.js';

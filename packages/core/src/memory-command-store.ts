@@ -1,5 +1,11 @@
 import { isTerminal } from './command-delivery.js';
-import type { CommandRecord, CommandStore, IdempotencyClaim } from './command-store.js';
+import {
+  type CommandRecord,
+  type CommandStore,
+  type FailedCommand,
+  failedCommandOf,
+  type IdempotencyClaim,
+} from './command-store.js';
 import { BackhaulError } from './errors.js';
 
 export interface MemoryCommandStoreOptions {
@@ -113,6 +119,20 @@ export function createMemoryCommandStore(options: MemoryCommandStoreOptions = {}
         .sort((a, b) => (a.deadline ?? 0) - (b.deadline ?? 0))
         .slice(0, limit)
         .map(copy);
+    },
+    async listDeadLetters(limit) {
+      return [...records.values()]
+        .filter((r) => r.state === 'dead-lettered')
+        .sort((a, b) => b.updatedAt - a.updatedAt)
+        .slice(0, Math.max(0, Math.floor(limit)))
+        .map((r) => ({ id: r.id, reason: r.reason ?? '', at: r.updatedAt }));
+    },
+    async listFailures(limit) {
+      return [...records.values()]
+        .map(failedCommandOf)
+        .filter((failure): failure is FailedCommand => failure !== undefined)
+        .sort((a, b) => b.at - a.at)
+        .slice(0, Math.max(0, Math.floor(limit)));
     },
     size: () => ({ records: records.size, claims: claims.size }),
     async close() {

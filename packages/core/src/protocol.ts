@@ -116,6 +116,14 @@ export const commandSchema = z.object({
   issuedAt: z.number().int(),
   /** 1 on first delivery, incremented by every redelivery after an ack timeout. */
   delivery: z.number().int().positive(),
+  /**
+   * §4.2 (v1.x) The W3C `traceparent` of the server's span that accepted the query: the gateway's
+   * spans are its children and every answer names the same trace. A gateway that does not know
+   * the member ignores it; a malformed one is ignored too, as the W3C spec asks.
+   */
+  traceparent: z.string().max(256).optional(),
+  /** §4.2 (v1.x) The caller's `tracestate`, passed on unchanged. */
+  tracestate: z.string().max(8192).optional(),
 });
 export type Command = z.infer<typeof commandSchema>;
 
@@ -268,6 +276,8 @@ export interface QueryView {
   liveRows?: number;
   result?: QueryResultView;
   error?: Failure;
+  /** §3.2 The W3C trace ID every span and log line of this query carries (32 hex digits). */
+  traceId?: string;
 }
 
 /** §10.1 What an operator sends to enrol a gateway. Unknown members are refused: a typo must not pass. */
@@ -276,6 +286,8 @@ export type EnrolGateway = z.infer<typeof enrolGatewaySchema>;
 
 /** §10 The path parameters of the admin API: a gateway ID and, where the path has one, a token ID. */
 export const gatewayPathSchema = z.object({ gatewayId: identifier });
+/** A query ID in an admin path, e.g. the dead letter to replay (docs/operations.md, "Fleet page"). */
+export const queryPathSchema = z.object({ queryId: identifier });
 export const gatewayTokenPathSchema = z.object({ gatewayId: identifier, tokenId: identifier });
 
 /**

@@ -1,6 +1,8 @@
 import {
   BackhaulError,
   type Column,
+  ColumnBatchBuilder,
+  type ColumnVectorBuilder,
   columnBatchToRows,
   microsToTimestampText,
   rowsToColumnBatch,
@@ -67,6 +69,25 @@ describe('rows → column batch (what file mode writes for a source that reads r
     expect(attempt).toThrow(BackhaulError);
     expect(attempt).toThrow(/Column "l", row 2/);
     expect(() => rowsToColumnBatch([columns[6]!], [['1.234']])).toThrow(/decimal places/);
+  });
+
+  it('appendByteRange stores a slice of a buffer as the value appendText/appendBytes would', () => {
+    const text = 'x'.repeat(60);
+    const packet = new TextEncoder().encode(`..héllo ✓..${text}..`);
+    const ranged = new ColumnBatchBuilder([columns[8]!, columns[10]!], 2);
+    const [s, x] = ranged.columns as [ColumnVectorBuilder, ColumnVectorBuilder];
+    s.appendByteRange(packet, 2, 12);
+    x.appendByteRange(packet, 0, 0);
+    s.appendByteRange(packet, 14, 74);
+    x.appendByteRange(packet, 14, 74);
+    const expected = rowsToColumnBatch(
+      [columns[8]!, columns[10]!],
+      [
+        ['héllo ✓', new Uint8Array()],
+        [text, new TextEncoder().encode(text)],
+      ],
+    );
+    expect(ranged.batch()).toEqual(expected);
   });
 });
 

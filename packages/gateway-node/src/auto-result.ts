@@ -3,7 +3,7 @@ import type { FileBatch } from './parquet-encoding.js';
 import type { ProgressState } from './progress.js';
 import { sendRowBatches } from './row-batch-sender.js';
 import { toJsonRows } from './row-values.js';
-import type { ServerApi } from './server-api.js';
+import type { AnswerScope, ServerApi } from './server-api.js';
 
 type FileCompletion = Extract<Completion, { kind: 'file' }>;
 
@@ -16,6 +16,8 @@ export interface AutoResultOptions {
   rowsByteLimit: number;
   progress: ProgressState;
   signal: AbortSignal;
+  /** The command's trace and logger, carried on every answer. */
+  scope?: AnswerScope;
   /** Uploads a file of these batches (the file flow of §6); called once, at the switch. */
   uploadFile: (batches: AsyncIterable<FileBatch>) => Promise<FileCompletion>;
   /** Told when the result switches to a file, with the rows already sent live. */

@@ -7,13 +7,17 @@ import {
   type Command,
   type Completion,
   cancelSchema,
+  commandLogFields,
   commandSchema,
   type DataSource,
   type Hello,
   parseJson,
   parseMessage,
+  parseTraceparent,
   type QueryCursor,
   type RetryPolicy,
+  startSpan,
+  withFields,
 } from '@backhaul/core';
 import { sendAutoResult } from './auto-result.js';
 import type { CodecChoice } from './codec-choice.js';
@@ -21,7 +25,8 @@ import { uploadFile } from './file-uploader.js';
 import { type FileBatch, fileBatches, type ParquetFileCompression } from './parquet-encoding.js';
 import type { ProgressState } from './progress.js';
 import { sendRowBatches } from './row-batch-sender.js';
-import { describeError, type ServerApi } from './server-api.js';
+import { type AnswerScope, describeError, type ServerApi } from './server-api.js';
+import { TRACER_NAME } from './tracer-name.js';
 
 export type RunnerEvent =
   | { type: 'command'; command: Command; duplicate: boolean }
@@ -68,6 +73,8 @@ export class CommandRunner {
   readonly #options: CommandRunnerOptions;
   /** Commands received and not finished: queued or running. */
   readonly #active = new Map<string, AbortController>();
+  /** The logger of each active command: its lines carry its command, gateway and trace IDs. */
+  readonly #loggers = new Map<string, Logger>();
   /** IDs of finished commands, oldest first (a Map keeps insertion order): a bounded LRU. */
   readonly #finished = new Map<string, true>();
   readonly #queue: Command[] = [];
@@ -94,9 +101,10 @@ export class CommandRunner {
     const duplicate = this.#active.has(command.id) || this.#finished.has(command.id);
     emit({ type: 'command', command, duplicate });
     // The ack is idempotent (§5.1): a redelivered command means the server missed our ack, so say it again.
-    void this.#ack(command.id);
+    void this.#ack(command, duplicate);
     if (duplicate || this.#stopped) return;
     this.#active.set(command.id, new AbortController());
+    this.#loggers.set(command.id, this.#commandLogger(command));
     this.#queue.push(command);
     this.#drain();
   }
@@ -119,11 +127,12 @@ export class CommandRunner {
     const controller = this.#active.get(id);
     // Finished already, or never received: nothing runs that could be stopped.
     if (!controller) return;
-    logger.info('command cancelled by the caller', { commandId: id });
+    (this.#loggers.get(id) ?? logger).info('command cancelled by the caller', { commandId: id });
     const queued = this.#queue.findIndex((command) => command.id === id);
     if (queued >= 0) {
       this.#queue.splice(queued, 1);
       this.#active.delete(id);
+      this.#loggers.delete(id);
       this.#remember(id);
       emit({ type: 'cancelled', commandId: id });
       return;
@@ -140,16 +149,39 @@ export class CommandRunner {
     await Promise.allSettled([...this.#running]);
   }
 
-  async #ack(commandId: string): Promise<void> {
+  /** `logger` with the command's `commandId`, `gatewayId` and `traceId` on every line. */
+  #commandLogger(command: Command): Logger {
+    return withFields(
+      this.#options.logger,
+      commandLogFields(command, this.#options.session()?.hello.gatewayId),
+    );
+  }
+
+  /** The ack, sent from the command's `backhaul.receive` span (a child of the server's dispatch). */
+  async #ack(command: Command, duplicate: boolean): Promise<void> {
+    const logger = this.#commandLogger(command);
+    const span = startSpan(
+      TRACER_NAME,
+      'backhaul.receive',
+      parseTraceparent(command.traceparent, command.tracestate),
+      {
+        kind: 'consumer',
+        attributes: {
+          'backhaul.command.id': command.id,
+          'backhaul.delivery': command.delivery,
+          'backhaul.duplicate': duplicate,
+        },
+      },
+    );
+    logger.info(duplicate ? 'command received again' : 'command received', { delivery: command.delivery });
     try {
       // §5.1 The delivery ack goes out before the command runs, so a long query is not redelivered.
-      await this.#options.api.ack(commandId, this.#stopping.signal);
+      await this.#options.api.ack(command.id, this.#stopping.signal, { trace: span.trace, logger });
+      span.end();
     } catch (error) {
+      span.end(error);
       if (this.#stopped) return;
-      this.#options.logger.error('ack failed; the server will redeliver', {
-        commandId,
-        error: describeError(error),
-      });
+      logger.error('ack failed; the server will redeliver', { error: describeError(error) });
     }
   }
 
@@ -159,6 +191,7 @@ export class CommandRunner {
       const task: Promise<void> = this.#run(command).finally(() => {
         this.#running.delete(task);
         this.#active.delete(command.id);
+        this.#loggers.delete(command.id);
         this.#remember(command.id);
         this.#drain();
       });
@@ -176,34 +209,54 @@ export class CommandRunner {
   }
 
   async #run(command: Command): Promise<void> {
-    const { api, logger, emit } = this.#options;
+    const { api, emit } = this.#options;
+    const logger = this.#loggers.get(command.id) ?? this.#commandLogger(command);
+    // The run's span: every answer below is sent from it (or from its upload's), so the server's
+    // answer spans are its children; the source's own instrumentation, if any, nests under it.
+    const span = startSpan(
+      TRACER_NAME,
+      'backhaul.query',
+      parseTraceparent(command.traceparent, command.tracestate),
+      {
+        kind: 'client',
+        attributes: { 'backhaul.command.id': command.id, 'backhaul.mode': command.mode },
+      },
+    );
+    const scope: AnswerScope = { trace: span.trace, logger };
+    let spanError: unknown;
     const controller = this.#active.get(command.id) ?? new AbortController();
     const signal = controller.signal;
     const progress: ProgressState = { rows: 0, bytes: 0, stage: 'querying' };
     // A server that refuses progress because the command was cancelled stops it too: the cancel
     // message may have been sent while this gateway's stream was down.
-    const reporter = this.#startProgress(command.id, progress, signal, () =>
+    const reporter = this.#startProgress(command.id, progress, signal, scope, () =>
       controller.abort(cancellation()),
     );
     let cursor: QueryCursor | undefined;
     try {
       try {
-        cursor = await this.#options.dataSource.query({
-          sql: command.sql,
-          params: command.params,
-          maxRows: command.maxRows,
-          timeoutMs: command.timeoutMs,
-          signal,
-          // File mode writes Parquet column by column: a source that can decode straight into
-          // columns saves a JS value per cell. Rows and auto need rows.
-          columnar: command.mode === 'file',
-        });
+        cursor = await span.run(() =>
+          this.#options.dataSource.query({
+            sql: command.sql,
+            params: command.params,
+            maxRows: command.maxRows,
+            timeoutMs: command.timeoutMs,
+            signal,
+            // File mode writes Parquet column by column: a source that can decode straight into
+            // columns saves a JS value per cell. Rows and auto need rows.
+            columnar: command.mode === 'file',
+          }),
+        );
       } catch (error) {
         throw asQueryError(error);
       }
-      const completion = await this.#produce(command, cursor, progress, signal);
+      const completion = await this.#produce(command, cursor, progress, signal, scope);
       reporter.stop();
-      await api.complete(command.id, completion, signal);
+      await api.complete(command.id, completion, signal, scope);
+      span.setAttributes({
+        'backhaul.result.kind': completion.kind,
+        'backhaul.row.count': completion.rowCount,
+      });
       logger.info('command completed', { commandId: command.id, ...completion });
       emit({ type: 'completed', commandId: command.id, completion });
     } catch (error) {
@@ -223,9 +276,10 @@ export class CommandRunner {
         message: (error instanceof Error ? error.message : String(error)).slice(0, 4096),
       };
       logger.error('command failed', { commandId: command.id, ...failure });
+      spanError = error;
       emit({ type: 'failed', commandId: command.id, error });
       try {
-        await api.fail(command.id, failure);
+        await api.fail(command.id, failure, undefined, scope);
       } catch (reportError) {
         logger.error('could not report the failure', {
           commandId: command.id,
@@ -235,6 +289,7 @@ export class CommandRunner {
     } finally {
       reporter.stop();
       await cursor?.close().catch(() => {});
+      span.end(spanError);
     }
   }
 
@@ -243,12 +298,13 @@ export class CommandRunner {
     cursor: QueryCursor,
     progress: ProgressState,
     signal: AbortSignal,
+    scope: AnswerScope,
   ): Promise<Completion> {
     const { api } = this.#options;
     const columns = cursor.columns;
     if (command.mode === 'rows') {
       const batches = guardCursor(cursor.batches(this.#options.rowBatchSize));
-      return sendRowBatches({ api, commandId: command.id, columns, batches, progress, signal });
+      return sendRowBatches({ api, commandId: command.id, columns, batches, progress, signal, scope });
     }
     if (command.mode === 'file') {
       return this.#uploadFile(
@@ -257,6 +313,7 @@ export class CommandRunner {
         guardCursor(fileBatches(cursor, this.#options.fileBatchSize)),
         progress,
         signal,
+        scope,
       );
     }
 
@@ -269,9 +326,13 @@ export class CommandRunner {
       rowsByteLimit: command.rowsByteLimit,
       progress,
       signal,
-      uploadFile: (batches) => this.#uploadFile(command, columns, batches, progress, signal),
+      scope,
+      uploadFile: (batches) => this.#uploadFile(command, columns, batches, progress, signal, scope),
       onSwitch: (liveRows) =>
-        this.#options.logger.info('auto result switched to a file', { commandId: command.id, liveRows }),
+        (scope.logger ?? this.#options.logger).info('auto result switched to a file', {
+          commandId: command.id,
+          liveRows,
+        }),
     });
   }
 
@@ -281,8 +342,10 @@ export class CommandRunner {
     batches: AsyncIterable<FileBatch>,
     progress: ProgressState,
     signal: AbortSignal,
+    scope: AnswerScope,
   ): Promise<Extract<Completion, { kind: 'file' }>> {
-    const { api, logger } = this.#options;
+    const { api } = this.#options;
+    const logger = scope.logger ?? this.#options.logger;
     const session = this.#options.session();
     if (!session) throw new BackhaulError('gateway-unavailable', 'No hello from the server yet');
     if (!session.codec) {
@@ -296,7 +359,7 @@ export class CommandRunner {
     // matches the chunk it produces again.
     let alreadyStored: Map<number, string | undefined> | undefined;
     try {
-      const receipt = await api.chunkReceipt(command.id, signal);
+      const receipt = await api.chunkReceipt(command.id, signal, scope.trace);
       alreadyStored = new Map();
       const stored = (index: number) => alreadyStored?.set(index, receipt.checksums?.[String(index)]);
       for (let i = 0; i < receipt.contiguous; i++) stored(i);
@@ -337,6 +400,7 @@ export class CommandRunner {
       logger,
       signal,
       alreadyStored,
+      ...(scope.trace ? { trace: scope.trace } : {}),
     });
   }
 
@@ -345,9 +409,11 @@ export class CommandRunner {
     commandId: string,
     progress: ProgressState,
     signal: AbortSignal,
+    scope: AnswerScope,
     onCancelled: () => void,
   ): { stop(): void } {
-    const { api, emit, logger, progressIntervalMs } = this.#options;
+    const { api, emit, progressIntervalMs } = this.#options;
+    const logger = scope.logger ?? this.#options.logger;
     let sending = false;
     const timer = setInterval(() => {
       const snapshot = { rows: progress.rows, bytes: progress.bytes, stage: progress.stage };
@@ -355,7 +421,7 @@ export class CommandRunner {
       if (sending) return;
       sending = true;
       api
-        .progress(commandId, snapshot, signal)
+        .progress(commandId, snapshot, signal, scope)
         .catch((error) => {
           if (refusedAsCancelled(error)) onCancelled();
           else logger.warn('progress not delivered', { commandId, error: describeError(error) });

@@ -8,13 +8,16 @@ import {
   type Hello,
   type RetryPolicy,
   rechunk,
+  type TraceContext,
   withRetry,
+  withSpan,
 } from '@backhaul/core';
 import { AdaptiveCodec, type CodecChoice } from './codec-choice.js';
 import { GoodputMeter } from './goodput.js';
 import { encodeBatchesAsParquet, type FileBatch, type ParquetFileCompression } from './parquet-encoding.js';
 import type { ProgressState } from './progress.js';
 import { describeError, type ServerApi } from './server-api.js';
+import { TRACER_NAME } from './tracer-name.js';
 import { UploadWindow } from './upload-window.js';
 
 export interface FileUploadOptions {
@@ -53,6 +56,8 @@ export interface FileUploadOptions {
    * that differs is sent, and the server refuses it (409 chunk-conflict) rather than mix two files.
    */
   alreadyStored?: ReadonlyMap<number, string | undefined>;
+  /** The span the upload belongs to: its `backhaul.upload` span is a child, and every chunk PUT carries that (§5.4). */
+  trace?: TraceContext;
 }
 
 /** The upload half of the file flow, for bytes that are already a file (or any byte stream). */
@@ -95,7 +100,30 @@ export async function uploadFile(options: FileUploadOptions): Promise<FileComple
  * returning the completion to send. `uploadFile` is this fed by the Parquet encoder; it is also
  * how a file that already exists is sent (and what the benchmarks time).
  */
-export async function uploadBytes(options: ByteUploadOptions): Promise<FileCompletion> {
+export function uploadBytes(options: ByteUploadOptions): Promise<FileCompletion> {
+  const attributes = {
+    'backhaul.command.id': options.commandId,
+    'backhaul.chunk.size': options.hello.chunkSize,
+  };
+  return withSpan(
+    TRACER_NAME,
+    'backhaul.upload',
+    options.trace,
+    { kind: 'client', attributes },
+    async (span) => {
+      const completion = await sendChunks(options, span.trace);
+      span.setAttributes({
+        'backhaul.file.size': completion.size,
+        'backhaul.chunk.count': completion.chunkCount,
+        'backhaul.row.count': completion.rowCount,
+      });
+      return completion;
+    },
+  );
+}
+
+/** The chunk loop of `uploadBytes`; every PUT names the upload's span (`trace`). */
+async function sendChunks(options: ByteUploadOptions, trace: TraceContext): Promise<FileCompletion> {
   const { api, commandId, hello, codec, checksummer, retry, progress, logger } = options;
   // More chunks in flight than the server's reorder window only earns 409 chunk-out-of-window (§6.2).
   const windowSize = Math.max(1, Math.min(options.chunksInFlight, hello.chunkWindow));
@@ -128,7 +156,7 @@ export async function uploadBytes(options: ByteUploadOptions): Promise<FileCompl
       const { body, codec: codecName } = await encodeChunk(index, raw);
       const chunk = { index, body, codec: codecName, checksum, rawLength: raw.length };
       goodput?.sending();
-      await withRetry(retry, () => api.putChunk(commandId, chunk, uploads.signal), {
+      await withRetry(retry, () => api.putChunk(commandId, chunk, uploads.signal, trace), {
         signal: uploads.signal,
         // §6.2: 422 checksum-mismatch and 409 chunk-out-of-window say "send it again", and the
         // problem body marks them retryable; 409 chunk-conflict is not, so it ends the upload.

@@ -196,16 +196,18 @@ export function createGatewayMetrics(registry: Registry = new Registry()): Gatew
 
     instrument(api) {
       const ack = api.ack.bind(api);
-      api.ack = async (commandId, signal) => {
+      // Every argument is passed on, the answer's trace context (scope) too.
+      api.ack = async (...args) => {
         const stop = ackSeconds.startTimer();
         try {
-          return await ack(commandId, signal);
+          return await ack(...args);
         } finally {
           stop();
         }
       };
       const putChunk = api.putChunk.bind(api);
-      api.putChunk = async (commandId, chunk, signal) => {
+      api.putChunk = async (...args) => {
+        const [commandId, chunk] = args;
         let upload = uploads.get(commandId);
         if (!upload) {
           upload = {
@@ -220,7 +222,7 @@ export function createGatewayMetrics(registry: Registry = new Registry()): Gatew
         if (upload.sent.has(chunk.index)) retries.inc();
         upload.sent.add(chunk.index);
         try {
-          const status = await putChunk(commandId, chunk, signal);
+          const status = await putChunk(...args);
           chunks.inc({ codec: chunk.codec });
           chunkWireBytes.inc({ codec: chunk.codec }, chunk.body.length);
           chunkRawBytes.inc({ codec: chunk.codec }, chunk.rawLength);

@@ -1,7 +1,7 @@
 import type { Column, Completion, RowValue } from '@backhaul/core';
 import type { ProgressState } from './progress.js';
 import { toJsonRows } from './row-values.js';
-import type { ServerApi } from './server-api.js';
+import type { AnswerScope, ServerApi } from './server-api.js';
 
 export interface RowBatchSendOptions {
   api: ServerApi;
@@ -10,6 +10,8 @@ export interface RowBatchSendOptions {
   batches: AsyncIterable<RowValue[][]> | Iterable<RowValue[][]>;
   progress: ProgressState;
   signal: AbortSignal;
+  /** The span the batches are sent from and the command's logger. */
+  scope?: AnswerScope;
 }
 
 type RowsCompletion = Extract<Completion, { kind: 'rows' }>;
@@ -21,7 +23,7 @@ type RowsCompletion = Extract<Completion, { kind: 'rows' }>;
  * learns the columns.
  */
 export async function sendRowBatches(options: RowBatchSendOptions): Promise<RowsCompletion> {
-  const { api, commandId, columns, progress, signal } = options;
+  const { api, commandId, columns, progress, signal, scope } = options;
   let seq = 0;
   let rowCount = 0;
   let pending: Promise<unknown> | undefined;
@@ -33,7 +35,7 @@ export async function sendRowBatches(options: RowBatchSendOptions): Promise<Rows
     if (pending) await pending;
     if (sendError) throw sendError.error;
     // Caught at once so a failure while the next batch is read is never an unhandled rejection.
-    pending = api.rows(commandId, batch, signal).catch((error: unknown) => {
+    pending = api.rows(commandId, batch, signal, scope).catch((error: unknown) => {
       sendError = { error };
     });
   };

@@ -11,6 +11,8 @@ import {
   parseRetryAfter,
   type RetryPolicy,
   type RowBatch,
+  type TraceContext,
+  traceHeaders,
   withRetry,
 } from '@backhaul/core';
 import { Agent, type Dispatcher, request } from 'undici';
@@ -29,6 +31,15 @@ export interface ServerApiOptions {
   dispatcher: Dispatcher;
   retry: RetryPolicy;
   logger: Logger;
+}
+
+/**
+ * What an answer belongs to beyond its command ID: the gateway's span it is sent from (its
+ * `traceparent`, docs/protocol.md §5) and the logger whose lines name the command.
+ */
+export interface AnswerScope {
+  trace?: TraceContext | undefined;
+  logger?: Logger | undefined;
 }
 
 export interface ChunkUpload {
@@ -73,32 +84,53 @@ export class ServerApi {
   }
 
   /** §5.1 Idempotent on the server, so a duplicate delivery is simply acked again. */
-  ack(commandId: string, signal?: AbortSignal): Promise<unknown> {
+  ack(commandId: string, signal?: AbortSignal, scope?: AnswerScope): Promise<unknown> {
     return this.#withRetry(
       `ack ${commandId}`,
-      () => this.#send('POST', commandPath(commandId, 'ack'), { signal }),
+      () => this.#send('POST', commandPath(commandId, 'ack'), { signal, trace: scope?.trace }),
       signal,
+      scope,
     );
   }
 
   /** §5.2 Not retried: the next tick sends a fresher one anyway. */
-  progress(commandId: string, progress: Progress, signal?: AbortSignal): Promise<unknown> {
-    return this.#send('POST', commandPath(commandId, 'progress'), { json: progress, signal });
+  progress(
+    commandId: string,
+    progress: Progress,
+    signal?: AbortSignal,
+    scope?: AnswerScope,
+  ): Promise<unknown> {
+    return this.#send('POST', commandPath(commandId, 'progress'), {
+      json: progress,
+      signal,
+      trace: scope?.trace,
+    });
   }
 
   /** §5.3 The same seq twice is accepted and ignored, so a retry after a lost answer is safe. */
-  rows(commandId: string, batch: RowBatch, signal?: AbortSignal): Promise<unknown> {
+  rows(commandId: string, batch: RowBatch, signal?: AbortSignal, scope?: AnswerScope): Promise<unknown> {
     const body = JSON.stringify(batch);
     return this.#withRetry(
       `rows ${commandId}#${batch.seq}`,
       () =>
-        this.#send('POST', commandPath(commandId, 'rows'), { body, contentType: 'application/json', signal }),
+        this.#send('POST', commandPath(commandId, 'rows'), {
+          body,
+          contentType: 'application/json',
+          signal,
+          trace: scope?.trace,
+        }),
       signal,
+      scope,
     );
   }
 
   /** §5.4 One attempt; the uploader owns the retry loop so it can count and log per chunk. */
-  async putChunk(commandId: string, chunk: ChunkUpload, signal?: AbortSignal): Promise<number> {
+  async putChunk(
+    commandId: string,
+    chunk: ChunkUpload,
+    signal?: AbortSignal,
+    trace?: TraceContext,
+  ): Promise<number> {
     const { status } = await this.#send('PUT', commandPath(commandId, `chunks/${chunk.index}`), {
       body: chunk.body,
       contentType: 'application/octet-stream',
@@ -108,17 +140,27 @@ export class ServerApi {
         'backhaul-raw-length': String(chunk.rawLength),
       },
       signal,
+      trace,
     });
     return status;
   }
 
   /** §6.3 What the server already holds of this command's file. */
-  async chunkReceipt(commandId: string, signal?: AbortSignal): Promise<ChunkReceipt> {
-    const { json } = await this.#send('GET', commandPath(commandId, 'chunks'), { signal, readJson: true });
+  async chunkReceipt(commandId: string, signal?: AbortSignal, trace?: TraceContext): Promise<ChunkReceipt> {
+    const { json } = await this.#send('GET', commandPath(commandId, 'chunks'), {
+      signal,
+      readJson: true,
+      trace,
+    });
     return parseMessage(chunkReceiptSchema, json, 'chunk receipt');
   }
 
-  complete(commandId: string, completion: Completion, signal?: AbortSignal): Promise<unknown> {
+  complete(
+    commandId: string,
+    completion: Completion,
+    signal?: AbortSignal,
+    scope?: AnswerScope,
+  ): Promise<unknown> {
     return this.#withRetry(
       `complete ${commandId}`,
       async () =>
@@ -127,25 +169,35 @@ export class ServerApi {
             json: completion,
             signal,
             readJson: true,
+            trace: scope?.trace,
           })
         ).json,
       signal,
+      scope,
     );
   }
 
-  fail(commandId: string, failure: Failure, signal?: AbortSignal): Promise<unknown> {
+  fail(commandId: string, failure: Failure, signal?: AbortSignal, scope?: AnswerScope): Promise<unknown> {
     return this.#withRetry(
       `fail ${commandId}`,
-      () => this.#send('POST', commandPath(commandId, 'fail'), { json: failure, signal }),
+      () =>
+        this.#send('POST', commandPath(commandId, 'fail'), { json: failure, signal, trace: scope?.trace }),
       signal,
+      scope,
     );
   }
 
-  #withRetry<T>(what: string, operation: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  #withRetry<T>(
+    what: string,
+    operation: () => Promise<T>,
+    signal?: AbortSignal,
+    scope?: AnswerScope,
+  ): Promise<T> {
+    const logger = scope?.logger ?? this.#logger;
     return withRetry(this.#retry, operation, {
       signal,
       onRetry: (error, attempt, delayMs) =>
-        this.#logger.warn(`${what} failed, retrying`, { attempt, delayMs, error: describeError(error) }),
+        logger.warn(`${what} failed, retrying`, { attempt, delayMs, error: describeError(error) }),
     });
   }
 
@@ -159,9 +211,15 @@ export class ServerApi {
       headers?: Record<string, string>;
       signal?: AbortSignal | undefined;
       readJson?: boolean;
+      /** The gateway's span this request is sent from: its `traceparent` (§5). */
+      trace?: TraceContext | undefined;
     },
   ): Promise<{ status: number; json?: unknown }> {
-    const headers: Record<string, string> = { authorization: this.#authorization, ...options.headers };
+    const headers: Record<string, string> = {
+      authorization: this.#authorization,
+      ...traceHeaders(options.trace),
+      ...options.headers,
+    };
     let body = options.body;
     if (options.json !== undefined) {
       body = JSON.stringify(options.json);

@@ -11,6 +11,7 @@
  */
 import type { ColumnEncoder, PageSlice } from './column-encoder.js';
 import { definitionLevelsSize, writeDefinitionLevels } from './definition-levels.js';
+import { buildDictionary, type Dictionary, dictionaryBody, rankEntries } from './dictionary.js';
 import { Encoding, PhysicalType } from './format-constants.js';
 import { GrowableBuffer } from './growable-buffer.js';
 import { bitWidthFor, writeHybrid } from './rle-hybrid.js';
@@ -28,10 +29,6 @@ import {
 } from './statistics.js';
 
 export const DEFAULT_DICTIONARY_PAGE_SIZE = 1 << 20;
-const MAX_DICTIONARY_ENTRIES = 1 << 20;
-const SAMPLE_VALUES = 4096;
-const SAMPLE_MAX_DISTINCT = 3072;
-const MAX_DISTINCT_RATIO = 0.75;
 
 export interface EncodedPage {
   /** Uncompressed page body: definition levels, then the values. */
@@ -52,15 +49,6 @@ export interface EncodedChunk {
   minMax: MinMax | undefined;
 }
 
-interface Dictionary {
-  /** Entry of each non-null value, in value order. */
-  indices: Uint32Array;
-  /** PLAIN byte range of each entry's first occurrence (length prefix included for BYTE_ARRAY). */
-  starts: number[];
-  ends: number[];
-  bytes: number;
-}
-
 const scratch = new GrowableBuffer();
 
 export function encodeChunk(encoder: ColumnEncoder, dictionaryPageSize: number): EncodedChunk {
@@ -69,7 +57,7 @@ export function encodeChunk(encoder: ColumnEncoder, dictionaryPageSize: number):
   const dictionary =
     spec.physicalType === PhysicalType.BOOLEAN || dictionaryPageSize === 0
       ? undefined
-      : buildDictionary(encoder, dictionaryPageSize);
+      : buildDictionary(encoder.plainBytes, encoder.valueCount, plainWidth(spec), dictionaryPageSize);
   const ranks =
     dictionary && spec.physicalType === PhysicalType.BYTE_ARRAY
       ? rankEntries(encoder.plainBytes, dictionary)
@@ -151,90 +139,18 @@ function plainMinMax(
   }
 }
 
-function buildDictionary(encoder: ColumnEncoder, limitBytes: number): Dictionary | undefined {
-  const count = encoder.valueCount;
-  if (count === 0) return undefined;
-  const bytes = encoder.plainBytes;
-  const physical = encoder.spec.physicalType;
-  const width =
-    physical === PhysicalType.INT32
-      ? 4
-      : physical === PhysicalType.BYTE_ARRAY
-        ? 0
-        : physical === PhysicalType.FIXED_LEN_BYTE_ARRAY
-          ? encoder.spec.typeLength
-          : 8;
-  const entries = new Map<number | string, number>();
-  const indices = new Uint32Array(count);
-  const starts: number[] = [];
-  const ends: number[] = [];
-  let dictBytes = 0;
-  let p = 0;
-  for (let k = 0; k < count; k++) {
-    let key: number | string;
-    const start = p;
-    if (width === 0) {
-      const length = bytes.readUInt32LE(p);
-      p += 4 + length;
-      key = bytes.toString('latin1', start + 4, p);
-    } else {
-      p += width;
-      key = fixedKey(bytes, start, width, physical);
-    }
-    let entry = entries.get(key);
-    if (entry === undefined) {
-      entry = starts.length;
-      entries.set(key, entry);
-      starts.push(start);
-      ends.push(p);
-      dictBytes += p - start;
-      if (dictBytes > limitBytes || entry >= MAX_DICTIONARY_ENTRIES) return undefined;
-    }
-    indices[k] = entry;
-    if (k === SAMPLE_VALUES - 1 && count > 2 * SAMPLE_VALUES && starts.length > SAMPLE_MAX_DISTINCT) {
-      return undefined;
-    }
+/** Bytes of one PLAIN value, or 0 for BYTE_ARRAY's length-prefixed values. */
+function plainWidth(spec: ColumnSpec): number {
+  switch (spec.physicalType) {
+    case PhysicalType.INT32:
+      return 4;
+    case PhysicalType.BYTE_ARRAY:
+      return 0;
+    case PhysicalType.FIXED_LEN_BYTE_ARRAY:
+      return spec.typeLength;
+    default:
+      return 8;
   }
-  if (starts.length > count * MAX_DISTINCT_RATIO) return undefined;
-  return { indices, starts, ends, bytes: dictBytes };
-}
-
-/**
- * A Map key equal for equal PLAIN bytes: the number itself where that is exact (INT32, doubles other than
- * 0 and NaN, INT64 within ±2^52), else the bytes as a latin1 string (a string never equals a number).
- */
-function fixedKey(bytes: Buffer, at: number, width: number, physical: PhysicalType): number | string {
-  if (physical === PhysicalType.INT32) return bytes.readInt32LE(at);
-  if (physical === PhysicalType.INT64) {
-    const hi = bytes.readInt32LE(at + 4);
-    if (hi >= -0x100000 && hi < 0x100000) return hi * 4294967296 + bytes.readUInt32LE(at);
-  } else if (physical === PhysicalType.DOUBLE) {
-    const v = bytes.readDoubleLE(at);
-    if (v !== 0 && !Number.isNaN(v)) return v;
-  }
-  return bytes.toString('latin1', at, at + width);
-}
-
-function dictionaryBody(bytes: Buffer, dictionary: Dictionary): Uint8Array {
-  const body = Buffer.allocUnsafe(dictionary.bytes);
-  let pos = 0;
-  for (let e = 0; e < dictionary.starts.length; e++) {
-    pos += bytes.copy(body, pos, dictionary.starts[e]!, dictionary.ends[e]!);
-  }
-  return body;
-}
-
-/** Rank of each BYTE_ARRAY entry in unsigned bytewise order, so a page's bounds are integer compares. */
-function rankEntries(bytes: Buffer, dictionary: Dictionary): Uint32Array {
-  const { starts, ends } = dictionary;
-  const order = Array.from(starts.keys()).sort((a, b) =>
-    bytes.compare(bytes, starts[b]! + 4, ends[b]!, starts[a]! + 4, ends[a]!),
-  );
-  const ranks = new Uint32Array(starts.length);
-  order.forEach((entry, rank) => {
-    ranks[entry] = rank;
-  });
-  return ranks;
 }
 
 function dictionaryMinMax(

@@ -1,6 +1,7 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
+  activeTrace,
   BackhaulError,
   CodecRegistry,
   createChecksummer,
@@ -10,6 +11,7 @@ import {
   createMemoryCommandStore,
   createMemoryCredentialStore,
   createMemoryRowLog,
+  type DeliveryEvent,
   type GatewayView,
   isTerminal,
   PROTOCOL_VERSION,
@@ -25,7 +27,10 @@ import { callerRoutes } from './caller-api.js';
 import { type ChunkIngest, createChunkIngest } from './chunk-ingest.js';
 import { createCommandDispatcher } from './command-dispatcher.js';
 import { createCommandStreams } from './command-stream.js';
+import { commandLogger, traceSubmission } from './command-trace.js';
 import { createCredentials } from './credentials.js';
+import { fleetRoutes } from './fleet-api.js';
+import { fleetPageRoutes } from './fleet-page.js';
 import { gatewayRoutes } from './gateway-api.js';
 import { createGatewayPush } from './gateway-push.js';
 import { asBackhaulError, sendProblem } from './http-io.js';
@@ -79,6 +84,12 @@ export interface BackhaulServer {
 /** The caller identity of queries submitted in-process (`submitQuery`), for fair shares. */
 const IN_PROCESS_CALLER = 'in-process';
 
+/**
+ * State changes that get a log line of their own; the others have theirs where they happen
+ * (accepted, sent, gave up), and progress would flood the log.
+ */
+const loggedEvents = new Set<DeliveryEvent['type']>(['ack', 'admit', 'complete', 'fail', 'cancel']);
+
 /** What a client refused by a draining server is told to wait before it tries again. */
 const DRAIN_RETRY_AFTER_MS = 1000;
 /** How often a drain looks whether the last request ended. */
@@ -99,7 +110,8 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
   const metrics = createServerMetrics(config.metrics.registry);
   const storage = metrics.timedStorage(config.storage);
   const ownsStore = config.store === undefined;
-  const store = metrics.timedStore(config.store ?? createMemoryCommandStore());
+  const plainStore = config.store ?? createMemoryCommandStore();
+  const store = metrics.timedStore(plainStore);
   const ownsCredentialStore = config.credentialStore === undefined;
   const credentialStore = config.credentialStore ?? createMemoryCredentialStore();
   const credentials = createCredentials(
@@ -167,20 +179,18 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
     onChange(record, event) {
       metrics.changed(record, event);
       events.changed(record, event.type === 'progress');
+      const log = commandLogger(logger, record);
+      if (loggedEvents.has(event.type)) log.info(`command ${record.state}`, { event: event.type });
       if (isTerminal(record.state)) {
         // §3.7: however it ended, its slot (or queue place) goes to the next query at once.
         admission.release(record.id);
         // A command that ended any other way than completed must not leave a half-written file.
         if (record.state !== 'completed') {
-          ingest
-            ?.abort(record.id)
-            .catch((error) => logger.warn('abort failed', { id: record.id, error: String(error) }));
+          ingest?.abort(record.id).catch((error) => log.warn('abort failed', { error: String(error) }));
         }
         rowLog
           .end(record.id, config.rowRetentionMs)
-          .catch((error) =>
-            logger.warn('could not end the row log', { id: record.id, error: String(error) }),
-          );
+          .catch((error) => log.warn('could not end the row log', { error: String(error) }));
       }
     },
   });
@@ -245,6 +255,14 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
     ...callerRoutes(parts),
     ...adminRoutes(parts, credentialStore),
     ...callerAdminRoutes(parts, credentialStore),
+    ...fleetRoutes(parts, {
+      instanceId: config.instanceId,
+      store: plainStore,
+      credentialStore,
+      configuredGatewayIds: credentials.gatewayIds,
+      streams,
+    }),
+    ...fleetPageRoutes(),
     ...operationsRoutes({
       registry: metrics.registry,
       metricsToken: config.metrics.token,
@@ -417,7 +435,10 @@ export function createBackhaulServer(options: BackhaulServerOptions): BackhaulSe
     },
 
     async submitQuery(request) {
-      const { record } = await dispatcher.submit(request, IN_PROCESS_CALLER);
+      // In-process, the caller's trace is the span active in its OpenTelemetry context, if any.
+      const { record } = await traceSubmission(activeTrace(), IN_PROCESS_CALLER, (trace) =>
+        dispatcher.submit(request, IN_PROCESS_CALLER, undefined, trace),
+      );
       return views.view(record, baseUrl());
     },
 

@@ -7,17 +7,23 @@ import {
   type CommandStore,
   type DeliveryEvent,
   type DeliveryPolicy,
+  formatTraceparent,
   type IdempotencyClaim,
   isTerminal,
   type NewIdempotencyClaim,
   newCommandRecord,
+  newSpanId,
+  newTraceId,
   PROTOCOL_VERSION,
   parseMessage,
   type SubmitQuery,
+  startSpan,
   submitQuerySchema,
+  type TraceContext,
 } from '@backhaul/core';
 import type { Admission, AdmissionScope, AdmissionTicket } from './admission.js';
 import type { CommandStreams } from './command-stream.js';
+import { commandAttributes, commandLogger, commandTrace, TRACER_NAME } from './command-trace.js';
 import { failpoint } from './failpoints.js';
 import { requestFingerprint } from './idempotency-key.js';
 
@@ -34,8 +40,16 @@ export interface CommandDispatcher {
    * With an `idempotencyKey` (§3.1) the command is persisted together with the caller's claim on
    * the key; a repeat finds the claim and returns the command it names (`replayed`), taking no
    * admission slot and creating nothing, or `422 idempotency-key-reused` for another query.
+   *
+   * `trace` is the span that accepted the query: the command carries it to the gateway (§4.2).
+   * Without one the command starts a trace of its own, so every query has a trace ID.
    */
-  submit(request: SubmitQuery, callerId: string, idempotencyKey?: string): Promise<Submission>;
+  submit(
+    request: SubmitQuery,
+    callerId: string,
+    idempotencyKey?: string,
+    trace?: TraceContext,
+  ): Promise<Submission>;
   /** A queued query got its slot (called by admission control): makes it pending and sends it. */
   admit(id: string): Promise<void>;
   /** Applies one event with compare-and-set and tells the listeners when the record changed. */
@@ -148,7 +162,7 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
       return;
     }
     if (cancelled) {
-      streams.send(record);
+      if (streams.send(record)) commandLogger(logger, record).info('cancel sent to the gateway');
       return;
     }
     let claimed = false;
@@ -163,7 +177,20 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
     }
     // Only a dispatched command goes out: one acked meanwhile needs nothing more.
     if (record.state !== 'dispatched' || !(claimed || resend)) return;
-    if (streams.send(record)) failpoint('after-send');
+    // The command goes out naming this delivery's span, so the gateway's spans are its children.
+    const span = startSpan(TRACER_NAME, 'backhaul.dispatch', commandTrace(record), {
+      kind: 'producer',
+      attributes: { ...commandAttributes(record), 'backhaul.delivery': record.redeliveries + 1 },
+    });
+    const sent = streams.send({
+      ...record,
+      command: { ...record.command, traceparent: formatTraceparent(span.trace) },
+    });
+    span.setAttributes({ 'backhaul.sent': sent });
+    span.end();
+    if (!sent) return;
+    commandLogger(logger, record).info('command sent to the gateway', { delivery: record.redeliveries + 1 });
+    failpoint('after-send');
   }
 
   async function sweepDeadlines(): Promise<void> {
@@ -178,10 +205,13 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
         // (gateway-push.ts), whose sweep (sweepConnectedGateways) is the safety net.
         if (record.state === 'pending') await dispatch(record.id, false);
         if (record.state === 'dead-lettered' || record.state === 'expired') {
-          logger.warn('command gave up', { id: record.id, state: record.state, reason: record.reason });
+          commandLogger(logger, record).warn('command gave up', {
+            state: record.state,
+            reason: record.reason,
+          });
         }
       } catch (error) {
-        logger.error('deadline handling failed', { id: candidate.id, error: String(error) });
+        commandLogger(logger, candidate).error('deadline handling failed', { error: String(error) });
       }
     }
   }
@@ -314,7 +344,7 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
   }
 
   return {
-    async submit(request, callerId, idempotencyKey) {
+    async submit(request, callerId, idempotencyKey, trace) {
       const query = parseMessage(submitQuerySchema, request, 'query');
       // A repeat is answered before admission and the gateway check: it takes no slot, and the
       // command it names is returned even if its gateway has been removed since.
@@ -345,6 +375,7 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
         ...(query.timeoutMs === undefined ? {} : { timeoutMs: query.timeoutMs }),
         rowsByteLimit: options.rowsByteLimit,
         issuedAt: now,
+        ...traceMembers(trace ?? { traceId: newTraceId(), spanId: newSpanId(), flags: 0 }),
       };
       const ticket: AdmissionTicket = {
         id: command.id,
@@ -369,6 +400,7 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
         const queued = { ...newCommandRecord(command, query.gatewayId, policy, now, 'queued'), callerId };
         const first = await insert(queued, claim);
         if (first && claim) return replay(first, claim.fingerprint);
+        commandLogger(logger, queued).info('query queued', { callerId, mode: query.mode });
         return { record: (await store.get(queued.id)) ?? queued, replayed: false };
       }
       const record = { ...newCommandRecord(command, query.gatewayId, policy, now), callerId };
@@ -378,6 +410,7 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
       const first = await insert(record, claim);
       if (first && claim) return replay(first, claim.fingerprint);
       failpoint('after-persist');
+      commandLogger(logger, record).info('query accepted', { callerId, mode: query.mode });
       await dispatch(record.id, false);
       return { record: (await store.get(record.id)) ?? record, replayed: false };
     },
@@ -432,5 +465,13 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
       if (timer) clearInterval(timer);
       timer = undefined;
     },
+  };
+}
+
+/** The command's members that carry its trace (§4.2). */
+function traceMembers(trace: TraceContext): Pick<CommandRecord['command'], 'traceparent' | 'tracestate'> {
+  return {
+    traceparent: formatTraceparent(trace),
+    ...(trace.tracestate ? { tracestate: trace.tracestate } : {}),
   };
 }

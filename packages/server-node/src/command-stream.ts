@@ -38,6 +38,8 @@ export interface CommandStreams {
   /** Any authenticated request from the gateway counts as a sign of life. */
   touch(gatewayId: string): void;
   views(): GatewayView[];
+  /** Epoch ms of the last heartbeat written to the gateway's live stream (docs/protocol.md §4). */
+  lastHeartbeatAt(gatewayId: string): number | undefined;
   /** The live streams opened with an enrolled token, and that token. */
   enrolledStreams(): { gatewayId: string; token: EnrolledToken }[];
   /**
@@ -151,6 +153,10 @@ export function createCommandStreams(options: CommandStreamOptions): CommandStre
           ...(gateway.lastSeenAt ? { lastSeenAt: new Date(gateway.lastSeenAt).toISOString() } : {}),
         };
       });
+    },
+    lastHeartbeatAt(gatewayId) {
+      const stream = gateways.get(gatewayId)?.stream;
+      return stream && !stream.closed ? stream.lastHeartbeatAt : undefined;
     },
     enrolledStreams() {
       return [...gateways].flatMap(([gatewayId, { stream, token }]) =>

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   BackhaulError,
   type CommandRecord,
@@ -13,6 +13,7 @@ import {
   rowBatchSchema,
 } from '@backhaul/core';
 import { resultKey, type StoredFile } from './chunk-ingest.js';
+import { startAnswerSpan } from './command-trace.js';
 import { failpoint } from './failpoints.js';
 import { readJson, sendEmpty, sendJson } from './http-io.js';
 import type { Route } from './router.js';
@@ -25,15 +26,22 @@ export function gatewayRoutes(parts: ServerParts): Route[] {
   /**
    * docs/protocol.md §1: "A gateway MUST only see and answer its own commands: a request about a
    * command of another gateway MUST be refused with 403 and change nothing." Checked before any
-   * body is read and before any state is touched.
+   * body is read and before any state is touched. The answer then gets its span (`span`, e.g.
+   * `backhaul.ack`) in the query's trace, ended with the response.
    */
-  const ownCommand = async (req: IncomingMessage, id: string): Promise<CommandRecord> => {
+  const ownCommand = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    id: string,
+    span: string,
+  ): Promise<CommandRecord> => {
     const { gatewayId } = await credentials.requireGateway(req);
     streams.touch(gatewayId);
     const record = await store.get(id);
     if (!record) throw new BackhaulError('not-found', `No command ${id}`);
     if (record.gatewayId !== gatewayId)
       throw new BackhaulError('forbidden', `Command ${id} belongs to another gateway`);
+    startAnswerSpan(span, req, res, record);
     return record;
   };
 
@@ -108,7 +116,7 @@ export function gatewayRoutes(parts: ServerParts): Route[] {
       method: 'POST',
       pattern: new RegExp(`^${command}/ack$`),
       async handle({ req, res, params: [id = ''] }) {
-        await ownCommand(req, id);
+        await ownCommand(req, res, id, 'backhaul.ack');
         failpoint('before-ack-recorded');
         await dispatcher.apply(id, { type: 'ack' }); // §5.1 idempotent
         sendEmpty(res, 204);
@@ -118,7 +126,7 @@ export function gatewayRoutes(parts: ServerParts): Route[] {
       method: 'POST',
       pattern: new RegExp(`^${command}/progress$`),
       async handle({ req, res, params: [id = ''] }) {
-        await ownCommand(req, id);
+        await ownCommand(req, res, id, 'backhaul.progress');
         const { json } = await readJson(req, 'progress', SMALL_JSON_BYTES);
         const progress = parseMessage(progressSchema, json, 'progress');
         await dispatcher.apply(id, { type: 'progress', progress }); // §5: moves the completion deadline
@@ -129,7 +137,7 @@ export function gatewayRoutes(parts: ServerParts): Route[] {
       method: 'POST',
       pattern: new RegExp(`^${command}/rows$`),
       async handle({ req, res, params: [id = ''] }) {
-        const record = await ownCommand(req, id);
+        const record = await ownCommand(req, res, id, 'backhaul.rows');
         requireInFlight(record, 'row batches');
         if (record.command.mode === 'file') {
           throw new BackhaulError('invalid-state', `Command ${id} asked for a file, not row batches`);
@@ -153,7 +161,7 @@ export function gatewayRoutes(parts: ServerParts): Route[] {
       method: 'PUT',
       pattern: new RegExp(`^${command}/chunks/([^/]+)$`),
       async handle({ req, res, params: [id = '', indexText] }) {
-        const record = await ownCommand(req, id);
+        const record = await ownCommand(req, res, id, 'backhaul.chunk');
         const index = parseMessage(chunkIndexSchema, indexText, 'chunk index');
         // Ended without a file (cancelled, failed) through another instance: what this one staged
         // for it is discarded on the first chunk that comes after, not left to the storage sweep.
@@ -180,7 +188,7 @@ export function gatewayRoutes(parts: ServerParts): Route[] {
       method: 'GET',
       pattern: new RegExp(`^${command}/chunks/?$`),
       async handle({ req, res, params: [id = ''] }) {
-        const record = await ownCommand(req, id);
+        const record = await ownCommand(req, res, id, 'backhaul.receipt');
         const result = record.result;
         // §6.3; a completed file is all there.
         const receipt =
@@ -194,7 +202,7 @@ export function gatewayRoutes(parts: ServerParts): Route[] {
       method: 'POST',
       pattern: new RegExp(`^${command}/complete$`),
       async handle({ req, res, params: [id = ''] }) {
-        let record = await ownCommand(req, id);
+        let record = await ownCommand(req, res, id, 'backhaul.complete');
         const { json } = await readJson(req, 'completion', SMALL_JSON_BYTES);
         const completion = parseMessage(completionSchema, json, 'completion');
         // A repeated completion (its first answer was lost) gets the same answer.
@@ -209,7 +217,7 @@ export function gatewayRoutes(parts: ServerParts): Route[] {
       method: 'POST',
       pattern: new RegExp(`^${command}/fail$`),
       async handle({ req, res, params: [id = ''] }) {
-        await ownCommand(req, id);
+        await ownCommand(req, res, id, 'backhaul.fail');
         const { json } = await readJson(req, 'failure', SMALL_JSON_BYTES);
         const error = parseMessage(failureSchema, json, 'failure');
         await dispatcher.apply(id, { type: 'fail', error }); // the state listener aborts any upload

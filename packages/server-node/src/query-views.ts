@@ -1,12 +1,13 @@
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import type {
-  CommandRecord,
-  DownloadSigner,
-  ObjectStorage,
-  QueryResultView,
-  QueryView,
-  RowLog,
+import {
+  type CommandRecord,
+  type DownloadSigner,
+  type ObjectStorage,
+  parseTraceparent,
+  type QueryResultView,
+  type QueryView,
+  type RowLog,
 } from '@backhaul/core';
 
 /**
@@ -46,6 +47,13 @@ export function requestBaseUrl(req: IncomingMessage, mountPath: string): string 
   const host = req.headers.host ?? 'localhost';
   const expressBase = (req as IncomingMessage & { baseUrl?: unknown }).baseUrl;
   return `${proto}://${host}${typeof expressBase === 'string' ? expressBase : ''}${mountPath}`;
+}
+
+/** How many times the command was sent: a pending or queued record waits for its next send. */
+export function deliveries(record: CommandRecord): number {
+  return record.state === 'pending' || record.state === 'queued'
+    ? record.redeliveries
+    : record.redeliveries + 1;
 }
 
 export function createQueryViews(options: QueryViewOptions): QueryViews {
@@ -102,18 +110,21 @@ export function createQueryViews(options: QueryViewOptions): QueryViews {
         mode: record.command.mode,
         createdAt: new Date(record.createdAt).toISOString(),
         updatedAt: new Date(record.updatedAt).toISOString(),
-        // A pending record waits for its next send; every other state follows one.
-        deliveries:
-          record.state === 'pending' || record.state === 'queued'
-            ? record.redeliveries
-            : record.redeliveries + 1,
+        deliveries: deliveries(record),
         ...queuePosition(record),
         ...(record.progress ? { progress: record.progress } : {}),
         ...(record.liveRows !== undefined ? { liveRows: record.liveRows } : {}),
         ...(result ? { result } : {}),
         ...(record.error ? { error: record.error } : {}),
         ...(record.reason && !record.error ? { error: { code: record.state, message: record.reason } } : {}),
+        ...traceIdOf(record),
       };
     },
   };
+}
+
+/** §3.2 The query's trace ID, for finding its spans and log lines; none on records from before traces. */
+function traceIdOf(record: CommandRecord): { traceId?: string } {
+  const traceId = parseTraceparent(record.command.traceparent)?.traceId;
+  return traceId ? { traceId } : {};
 }

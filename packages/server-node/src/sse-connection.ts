@@ -11,8 +11,16 @@ export interface SseConnection {
   readonly backlogged: boolean;
   /** Writes one event; `id` becomes the client's Last-Event-ID. Returns false once closed. */
   send(event: string, data: unknown, id?: string): boolean;
-  /** A comment line: keeps proxies and the client's idle timer from cutting a quiet stream. */
-  comment(text: string): void;
+  /**
+   * A comment line: keeps proxies and the client's idle timer from cutting a quiet stream. False
+   * when it was not written (closed, or earlier bytes still queued, which keep the stream alive).
+   */
+  comment(text: string): boolean;
+  /**
+   * Epoch ms of the last heartbeat written, undefined before the first. A heartbeat is skipped
+   * while earlier bytes are still queued, so it also says the client was taking what it was sent.
+   */
+  readonly lastHeartbeatAt: number | undefined;
   /**
    * Resolves once the client has taken what was queued (or the stream closed): a sender of many
    * events in a row awaits it between them, so a burst never piles up past the cap.
@@ -27,20 +35,25 @@ export interface SseHub {
   closeAll(): void;
 }
 
+/** What the hub's timer sees of a stream: it also writes the heartbeat, and notes when. */
+interface HubConnection extends SseConnection {
+  heartbeat(): void;
+}
+
 /**
  * Owns every open stream and one heartbeat timer for all of them (not one timer per stream).
  * `maxPendingBytes`: a slow reader that lets more than this pile up in its stream's buffers
  * (ours and the socket's) is cut; it reconnects and catches up.
  */
 export function createSseHub(heartbeatMs: number, maxPendingBytes: number): SseHub {
-  const open = new Set<SseConnection>();
+  const open = new Set<HubConnection>();
   let timer: NodeJS.Timeout | undefined;
 
   const ensureTimer = () => {
     if (timer || open.size === 0) return;
     // docs/protocol.md §4: a comment line at least every 15 s; the gateway calls 45 s of silence dead.
     timer = setInterval(() => {
-      for (const connection of open) connection.comment('heartbeat');
+      for (const connection of open) connection.heartbeat();
     }, heartbeatMs);
     timer.unref();
   };
@@ -61,6 +74,7 @@ export function createSseHub(heartbeatMs: number, maxPendingBytes: number): SseH
 
       const listeners: (() => void)[] = [];
       let closed = false;
+      let lastHeartbeatAt: number | undefined;
       /** The wait for the client to take a backlog, and what ends it (a drain, or the close). */
       let draining: Promise<void> | undefined;
       let endDrain: (() => void) | undefined;
@@ -87,9 +101,12 @@ export function createSseHub(heartbeatMs: number, maxPendingBytes: number): SseH
         endDrain?.();
         for (const listener of listeners) listener();
       };
-      const connection: SseConnection = {
+      const connection: HubConnection = {
         get closed() {
           return closed;
+        },
+        get lastHeartbeatAt() {
+          return lastHeartbeatAt;
         },
         get backlogged() {
           return !closed && res.writableNeedDrain;
@@ -100,7 +117,10 @@ export function createSseHub(heartbeatMs: number, maxPendingBytes: number): SseH
         },
         comment(text) {
           // Skip a heartbeat while earlier bytes are still queued: they keep the stream alive already.
-          if (res.writableLength === 0) write(`: ${text}\n\n`);
+          return res.writableLength === 0 && write(`: ${text}\n\n`);
+        },
+        heartbeat() {
+          if (connection.comment('heartbeat')) lastHeartbeatAt = Date.now();
         },
         drained() {
           if (!connection.backlogged) return Promise.resolve();

@@ -1,14 +1,18 @@
 import {
   BackhaulError,
   type Column,
+  type ColumnBatch,
   checkBatchSize,
+  columnBatchToRows,
   type QueryCursor,
   type RowValue,
   uniqueColumnNames,
   watchQueryInterruptions,
 } from '@backhaul/core';
 import type { FieldPacket, PoolConnection } from 'mysql2';
+import { BatchDecoder, type ColumnPlan, planColumns } from './mysql-column-decoding.js';
 import { toBackhaulError } from './mysql-errors.js';
+import { readRowPackets } from './mysql-row-packets.js';
 import { columnFromField } from './mysql-types.js';
 
 /** Rows buffered before the first `batches()` call tells the real batch size. */
@@ -29,6 +33,11 @@ export interface MysqlCursorSession {
   signal: AbortSignal | undefined;
   /** How long a result that reached maxRows may take to end by itself (sql_select_limit) before a kill. */
   cappedEndGraceMs: number;
+  /**
+   * Decode row packets straight into column batches (`columnBatches`, for file mode) instead of
+   * a JS value per cell (mysql-column-decoding.ts).
+   */
+  columnar: boolean;
   /** Stops the statement running on a connection (KILL QUERY from another connection). */
   killQuery: (threadId: number) => Promise<void>;
   /** Ends the read-only transaction and hands the connection back; `clean` false destroys it. */
@@ -40,6 +49,10 @@ export interface MysqlCursorSession {
  * once a batch worth of rows is buffered the connection's socket is paused, so the server blocks
  * on its send buffer instead of this process buffering the whole result.
  *
+ * A columnar cursor reads the same result, but each row packet is decoded into the batch being
+ * filled (mysql-row-packets.ts says how); reading starts at the first `columnBatches` call, and
+ * the next batch fills while the caller holds the current one, so at most two are held.
+ *
  * Ending before the last row (close, abort, deadline, maxRows reached) asks the server to stop with
  * KILL QUERY, drains what is already on the wire, then rolls back and releases the connection.
  */
@@ -48,8 +61,14 @@ export async function openMysqlCursor(session: MysqlCursorSession): Promise<Quer
   let columns: Column[] | undefined;
   let converters: [number, (value: unknown) => RowValue][] = [];
   let buffer: RowValue[][] = [];
+  let plan: ColumnPlan | undefined;
+  /** The column batch being filled (columnar cursors). */
+  let decoder: BatchDecoder | undefined;
+  /** A row the columnar cursor could not decode (or a result it cannot read): the query's failure. */
+  let decodeFailure: unknown;
   /** Buffered rows at which reading pauses: the batch size being filled. */
-  let highWater = Math.min(INITIAL_BUFFER_ROWS, maxRows);
+  let highWater = session.columnar ? 0 : Math.min(INITIAL_BUFFER_ROWS, maxRows);
+  const buffered = () => (session.columnar ? (decoder?.rowCount ?? 0) : buffer.length);
   let taken = 0;
   let paused = false;
   let ended = false;
@@ -85,10 +104,63 @@ export async function openMysqlCursor(session: MysqlCursorSession): Promise<Quer
     supportBigNumbers: true,
     dateStrings: true,
   });
+  /** One row of the result, stored by `store` unless it is past the cap or the statement is being stopped. */
+  const accept = (store: () => void) => {
+    if (stopping) return;
+    if (taken >= maxRows) {
+      // A row past the cap: the statement has a LIMIT of its own above sql_select_limit. Stop it.
+      void stop();
+      return;
+    }
+    store();
+    taken++;
+    // At the cap the end of the result is the next packet: reading on lets it arrive.
+    if (taken < maxRows && buffered() >= highWater && !paused) {
+      paused = true;
+      connection.pause();
+    }
+    wake();
+  };
+  /** Ends a columnar read that cannot go on: the statement is stopped and `failure` thrown to the caller. */
+  const refuse = (error: unknown) => {
+    decodeFailure ??= BackhaulError.isInstance(error)
+      ? error
+      : new BackhaulError('query-failed', (error as Error).message, { cause: error });
+    void stop();
+    wake();
+  };
+  if (session.columnar) {
+    readRowPackets(query, (packet) => {
+      if (decodeFailure !== undefined) return;
+      // Thrown into mysql2's packet handling, an error would break the connection: it fails the query.
+      try {
+        accept(() => decoder!.addRow(packet));
+      } catch (error) {
+        refuse(error);
+      }
+    });
+  }
   query.on('fields', (fields: FieldPacket[] | undefined) => {
     // mysql2 also emits 'fields' (undefined) for a statement that answers with an OK packet.
     if (!fields) return;
+    if (session.columnar && plan !== undefined) {
+      // A procedure's second result set has other columns than the file being written.
+      refuse(new BackhaulError('bad-request', 'The statement returns more than one result set'));
+      return;
+    }
     resultSet = true;
+    if (session.columnar) {
+      plan = planColumns(fields);
+      columns = uniqueColumnNames(plan.columns) as Column[];
+      // No row is read before the first batch's size is known: each batch is one decoder's. A
+      // statement being stopped reads on to its end instead.
+      if (!stopping) {
+        paused = true;
+        connection.pause();
+      }
+      wake();
+      return;
+    }
     const mapped = fields.map(columnFromField);
     columns = uniqueColumnNames(mapped.map((m) => m.column)) as Column[];
     converters = [];
@@ -99,24 +171,18 @@ export async function openMysqlCursor(session: MysqlCursorSession): Promise<Quer
   });
   query.on('result', (row: unknown) => {
     // A statement without a result set reports an OK packet here instead of rows.
-    if (!Array.isArray(row) || stopping) return;
-    for (const [i, convert] of converters) {
-      const value = row[i];
-      if (value !== null) row[i] = convert(value);
-    }
-    if (taken >= maxRows) {
-      // A row past the cap: the statement has a LIMIT of its own above sql_select_limit. Stop it.
-      void stop();
+    if (!Array.isArray(row)) return;
+    if (session.columnar) {
+      refuse(new Error('mysql2 parsed a row the columnar reader should have read (mysql-row-packets.ts)'));
       return;
     }
-    buffer.push(row as RowValue[]);
-    taken++;
-    // At the cap the end of the result is the next packet: reading on lets it arrive.
-    if (taken < maxRows && buffer.length >= highWater && !paused) {
-      paused = true;
-      connection.pause();
-    }
-    wake();
+    accept(() => {
+      for (const [i, convert] of converters) {
+        const value = row[i];
+        if (value !== null) row[i] = convert(value);
+      }
+      buffer.push(row as RowValue[]);
+    });
   });
   query.on('error', (error: unknown) => {
     failure ??= error;
@@ -169,6 +235,7 @@ export async function openMysqlCursor(session: MysqlCursorSession): Promise<Quer
 
   const throwIfFailed = () => {
     if (interruption !== undefined) throw interruption;
+    if (decodeFailure !== undefined) throw decodeFailure;
     // An error caused by our own KILL QUERY (maxRows reached) is not a failure of the query.
     if (failure !== undefined && !stopping) {
       throw toBackhaulError(failure, { timeoutMs: session.statementTimeoutMs, sql: session.sql });
@@ -220,6 +287,52 @@ export async function openMysqlCursor(session: MysqlCursorSession): Promise<Quer
     throw error;
   }
   const resolvedColumns = columns;
+  /** Reads on until `batchSize` rows are buffered, or the result (or the cap) ends. */
+  const fill = async (batchSize: number) => {
+    throwIfFailed();
+    while (buffered() < batchSize && !ended && !stopping && taken < maxRows) {
+      // Waiting starts before resuming: resume() may replay the rest of the result at once.
+      const progress = waitForProgress();
+      resume();
+      await progress;
+      throwIfFailed();
+    }
+    throwIfFailed();
+  };
+  const close = async () => {
+    interrupt(new BackhaulError('query-failed', 'The cursor was closed'));
+    await end();
+  };
+
+  if (plan !== undefined) {
+    const columnPlan = plan;
+    async function* columnBatches(batchSize: number): AsyncGenerator<ColumnBatch> {
+      checkBatchSize(batchSize);
+      highWater = Math.min(batchSize, maxRows);
+      decoder = new BatchDecoder(columnPlan, highWater);
+      try {
+        while (true) {
+          await fill(batchSize);
+          if (decoder.rowCount === 0) return;
+          const batch = decoder.batch();
+          decoder = new BatchDecoder(columnPlan, highWater);
+          // The next batch decodes while the caller encodes this one; it pauses reading when full.
+          if (!ended && !stopping && taken < maxRows) resume();
+          yield batch;
+        }
+      } finally {
+        await end();
+      }
+    }
+    return {
+      columns: resolvedColumns,
+      columnBatches,
+      async *batches(batchSize: number) {
+        for await (const batch of columnBatches(batchSize)) yield columnBatchToRows(resolvedColumns, batch);
+      },
+      close,
+    };
+  }
 
   return {
     columns: resolvedColumns,
@@ -228,15 +341,7 @@ export async function openMysqlCursor(session: MysqlCursorSession): Promise<Quer
       highWater = Math.min(batchSize, maxRows);
       try {
         while (true) {
-          throwIfFailed();
-          while (buffer.length < batchSize && !ended && !stopping && taken < maxRows) {
-            // Waiting starts before resuming: resume() may replay the rest of the result at once.
-            const progress = waitForProgress();
-            resume();
-            await progress;
-            throwIfFailed();
-          }
-          throwIfFailed();
+          await fill(batchSize);
           if (buffer.length === 0) return;
           let batch: RowValue[][];
           if (buffer.length <= batchSize) {
@@ -251,9 +356,6 @@ export async function openMysqlCursor(session: MysqlCursorSession): Promise<Quer
         await end();
       }
     },
-    async close() {
-      interrupt(new BackhaulError('query-failed', 'The cursor was closed'));
-      await end();
-    },
+    close,
   };
 }

@@ -193,6 +193,7 @@ export function createMysqlDataSource(options: MysqlDataSourceOptions = {}): Dat
         connection,
         sql: request.sql,
         params: request.params,
+        columnar: request.columnar === true,
         maxRows,
         deadlineMs: request.timeoutMs,
         statementTimeoutMs: timeoutMs,

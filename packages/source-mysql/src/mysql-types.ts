@@ -2,7 +2,7 @@ import type { Column, ColumnType, RowValue } from '@backhaul/core';
 import type { FieldPacket } from 'mysql2';
 
 /** Column type codes of the MySQL protocol (include/field_types.h), as mysql2 reports them. */
-const mysqlType = {
+export const mysqlType = {
   decimal: 0,
   tiny: 1,
   short: 2,

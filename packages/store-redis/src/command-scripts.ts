@@ -54,12 +54,14 @@ return 1
 `;
 
 /**
- * KEYS: record hash, due set, the next record's gateway's undelivered set, dead-letter stream.
+ * KEYS: record hash, due set, the next record's gateway's undelivered set, dead-letter stream,
+ *       failures stream.
  * ARGV: next record JSON, id, next version, next state, next gatewayId, due score or '',
  *       undelivered score or '', dead-letter reason, dead-letter time (ms),
  *       undelivered key head and tail (to leave a previous gateway's set), when a terminal
- *       record is forgotten (epoch ms, for PEXPIREAT) or '' while it is not terminal, and the
- *       retention in ms (dead letters older than the newest minus it are trimmed).
+ *       record is forgotten (epoch ms, for PEXPIREAT) or '' while it is not terminal, the
+ *       retention in ms (stream entries older than the newest minus it are trimmed), and the
+ *       failure entry (JSON) when the next state is failed or expired, else ''.
  * Returns 1 when written, 0 when the record is missing or its stored version is not
  * next.version - 1 (nothing is touched then).
  */
@@ -75,6 +77,14 @@ if ARGV[4] == 'dead-lettered' and stored[2] ~= 'dead-lettered' then
   local newest = tonumber(string.match(added, '^(%d+)'))
   redis.call('XTRIM', KEYS[4], 'MINID', '~', newest - tonumber(ARGV[13]))
   redis.call('PEXPIREAT', KEYS[4], newest + tonumber(ARGV[13]))
+end
+-- Entering failed or expired: an entry on the failures stream, so every server lists recent
+-- failures. Bounded by count as well: a failure storm must not grow it for the whole retention.
+if ARGV[14] ~= '' and stored[2] ~= ARGV[4] then
+  local added = redis.call('XADD', KEYS[5], 'MAXLEN', '~', '10000', '*', 'entry', ARGV[14])
+  local newest = tonumber(string.match(added, '^(%d+)'))
+  redis.call('XTRIM', KEYS[5], 'MINID', '~', newest - tonumber(ARGV[13]))
+  redis.call('PEXPIREAT', KEYS[5], newest + tonumber(ARGV[13]))
 end
 redis.call('HSET', KEYS[1], 'record', ARGV[1], 'version', ARGV[3], 'state', ARGV[4], 'gatewayId', ARGV[5])
 if ARGV[6] ~= '' then redis.call('ZADD', KEYS[2], ARGV[6], ARGV[2]) else redis.call('ZREM', KEYS[2], ARGV[2]) end
@@ -111,6 +121,9 @@ export interface InsertClaimedArguments extends InsertArguments {
 
 export interface CompareAndSetArguments extends InsertArguments {
   deadLettersKey: string;
+  failuresKey: string;
+  /** The `FailedCommand` as JSON when the record enters failed or expired, else ''. */
+  failureEntry: string;
   reason: string;
   at: number;
   undeliveredHead: string;
@@ -146,7 +159,7 @@ export function defineCommandScripts(redis: Redis): CommandScripts {
   const definitions: [keyof ScriptedRedis, string, number][] = [
     ['backhaulInsertCommand', insertScript, 3],
     ['backhaulInsertClaimedCommand', insertClaimedScript, 4],
-    ['backhaulCompareAndSetCommand', compareAndSetScript, 4],
+    ['backhaulCompareAndSetCommand', compareAndSetScript, 5],
   ];
   for (const [name, lua, numberOfKeys] of definitions) {
     if (typeof scripted[name] !== 'function') redis.defineCommand(name, { lua, numberOfKeys });
@@ -188,6 +201,7 @@ export function defineCommandScripts(redis: Redis): CommandScripts {
         a.dueKey,
         a.undeliveredKey,
         a.deadLettersKey,
+        a.failuresKey,
         a.json,
         a.id,
         a.version,
@@ -201,6 +215,7 @@ export function defineCommandScripts(redis: Redis): CommandScripts {
         a.undeliveredTail,
         a.forgetAt,
         a.retentionMs,
+        a.failureEntry,
       );
       return written === 1;
     },

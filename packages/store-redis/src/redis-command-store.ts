@@ -2,7 +2,10 @@ import {
   BackhaulError,
   type CommandRecord,
   type CommandStore,
+  type DeadLetter,
   defaultRetentionMs,
+  type FailedCommand,
+  failedCommandOf,
   type IdempotencyClaim,
   isTerminal,
 } from '@backhaul/core';
@@ -37,18 +40,15 @@ export interface RedisCommandStoreOptions {
   retentionMs?: number;
 }
 
-/** One dead-lettered command, as the operator reads it. */
-export interface DeadLetter {
-  id: string;
-  reason: string;
-  /** Epoch ms of the transition (the record's `updatedAt`). */
-  at: number;
-}
+/** Core's `DeadLetter`, under the name this package exported it first. */
+export type { DeadLetter } from '@backhaul/core';
 
 export interface RedisCommandStore extends CommandStore {
   readonly redis: Redis;
   /** The most recent dead letters, newest first. */
   listDeadLetters(limit: number): Promise<DeadLetter[]>;
+  /** The most recent failed or expired commands, newest first. */
+  listFailures(limit: number): Promise<FailedCommand[]>;
 }
 
 export { defaultKeyPrefix, defaultRedisUrl } from './redis-connection.js';
@@ -177,10 +177,13 @@ export function createRedisCommandStore(options: RedisCommandStoreOptions = {}):
     },
 
     async compareAndSet(next) {
+      const failure = failedCommandOf(next);
       const written = await guard(
         scripts.compareAndSet({
           ...scriptArguments(next),
           deadLettersKey: keys.deadLetters,
+          failuresKey: keys.failures,
+          failureEntry: failure ? JSON.stringify(failure) : '',
           reason: next.reason ?? '',
           at: next.updatedAt,
           undeliveredHead,
@@ -221,6 +224,12 @@ export function createRedisCommandStore(options: RedisCommandStoreOptions = {}):
         const entry = fieldsOf(fields);
         return { id: entry.id ?? '', reason: entry.reason ?? '', at: Number(entry.at) };
       });
+    },
+
+    async listFailures(limit) {
+      if (!(limit > 0)) return [];
+      const entries = await guard(redis.xrevrange(keys.failures, '+', '-', 'COUNT', Math.floor(limit)));
+      return entries.map(([, fields]) => JSON.parse(fieldsOf(fields).entry ?? '{}') as FailedCommand);
     },
 
     close: () => connection.close(),

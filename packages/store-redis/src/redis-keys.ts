@@ -17,6 +17,8 @@ export interface RedisKeys {
   claim(callerId: string, key: string): string;
   /** Stream of `{ id, reason, at }`, one entry per command that was dead-lettered. */
   readonly deadLetters: string;
+  /** Stream of `{ entry }` (a `FailedCommand` as JSON), one per command that failed or expired. */
+  readonly failures: string;
   /**
    * The undelivered key of any gateway is `undeliveredHead + gatewayId + undeliveredTail`. The
    * compare-and-set script needs it to leave the set of a gateway it learns about only from the
@@ -35,6 +37,7 @@ export function redisKeys(prefix: string): RedisKeys {
     undelivered: (gatewayId) => `${undeliveredHead}${gatewayId}${undeliveredTail}`,
     claim: (callerId, key) => `${prefix}idem:${encodeURIComponent(callerId)}:${key}`,
     deadLetters: `${prefix}dead-letters`,
+    failures: `${prefix}failures`,
     undeliveredHead,
     undeliveredTail,
   };

@@ -332,6 +332,64 @@ export function runCommandStoreConformance(name: string, createStore: () => Prom
       expect((await store.get(first.id))?.id).toBe(first.id);
     });
 
+    it('listDeadLetters and listFailures, where a store has them, list what entered those states, newest first', async () => {
+      const gatewayId = uniqueId('gw');
+      const start = Date.now();
+      /** Inserts a record in `from`, then moves it to `to` with compareAndSet, as the dispatcher does. */
+      const ended = async (from: CommandState, to: Partial<CommandRecord>, at: number) => {
+        const record = makeRecord(
+          { gatewayId, state: from, deadline: at + 60_000, callerId: 'caller-a' },
+          at,
+        );
+        await store.insert(record);
+        const next = { ...record, ...to, version: record.version + 1, updatedAt: at, deadline: undefined };
+        expect(await store.compareAndSet(next)).toBe(true);
+        return next;
+      };
+      const dead = await ended('dispatched', { state: 'dead-lettered', reason: 'no delivery ack' }, start);
+      const failed = await ended(
+        'running',
+        { state: 'failed', error: { code: 'query-failed', message: 'division by zero' } },
+        start + 1,
+      );
+      const expired = await ended('acknowledged', { state: 'expired', reason: 'no progress' }, start + 2);
+      const completed = await ended(
+        'running',
+        { state: 'completed', result: { kind: 'rows', rowCount: 1, batchCount: 1 } },
+        start + 3,
+      );
+      const mine = new Set([dead.id, failed.id, expired.id, completed.id]);
+
+      if (store.listDeadLetters) {
+        const letters = (await store.listDeadLetters(1000)).filter((letter) => mine.has(letter.id));
+        expect(letters).toEqual([{ id: dead.id, reason: 'no delivery ack', at: start }]);
+      }
+      if (store.listFailures) {
+        const failures = (await store.listFailures(1000)).filter((failure) => mine.has(failure.id));
+        expect(failures).toEqual([
+          {
+            id: expired.id,
+            gatewayId,
+            callerId: 'caller-a',
+            state: 'expired',
+            code: 'expired',
+            message: 'no progress',
+            at: start + 2,
+          },
+          {
+            id: failed.id,
+            gatewayId,
+            callerId: 'caller-a',
+            state: 'failed',
+            code: 'query-failed',
+            message: 'division by zero',
+            at: start + 1,
+          },
+        ]);
+        expect(await store.listFailures(0)).toEqual([]);
+      }
+    });
+
     it('close() resolves', async () => {
       const own = await createStore();
       await expect(own.close()).resolves.toBeUndefined();
