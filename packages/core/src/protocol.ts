@@ -60,16 +60,33 @@ export const columnTypeSchema = z.enum([
   'json',
   'date',
   'timestamp',
+  /** An array of `element` values (PostgreSQL's one-dimensional arrays); Parquet LIST. */
+  'list',
 ]);
 export type ColumnType = z.infer<typeof columnTypeSchema>;
 
-export const columnSchema = z.object({
-  name: z.string().min(1).max(1024),
-  type: columnTypeSchema,
-  nullable: z.boolean().default(true),
+/** The type of a list column's elements: any column type but `list` (lists do not nest). */
+export const listElementSchema = z.object({
+  type: columnTypeSchema.exclude(['list']),
   precision: z.number().int().min(1).max(76).optional(),
   scale: z.number().int().min(0).max(76).optional(),
 });
+export type ListElement = z.infer<typeof listElementSchema>;
+
+export const columnSchema = z
+  .object({
+    name: z.string().min(1).max(1024),
+    type: columnTypeSchema,
+    nullable: z.boolean().default(true),
+    precision: z.number().int().min(1).max(76).optional(),
+    scale: z.number().int().min(0).max(76).optional(),
+    /** List columns only, and required there: the elements' type. */
+    element: listElementSchema.optional(),
+  })
+  .refine((column) => (column.type === 'list') === (column.element !== undefined), {
+    message: 'a list column, and only a list column, names its element type',
+    path: ['element'],
+  });
 export type Column = z.infer<typeof columnSchema>;
 
 export const resultModeSchema = z.enum(['rows', 'file', 'auto']);

@@ -82,6 +82,8 @@ export async function openMysqlCursor(session: MysqlCursorSession): Promise<Quer
   let ending: Promise<void> | undefined;
 
   const wake = () => {
+    // Called per row: nothing to allocate while nobody waits.
+    if (waiters.length === 0) return;
     const woken = waiters;
     waiters = [];
     for (const resolve of woken) resolve();
@@ -104,15 +106,18 @@ export async function openMysqlCursor(session: MysqlCursorSession): Promise<Quer
     supportBigNumbers: true,
     dateStrings: true,
   });
-  /** One row of the result, stored by `store` unless it is past the cap or the statement is being stopped. */
-  const accept = (store: () => void) => {
-    if (stopping) return;
+  /** Whether a row of the result is to be kept: not while the statement is being stopped, nor past the cap. */
+  const admit = (): boolean => {
+    if (stopping) return false;
     if (taken >= maxRows) {
       // A row past the cap: the statement has a LIMIT of its own above sql_select_limit. Stop it.
       void stop();
-      return;
+      return false;
     }
-    store();
+    return true;
+  };
+  /** A row was stored: count it, pause reading once the batch being filled is full. */
+  const stored = () => {
     taken++;
     // At the cap the end of the result is the next packet: reading on lets it arrive.
     if (taken < maxRows && buffered() >= highWater && !paused) {
@@ -121,7 +126,7 @@ export async function openMysqlCursor(session: MysqlCursorSession): Promise<Quer
     }
     wake();
   };
-  /** Ends a columnar read that cannot go on: the statement is stopped and `failure` thrown to the caller. */
+  /** Ends a columnar read that cannot go on: the statement is stopped, the error thrown from the batches. */
   const refuse = (error: unknown) => {
     decodeFailure ??= BackhaulError.isInstance(error)
       ? error
@@ -134,7 +139,9 @@ export async function openMysqlCursor(session: MysqlCursorSession): Promise<Quer
       if (decodeFailure !== undefined) return;
       // Thrown into mysql2's packet handling, an error would break the connection: it fails the query.
       try {
-        accept(() => decoder!.addRow(packet));
+        if (!admit()) return;
+        decoder!.addRow(packet);
+        stored();
       } catch (error) {
         refuse(error);
       }
@@ -176,13 +183,13 @@ export async function openMysqlCursor(session: MysqlCursorSession): Promise<Quer
       refuse(new Error('mysql2 parsed a row the columnar reader should have read (mysql-row-packets.ts)'));
       return;
     }
-    accept(() => {
-      for (const [i, convert] of converters) {
-        const value = row[i];
-        if (value !== null) row[i] = convert(value);
-      }
-      buffer.push(row as RowValue[]);
-    });
+    if (!admit()) return;
+    for (const [i, convert] of converters) {
+      const value = row[i];
+      if (value !== null) row[i] = convert(value);
+    }
+    buffer.push(row as RowValue[]);
+    stored();
   });
   query.on('error', (error: unknown) => {
     failure ??= error;

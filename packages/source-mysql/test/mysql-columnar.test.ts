@@ -162,6 +162,20 @@ mysqlService.describe('mysql source: the columnar reader gives the row path’s 
     expect(columnar).toEqual(fromRows);
   });
 
+  it('parameters are escaped on the columnar path as on the row path', async () => {
+    const params = ["it's; DROP TABLE x -- ", 42, true, null, 'héllo'];
+    const { fromRows, columnar } = await bothPaths(
+      source,
+      'SELECT ? AS s, ? AS n, ? AS b, ? AS z, ? AS u',
+      10,
+      {
+        params,
+      },
+    );
+    expect(columnar.map((b) => b.rowCount)).toEqual([1]);
+    expect(columnar).toEqual(fromRows);
+  });
+
   it('an empty result: the columns, no batch', async () => {
     const {
       columns: empty,
