@@ -1,4 +1,4 @@
-import type { ColumnBatch, ColumnVector } from './column-batch.js';
+import { type ColumnBatch, type ColumnVector, listElementColumn } from './column-batch.js';
 import type { RowValue } from './data-source.js';
 import { BackhaulError } from './errors.js';
 import type { Column } from './protocol.js';
@@ -26,9 +26,13 @@ export class ColumnVectorBuilder {
   #validity: Uint8Array;
   #hasNull = false;
   readonly #append: (value: RowValue) => void;
+  /** List columns: the elements of every list appended, one row per element. */
+  readonly #elements: ColumnVectorBuilder | undefined;
 
   constructor(column: Column, capacity: number) {
     this.column = column;
+    this.#elements =
+      column.type === 'list' ? new ColumnVectorBuilder(listElementColumn(column), capacity * 4) : undefined;
     this.#data = new Uint8Array(Math.max(64, capacity * 8));
     this.#view = new DataView(this.#data.buffer);
     this.#validity = new Uint8Array((capacity + 7) >>> 3);
@@ -118,12 +122,39 @@ export class ColumnVectorBuilder {
     this.#valid();
   }
 
+  /**
+   * A list (an array of values of the element type, NULLs allowed). An element its type cannot hold
+   * fails as any value does, naming the column, the row and the element.
+   */
+  appendList(list: readonly RowValue[]): void {
+    const elements = this.#elements;
+    if (!elements) this.refuse(list);
+    for (let k = 0; k < list.length; k++) {
+      try {
+        elements.append(list[k]);
+      } catch (error) {
+        if (!(error instanceof BackhaulError)) throw error;
+        // The elements builder counts elements, not rows: say which row and which element instead.
+        const why = error.message.slice(error.message.indexOf(': ') + 2);
+        throw new BackhaulError(
+          'query-failed',
+          `Column "${this.column.name}", row ${this.rows + 1}, element ${k + 1} of its list: ${why}`,
+        );
+      }
+    }
+    this.#reserve(4);
+    this.#view.setUint32(this.#pos, list.length, true);
+    this.#pos += 4;
+    this.#valid();
+  }
+
   vector(): ColumnVector {
-    return {
+    const vector: ColumnVector = {
       data: this.#data.subarray(0, this.#pos),
       valueCount: this.#valueCount,
       validity: this.#hasNull ? this.#validity.subarray(0, (this.rows + 7) >>> 3) : undefined,
     };
+    return this.#elements ? { ...vector, elements: this.#elements.vector() } : vector;
   }
 
   /** A BackhaulError for a value this column's type cannot hold. */
@@ -183,6 +214,8 @@ export class ColumnVectorBuilder {
           return (v) => this.appendInt64(this.#unscaled(v, scale));
         }
         return (v) => this.appendText(this.#text(v));
+      case 'list':
+        return (v) => (Array.isArray(v) ? this.appendList(v) : this.refuse(v, 'is not a list (an array)'));
       case 'binary':
         return (v) => {
           if (v instanceof Uint8Array) this.appendBytes(v);
@@ -278,7 +311,7 @@ export class ColumnVectorBuilder {
  * integer numbers, bigints or integer text; float64 as numbers; decimal as exact text, integers or
  * numbers; date as a Date, days since 1970 or 'YYYY-MM-DD'; timestamp as ISO text (exact to the
  * microsecond), a Date or epoch milliseconds; string and json as text (other values as their text,
- * objects as JSON); binary as bytes.
+ * objects as JSON); binary as bytes; list as an array of values its element type accepts.
  */
 export class ColumnBatchBuilder {
   readonly columns: readonly ColumnVectorBuilder[];

@@ -1,5 +1,5 @@
 import type { RowValue } from './data-source.js';
-import type { Column } from './protocol.js';
+import type { Column, ListElement } from './protocol.js';
 import { microsToTimestampText } from './timestamp-text.js';
 
 /**
@@ -27,6 +27,7 @@ export interface ColumnBatch {
  * | float64 | float64 |
  * | string, json, decimal with precision > 18 (its text) | uint32 byte length, then UTF-8 |
  * | binary | uint32 byte length, then the bytes |
+ * | list | uint32 element count; the elements are in `elements` |
  *
  * `validity` bit i (LSB first within each byte) is set when row i has a value; `undefined` means the
  * batch has no NULL in this column. `valueCount` is the number of non-null rows.
@@ -35,6 +36,21 @@ export interface ColumnVector {
   readonly data: Uint8Array;
   readonly valueCount: number;
   readonly validity: Uint8Array | undefined;
+  /**
+   * List columns only: the elements of the non-null rows, in row order, as a vector of the element
+   * type with one row per element (its validity marks NULL elements). An empty list has count 0,
+   * a NULL list no count at all.
+   */
+  readonly elements?: ColumnVector;
+}
+
+/** A list's element type as a column of its own, named after the list (for messages). */
+export function listElementColumn(column: Column): Column {
+  const element: ListElement | undefined = column.element;
+  if (column.type !== 'list' || !element) {
+    throw new TypeError(`Column "${column.name}" is not a list with an element type`);
+  }
+  return { name: column.name, nullable: true, ...element };
 }
 
 const MS_PER_DAY = 86_400_000;
@@ -53,9 +69,8 @@ export function columnBatchToRows(columns: readonly Column[], batch: ColumnBatch
   columns.forEach((column, c) => {
     const vector = batch.vectors[c];
     if (!vector) throw new TypeError(`The batch has no vector for column "${column.name}"`);
-    const { data, validity } = vector;
-    const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-    const read = valueReader(column, data, view);
+    const { validity } = vector;
+    const read = valueReader(column, vector);
     let at = 0;
     for (let r = 0; r < batch.rowCount; r++) {
       if (validity && (validity[r >>> 3]! & (1 << (r & 7))) === 0) {
@@ -73,7 +88,9 @@ export function columnBatchToRows(columns: readonly Column[], batch: ColumnBatch
 /** Reads the value at byte `at` of a vector; returns it and where the next one starts. */
 type ValueReader = (at: number) => [RowValue, number];
 
-function valueReader(column: Column, data: Uint8Array, view: DataView): ValueReader {
+function valueReader(column: Column, vector: ColumnVector): ValueReader {
+  const { data } = vector;
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   switch (column.type) {
     case 'boolean':
       return (at) => [data[at] !== 0, at + 1];
@@ -99,9 +116,33 @@ function valueReader(column: Column, data: Uint8Array, view: DataView): ValueRea
         // A copy: the vector's bytes may be a view of a buffer the source reuses.
         return [Uint8Array.prototype.slice.call(data, at + 4, at + 4 + length), at + 4 + length];
       };
+    case 'list':
+      return listReader(column, vector, view);
     default:
       return textReader(data, view);
   }
+}
+
+/** A list's count, then that many elements read on from the elements vector: a JS array. */
+function listReader(column: Column, vector: ColumnVector, view: DataView): ValueReader {
+  const elements = vector.elements;
+  if (!elements) throw new TypeError(`The list column "${column.name}" has no elements vector`);
+  const readElement = valueReader(listElementColumn(column), elements);
+  const validity = elements.validity;
+  let element = 0;
+  let elementAt = 0;
+  return (at) => {
+    const count = view.getUint32(at, true);
+    const list = new Array<RowValue>(count);
+    for (let k = 0; k < count; k++, element++) {
+      if (validity && (validity[element >>> 3]! & (1 << (element & 7))) === 0) {
+        list[k] = null;
+      } else {
+        [list[k], elementAt] = readElement(elementAt) as [RowValue, number];
+      }
+    }
+    return [list, at + 4];
+  };
 }
 
 function textReader(data: Uint8Array, view: DataView): ValueReader {

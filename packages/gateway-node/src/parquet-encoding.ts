@@ -2,11 +2,17 @@ import {
   BackhaulError,
   type Column,
   type ColumnBatch,
+  listElementColumn,
   type QueryCursor,
   type RowValue,
   rowsToColumnBatch,
 } from '@backhaul/core';
-import { type ParquetColumn, type ParquetCompression, ParquetWriter } from '@backhaul/parquet';
+import {
+  type ParquetColumn,
+  type ParquetCompression,
+  type ParquetListElement,
+  ParquetWriter,
+} from '@backhaul/parquet';
 import { isWideDecimal, withWideDecimals } from './wide-decimals.js';
 
 /** Rows per batch pulled off the cursor in file mode: big enough to keep the column loops hot. */
@@ -98,15 +104,26 @@ export function fileBatches(cursor: QueryCursor, batchSize: number): AsyncIterab
 function toParquetColumns(columns: readonly Column[]): ParquetColumn[] {
   if (columns.length === 0) throw new BackhaulError('query-failed', 'The query returned no columns');
   return columns.map((column): ParquetColumn => {
-    if (column.type === 'decimal' && (column.precision ?? 18) > 18 && !isWideDecimal(column)) {
-      return { name: column.name, type: 'string', nullable: column.nullable ?? true };
+    const nullable = column.nullable ?? true;
+    if (column.type === 'list' && column.element) {
+      // The element's type by the flat columns' rules: a decimal past 38 digits becomes its text.
+      const { type, precision, scale } = toParquetColumn(listElementColumn(column));
+      const element = { type, precision, scale } as ParquetListElement;
+      return { name: column.name, type: 'list', nullable, element };
     }
-    return {
-      name: column.name,
-      type: column.type,
-      nullable: column.nullable ?? true,
-      ...(column.precision !== undefined ? { precision: column.precision } : {}),
-      ...(column.scale !== undefined ? { scale: column.scale } : {}),
-    };
+    return toParquetColumn(column);
   });
+}
+
+function toParquetColumn(column: Column): ParquetColumn {
+  if (column.type === 'decimal' && (column.precision ?? 18) > 18 && !isWideDecimal(column)) {
+    return { name: column.name, type: 'string', nullable: column.nullable ?? true };
+  }
+  return {
+    name: column.name,
+    type: column.type,
+    nullable: column.nullable ?? true,
+    ...(column.precision !== undefined ? { precision: column.precision } : {}),
+    ...(column.scale !== undefined ? { scale: column.scale } : {}),
+  };
 }

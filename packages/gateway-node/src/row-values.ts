@@ -4,8 +4,10 @@ import type { Column, RowValue } from '@backhaul/core';
  * Row values as JSON can carry them in a row batch (docs/protocol.md §5.3): JSON has no bigint,
  * bytes or dates, so each gets a lossless text form the caller can read back.
  */
-export function toJsonValue(value: RowValue, type?: Column['type']): unknown {
+export function toJsonValue(value: RowValue, type?: Column['type'], elementType?: Column['type']): unknown {
   if (value === null || value === undefined) return null;
+  // A list column's value: a JSON array of its elements, each converted as its element type says.
+  if (type === 'list' && Array.isArray(value)) return value.map((v: RowValue) => toJsonValue(v, elementType));
   switch (typeof value) {
     case 'string':
     case 'boolean':
@@ -45,7 +47,10 @@ export function toJsonRows(columns: readonly Column[], rows: readonly RowValue[]
   for (let r = 0; r < rows.length; r++) {
     const row = rows[r]!;
     const encoded: unknown[] = row.slice();
-    for (const i of convert) encoded[i] = toJsonValue(row[i] ?? null, columns[i]!.type);
+    for (const i of convert) {
+      const column = columns[i]!;
+      encoded[i] = toJsonValue(row[i] ?? null, column.type, column.element?.type);
+    }
     out[r] = encoded;
   }
   return out;

@@ -1,8 +1,18 @@
-import { BackhaulError, type Column, type ColumnBatch, type ColumnVector } from '@backhaul/core';
+import {
+  BackhaulError,
+  type Column,
+  type ColumnBatch,
+  type ColumnVector,
+  listElementColumn,
+} from '@backhaul/core';
 import { decimalByteWidth, MAX_DECIMAL_PRECISION, MAX_INT64_DECIMAL_PRECISION } from '@backhaul/parquet';
 
-/** Whether a column is a decimal the writer stores as FIXED_LEN_BYTE_ARRAY DECIMAL (19 to 38 digits). */
+/**
+ * Whether a column is a decimal the writer stores as FIXED_LEN_BYTE_ARRAY DECIMAL (19 to 38 digits),
+ * or a list of such decimals.
+ */
 export function isWideDecimal(column: Column): boolean {
+  if (column.type === 'list') return column.element !== undefined && isWideDecimal(listElementColumn(column));
   const precision = column.precision ?? MAX_INT64_DECIMAL_PRECISION;
   return (
     column.type === 'decimal' && precision > MAX_INT64_DECIMAL_PRECISION && precision <= MAX_DECIMAL_PRECISION
@@ -46,7 +56,14 @@ export function withWideDecimals(
 ): ColumnBatch {
   if (wide.length === 0) return batch;
   const vectors = batch.vectors.slice();
-  for (const c of wide) vectors[c] = wideDecimalVector(columns[c]!, vectors[c]!);
+  for (const c of wide) {
+    const column = columns[c]!;
+    const vector = vectors[c]!;
+    vectors[c] =
+      column.type === 'list'
+        ? { ...vector, elements: wideDecimalVector(listElementColumn(column), vector.elements!) }
+        : wideDecimalVector(column, vector);
+  }
   return { rowCount: batch.rowCount, vectors };
 }
 

@@ -26,6 +26,12 @@ export interface ParquetColumnVector {
   readonly data: Uint8Array;
   readonly valueCount: number;
   readonly validity: Uint8Array | undefined;
+  /**
+   * List columns only: the elements of the non-null rows, in order, as a vector of the element type
+   * with one row per element (its validity marks NULL elements). `data` then holds a uint32 element
+   * count per non-null row, so an empty list (count 0) and a NULL list (validity bit clear) differ.
+   */
+  readonly elements?: ParquetColumnVector;
 }
 
 /**
@@ -100,6 +106,10 @@ function checkVector(spec: ColumnSpec, vector: ParquetColumnVector | undefined, 
       `valueCount is ${String(valueCount)} but ${present} of the ${rowCount} rows are non-null`,
     );
   }
+  if (spec.element) {
+    checkListVector(spec.element, vector);
+    return;
+  }
   const width = vectorValueWidth(spec);
   if (width === undefined) {
     checkByteArrays(data, valueCount);
@@ -121,6 +131,26 @@ function checkVector(spec: ColumnSpec, vector: ParquetColumnVector | undefined, 
     } else {
       checkDecimalPrecision(data, valueCount, spec.precision);
     }
+  }
+}
+
+/** A list vector: a uint32 count per non-null row, and an element vector with that many rows in all. */
+function checkListVector(element: ColumnSpec, vector: ParquetColumnVector): void {
+  const { data, valueCount, elements } = vector;
+  if (data.length !== valueCount * 4) {
+    throw new RangeError(`data has ${data.length} bytes, ${valueCount} list lengths need ${valueCount * 4}`);
+  }
+  if (typeof elements !== 'object' || elements === null) {
+    throw new TypeError('a list vector needs its elements vector');
+  }
+  const counts = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  let total = 0;
+  for (let k = 0; k < valueCount; k++) total += counts.getUint32(4 * k, true);
+  try {
+    checkVector(element, elements, total);
+  } catch (error) {
+    const message = `elements: ${(error as Error).message}`;
+    throw error instanceof RangeError ? new RangeError(message) : new TypeError(message);
   }
 }
 

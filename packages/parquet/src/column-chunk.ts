@@ -14,6 +14,7 @@ import { definitionLevelsSize, writeDefinitionLevels } from './definition-levels
 import { buildDictionary, type Dictionary, dictionaryBody, rankEntries } from './dictionary.js';
 import { Encoding, PhysicalType } from './format-constants.js';
 import { GrowableBuffer } from './growable-buffer.js';
+import { ListColumnEncoder } from './list-encoder.js';
 import { bitWidthFor, writeHybrid } from './rle-hybrid.js';
 import type { ColumnSpec } from './schema.js';
 import {
@@ -51,7 +52,10 @@ export interface EncodedChunk {
 
 const scratch = new GrowableBuffer();
 
-export function encodeChunk(encoder: ColumnEncoder, dictionaryPageSize: number): EncodedChunk {
+/** A flat column's encoder, or a list column's (whose leaf's values it encodes the same way). */
+export type ChunkEncoder = ColumnEncoder | ListColumnEncoder;
+
+export function encodeChunk(encoder: ChunkEncoder, dictionaryPageSize: number): EncodedChunk {
   const spec = encoder.spec;
   const slices = encoder.pages();
   const dictionary =
@@ -65,7 +69,12 @@ export function encodeChunk(encoder: ColumnEncoder, dictionaryPageSize: number):
   const bitWidth = dictionary ? bitWidthFor(dictionary.starts.length) : 0;
   const pages = slices.map((page): EncodedPage => {
     const nullCount = page.rowCount - page.valueCount;
-    const levelBytes = spec.nullable ? definitionLevelsSize(page.rowCount, nullCount) : 0;
+    const listLevels = encoder instanceof ListColumnEncoder ? encoder.pageLevels(page) : undefined;
+    const levelBytes = listLevels
+      ? listLevels.length
+      : spec.nullable
+        ? definitionLevelsSize(page.rowCount, nullCount)
+        : 0;
     let body: Buffer;
     let minMax: MinMax | undefined;
     if (dictionary) {
@@ -84,7 +93,9 @@ export function encodeChunk(encoder: ColumnEncoder, dictionaryPageSize: number):
       encoder.writePageValues(page, body, levelBytes);
       minMax = plainMinMax(encoder, page, body.subarray(levelBytes));
     }
-    if (levelBytes > 0) {
+    if (listLevels) {
+      body.set(listLevels, 0);
+    } else if (levelBytes > 0 && !(encoder instanceof ListColumnEncoder)) {
       writeDefinitionLevels(body, 0, encoder.definitionBits, page.rowStart, page.rowCount, nullCount);
     }
     return {
@@ -112,7 +123,7 @@ export function encodeChunk(encoder: ColumnEncoder, dictionaryPageSize: number):
 }
 
 function plainMinMax(
-  encoder: ColumnEncoder,
+  encoder: ChunkEncoder,
   page: PageSlice,
   values: Uint8Array | undefined,
 ): MinMax | undefined {

@@ -649,5 +649,7 @@ export function createColumnEncoder(spec: ColumnSpec, pageSizeLimit: number): Co
     case 'json':
     case 'binary':
       return new ByteArrayEncoder(spec, pageSizeLimit);
+    case 'list':
+      throw new TypeError('A list column is encoded by ListColumnEncoder (list-encoder.ts)');
   }
 }

@@ -21,6 +21,7 @@ export type PhysicalType = (typeof PhysicalType)[keyof typeof PhysicalType];
 /** `enum ConvertedType`: the legacy annotation, still written because older readers only know it. */
 export const ConvertedType = {
   UTF8: 0,
+  LIST: 3,
   DECIMAL: 5,
   DATE: 6,
   TIMESTAMP_MICROS: 10,

@@ -8,4 +8,5 @@ export {
   MAX_INT64_DECIMAL_PRECISION,
   type ParquetColumn,
   type ParquetColumnType,
+  type ParquetListElement,
 } from './schema.js';

@@ -2,7 +2,13 @@
  * Encoders for the Parquet metadata structures of `parquet.thrift`: the `PageHeader` before every page and
  * the `FileMetaData` footer. Field ids are the spec's; the comments name the spec fields.
  */
-import { type CompressionCodec, Encoding, PageType, type PhysicalType } from './format-constants.js';
+import {
+  type CompressionCodec,
+  Encoding,
+  FieldRepetitionType,
+  PageType,
+  type PhysicalType,
+} from './format-constants.js';
 import type { ColumnSpec } from './schema.js';
 import type { MinMax } from './statistics.js';
 import { CompactType, ThriftCompactWriter } from './thrift-compact.js';
@@ -70,7 +76,8 @@ function writeStatistics(
 
 export interface ColumnChunkInfo {
   physicalType: PhysicalType;
-  path: string;
+  /** `path_in_schema`: the leaf's name, preceded by its groups' (`['tags', 'list', 'element']`). */
+  path: readonly string[];
   codec: CompressionCodec;
   numValues: number;
   totalUncompressedSize: number;
@@ -104,8 +111,10 @@ export function encodeFileMetaData(info: FileMetaDataInfo): Uint8Array {
   // version: 2, as the file uses format-2.x LogicalType annotations (readers accept either).
   w.i32(1, 2);
 
-  // schema: a depth-first list; element 0 is the root group, the leaves follow as its children.
-  w.beginList(2, CompactType.STRUCT, info.columns.length + 1);
+  // schema: a depth-first list; element 0 is the root group, the columns follow as its children (a
+  // list column is three elements: its group, the repeated group, the leaf).
+  const lists = info.columns.filter((column) => column.element).length;
+  w.beginList(2, CompactType.STRUCT, info.columns.length + 1 + 2 * lists);
   w.beginStructValue()
     .string(4, 'schema') // name
     .i32(5, info.columns.length) // num_children
@@ -139,6 +148,11 @@ export function encodeFileMetaData(info: FileMetaDataInfo): Uint8Array {
 }
 
 function writeSchemaElement(w: ThriftCompactWriter, column: ColumnSpec): void {
+  if (column.element) {
+    writeListGroups(w, column);
+    writeSchemaElement(w, column.element);
+    return;
+  }
   w.beginStructValue().i32(1, column.physicalType); // type
   if (column.typeLength > 0) w.i32(2, column.typeLength); // type_length (FIXED_LEN_BYTE_ARRAY)
   w.i32(3, column.repetitionType) // repetition_type
@@ -178,6 +192,29 @@ function writeSchemaElement(w: ThriftCompactWriter, column: ColumnSpec): void {
   w.endStruct();
 }
 
+/**
+ * The two groups above a list's leaf, in the standard three-level form every reader maps to a list
+ * (https://github.com/apache/parquet-format/blob/master/LogicalTypes.md#lists):
+ * `<optional|required> group <name> (LIST) { repeated group list { <leaf> } }`.
+ */
+function writeListGroups(w: ThriftCompactWriter, column: ColumnSpec): void {
+  w.beginStructValue()
+    .i32(3, column.repetitionType) // repetition_type
+    .string(4, column.name) // name
+    .i32(5, 1) // num_children
+    .i32(6, column.convertedType!) // converted_type: LIST
+    .beginStruct(10) // logicalType
+    .beginStruct(3) // LIST: ListType {}
+    .endStruct()
+    .endStruct()
+    .endStruct();
+  w.beginStructValue()
+    .i32(3, FieldRepetitionType.REPEATED) // repetition_type
+    .string(4, 'list') // name
+    .i32(5, 1) // num_children
+    .endStruct();
+}
+
 function writeColumnChunk(w: ThriftCompactWriter, chunk: ColumnChunkInfo): void {
   w.beginStructValue();
   // file_offset: the spec deprecates it ("inconsistently used") and asks writers for 0; readers locate
@@ -191,7 +228,8 @@ function writeColumnChunk(w: ThriftCompactWriter, chunk: ColumnChunkInfo): void 
       : [Encoding.PLAIN, Encoding.RLE, Encoding.RLE_DICTIONARY];
   w.beginList(2, CompactType.I32, encodings.length); // encodings
   for (const encoding of encodings) w.listI32(encoding);
-  w.beginList(3, CompactType.BINARY, 1).listString(chunk.path); // path_in_schema
+  w.beginList(3, CompactType.BINARY, chunk.path.length); // path_in_schema
+  for (const name of chunk.path) w.listString(name);
   w.i32(4, chunk.codec) // codec
     .i64(5, chunk.numValues) // num_values
     .i64(6, chunk.totalUncompressedSize) // total_uncompressed_size

@@ -1,8 +1,14 @@
 import { checkColumnBatch, type ParquetColumnBatch } from './column-batch.js';
-import { DEFAULT_DICTIONARY_PAGE_SIZE, type EncodedChunk, encodeChunk } from './column-chunk.js';
-import { type ColumnEncoder, createColumnEncoder, RowFailure, type Rows } from './column-encoder.js';
+import {
+  type ChunkEncoder,
+  DEFAULT_DICTIONARY_PAGE_SIZE,
+  type EncodedChunk,
+  encodeChunk,
+} from './column-chunk.js';
+import { createColumnEncoder, RowFailure, type Rows } from './column-encoder.js';
 import { type ParquetCompression, type ResolvedCompression, resolveCompression } from './compression.js';
 import { MAGIC } from './format-constants.js';
+import { ListColumnEncoder } from './list-encoder.js';
 import {
   type ColumnChunkInfo,
   encodeDataPageHeader,
@@ -10,7 +16,7 @@ import {
   encodeFileMetaData,
   type RowGroupInfo,
 } from './parquet-thrift.js';
-import { type ColumnSpec, normalizeColumns, type ParquetColumn } from './schema.js';
+import { type ColumnSpec, columnPath, normalizeColumns, type ParquetColumn } from './schema.js';
 import { DEFAULT_CREATED_BY } from './version.js';
 
 export interface ParquetWriterOptions {
@@ -59,7 +65,7 @@ const SLICE_ROWS = 4096;
  */
 export class ParquetWriter {
   private readonly specs: ColumnSpec[];
-  private readonly encoders: ColumnEncoder[];
+  private readonly encoders: ChunkEncoder[];
   private readonly rowGroupSize: number;
   private readonly rowGroupBytes: number;
   private readonly compression: ResolvedCompression;
@@ -89,7 +95,9 @@ export class ParquetWriter {
       options.dictionary === false
         ? 0
         : positiveInteger(options.dictionaryPageSize, DEFAULT_DICTIONARY_PAGE_SIZE, 'dictionaryPageSize');
-    this.encoders = this.specs.map((spec) => createColumnEncoder(spec, pageSize));
+    this.encoders = this.specs.map((spec) =>
+      spec.element ? new ListColumnEncoder(spec, pageSize) : createColumnEncoder(spec, pageSize),
+    );
   }
 
   /** Rows accepted so far (buffered or already flushed). */
@@ -373,7 +381,7 @@ export class ParquetWriter {
       }
       chunks.push({
         physicalType: chunk.spec.physicalType,
-        path: chunk.spec.name,
+        path: columnPath(chunk.spec),
         codec: this.compression.codec,
         numValues: chunk.numValues,
         totalUncompressedSize: uncompressedSize,

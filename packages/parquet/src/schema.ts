@@ -17,7 +17,20 @@ export type ParquetColumnType =
    * as FIXED_LEN_BYTE_ARRAY (big-endian two's complement, the fewest bytes that hold the precision) from
    * 19 to 38.
    */
-  | 'decimal';
+  | 'decimal'
+  /**
+   * A list of `element` values (a JS array; null elements allowed), written as Parquet's standard
+   * three-level LIST: `optional group <name> (LIST) { repeated group list { optional <element> element; } }`.
+   */
+  | 'list';
+
+/** The type of a list column's elements: any column type but a list (lists do not nest). */
+export interface ParquetListElement {
+  type: Exclude<ParquetColumnType, 'list'>;
+  /** Decimal only, as for a column. */
+  precision?: number;
+  scale?: number;
+}
 
 export interface ParquetColumn {
   name: string;
@@ -28,6 +41,8 @@ export interface ParquetColumn {
   precision?: number;
   /** Decimal only: digits after the point, 0..precision (default 2). */
   scale?: number;
+  /** List only: the elements' type. */
+  element?: ParquetListElement;
 }
 
 /** The `LogicalType` union member written for a column, with its parameters. */
@@ -36,7 +51,8 @@ export type LogicalTypeAnnotation =
   | { kind: 'JSON' }
   | { kind: 'DATE' }
   | { kind: 'TIMESTAMP_MICROS_UTC' }
-  | { kind: 'DECIMAL'; precision: number; scale: number };
+  | { kind: 'DECIMAL'; precision: number; scale: number }
+  | { kind: 'LIST' };
 
 /** A validated column with everything the encoder and the footer need. */
 export interface ColumnSpec {
@@ -51,6 +67,11 @@ export interface ColumnSpec {
   readonly repetitionType: FieldRepetitionType;
   readonly convertedType: ConvertedType | undefined;
   readonly logicalType: LogicalTypeAnnotation | undefined;
+  /**
+   * List columns only: the leaf, named `element`, always optional. The list's own spec carries the
+   * leaf's physical type, precision and scale too, so chunk encoding and statistics treat it as the leaf.
+   */
+  readonly element?: ColumnSpec;
 }
 
 const DEFAULT_DECIMAL_PRECISION = 18;
@@ -72,7 +93,7 @@ export function decimalByteWidth(precision: number): number {
   return width;
 }
 
-const PHYSICAL: Record<ParquetColumnType, PhysicalType> = {
+const PHYSICAL: Record<Exclude<ParquetColumnType, 'list'>, PhysicalType> = {
   boolean: PhysicalType.BOOLEAN,
   int32: PhysicalType.INT32,
   int64: PhysicalType.INT64,
@@ -99,6 +120,7 @@ export function normalizeColumns(columns: readonly ParquetColumn[]): ColumnSpec[
     }
     if (seen.has(name)) throw new TypeError(`Parquet column name "${name}" is used twice`);
     seen.add(name);
+    if (type === 'list') return listSpec(column);
     if (!Object.hasOwn(PHYSICAL, type)) {
       throw new TypeError(`Parquet column "${name}" has unknown type ${JSON.stringify(type)}`);
     }
@@ -134,6 +156,31 @@ export function normalizeColumns(columns: readonly ParquetColumn[]): ColumnSpec[
       ...annotations(type, precision, scale),
     };
   });
+}
+
+/** A list column: the leaf's spec (validated as a column named `element`) wrapped in the LIST groups. */
+function listSpec(column: ParquetColumn): ColumnSpec {
+  const element = column.element;
+  if (typeof element !== 'object' || element === null || element.type === ('list' as string)) {
+    throw new TypeError(`Parquet list column "${column.name}" needs an element type other than list`);
+  }
+  const [leaf] = normalizeColumns([{ ...element, name: 'element', nullable: true }]);
+  const nullable = column.nullable ?? true;
+  return {
+    ...leaf!,
+    name: column.name,
+    type: 'list',
+    nullable,
+    repetitionType: nullable ? FieldRepetitionType.OPTIONAL : FieldRepetitionType.REQUIRED,
+    convertedType: ConvertedType.LIST,
+    logicalType: { kind: 'LIST' },
+    element: leaf!,
+  };
+}
+
+/** A leaf column's path in the schema: its name, or `<name>.list.element` for a list. */
+export function columnPath(spec: ColumnSpec): string[] {
+  return spec.element ? [spec.name, 'list', 'element'] : [spec.name];
 }
 
 function annotations(

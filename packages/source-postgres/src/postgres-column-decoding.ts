@@ -1,4 +1,5 @@
-import type { Column, ColumnBatch, ColumnVector } from '@backhaul/core';
+import { type Column, type ColumnBatch, type ColumnVector, ColumnVectorBuilder } from '@backhaul/core';
+import { type ListParser, listParserFor } from './postgres-arrays.js';
 import {
   columnFromField,
   INFINITY_DATE_DAYS,
@@ -16,7 +17,9 @@ import type { DescribedField } from './postgres-wire.js';
  * for numbers, dates, timestamps, booleans, bytea and decimals (a byte swap or an addition), and the
  * text form for everything that travels as a string (text, json, uuid, time, intervals, arrays…):
  * that text is the UTF-8 the vector stores, copied as it is, and exactly what the row path reads.
- * float4 comes as text too: its shortest decimal form is the value the row path gives.
+ * float4 comes as text too: its shortest decimal form is the value the row path gives. Arrays read
+ * as lists come as text and are parsed by the row path's own parser (postgres-arrays.ts) into a
+ * list vector, so both paths give the same lists and refuse the same arrays.
  */
 
 const BOOL = 0;
@@ -31,6 +34,8 @@ const TIMESTAMP = 8;
 const NUMERIC = 9;
 /** The field's bytes, length-prefixed: text in text format, bytea in binary format. */
 const BYTES = 10;
+/** An array read as a list: its text, parsed as the row path parses it (postgres-arrays.ts). */
+const LIST = 11;
 
 export interface ColumnPlan {
   columns: Column[];
@@ -39,16 +44,22 @@ export interface ColumnPlan {
   kinds: number[];
   /** Decimal scale per column (numeric only). */
   scales: number[];
+  /** Per column, the parser of a list column's array text. */
+  lists: (ListParser | undefined)[];
 }
 
 export function planColumns(fields: readonly DescribedField[]): ColumnPlan {
-  const plan: ColumnPlan = { columns: [], formats: [], kinds: [], scales: [] };
+  const plan: ColumnPlan = { columns: [], formats: [], kinds: [], scales: [], lists: [] };
   for (const field of fields) {
     const column = columnFromField(field);
-    const kind = kindOf(field.dataTypeID, column);
+    const list = listParserFor(field);
+    plan.lists.push(list);
+    const kind = list ? LIST : kindOf(field.dataTypeID, column);
     plan.columns.push(column);
     plan.kinds.push(kind);
-    plan.formats.push(kind === FLOAT_TEXT || (kind === BYTES && field.dataTypeID !== oid.bytea) ? 0 : 1);
+    plan.formats.push(
+      kind === FLOAT_TEXT || kind === LIST || (kind === BYTES && field.dataTypeID !== oid.bytea) ? 0 : 1,
+    );
     plan.scales.push(column.scale ?? 0);
   }
   return plan;
@@ -133,7 +144,7 @@ class VectorBuilder {
 }
 
 /** Bytes each kind's value takes in a vector (length-prefixed kinds: an estimate, refined per batch). */
-const FIXED_WIDTH = [1, 4, 4, 8, 8, 8, 8, 4, 8, 8, 0];
+const FIXED_WIDTH = [1, 4, 4, 8, 8, 8, 8, 4, 8, 8, 0, 1];
 
 /**
  * Decodes the DataRows of one fetch into a `ColumnBatch`. A value the column cannot hold (a NaN
@@ -143,6 +154,8 @@ export class BatchDecoder {
   rowCount = 0;
   readonly #plan: ColumnPlan;
   readonly #builders: VectorBuilder[];
+  /** List columns' vectors (counts and elements), built from each array's parsed elements. */
+  readonly #lists: (ColumnVectorBuilder | undefined)[];
   readonly #capacity: number;
 
   /** `textBytesPerRow`: per column, bytes per row of the previous batch, to size this one's buffers. */
@@ -151,6 +164,9 @@ export class BatchDecoder {
     this.#capacity = rows;
     this.#builders = plan.kinds.map(
       (kind, c) => new VectorBuilder(rows, rows * (FIXED_WIDTH[kind] || (textBytesPerRow[c] ?? 16) + 4)),
+    );
+    this.#lists = plan.kinds.map((kind, c) =>
+      kind === LIST ? new ColumnVectorBuilder(plan.columns[c]!, rows) : undefined,
     );
   }
 
@@ -170,12 +186,18 @@ export class BatchDecoder {
       const length = bytes.readInt32BE(at);
       at += 4;
       const builder = builders[c]!;
+      const kind = kinds[c]!;
       if (length < 0) {
         builder.hasNull = true;
+        if (kind === LIST) this.#lists[c]!.appendNull();
         continue;
       }
       if (at + length > end) throw new Error('PostgreSQL sent a field past the end of its row');
-      const kind = kinds[c]!;
+      if (kind === LIST) {
+        this.#lists[c]!.append(this.#plan.lists[c]!(bytes.toString('utf8', at, at + length)));
+        at += length;
+        continue;
+      }
       const out = builder.reserve(kind === BYTES ? 4 + length : 8);
       let pos = builder.pos;
       switch (kind) {
@@ -245,7 +267,8 @@ export class BatchDecoder {
   }
 
   batch(): ColumnBatch {
-    return { rowCount: this.rowCount, vectors: this.#builders.map((b) => b.vector(this.rowCount)) };
+    const vectors = this.#builders.map((b, c) => this.#lists[c]?.vector() ?? b.vector(this.rowCount));
+    return { rowCount: this.rowCount, vectors };
   }
 
   /** Per column, the bytes per row this batch took: the size hint for the next one. */

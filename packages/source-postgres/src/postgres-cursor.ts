@@ -8,6 +8,7 @@ import {
 } from '@backhaul/core';
 import type pg from 'pg';
 import type Cursor from 'pg-cursor';
+import { type ListParser, listParserFor, parseListsInRows } from './postgres-arrays.js';
 import { noResultError } from './postgres-errors.js';
 import { CancellableRequests, rollbackAndRelease } from './postgres-requests.js';
 import { columnFromField } from './postgres-types.js';
@@ -63,11 +64,15 @@ export async function openPostgresCursor(session: PostgresCursorSession): Promis
       });
     });
 
+  /** Per column, how its arrays become lists (pg gives their text); known with the first fields. */
+  let listParsers: (ListParser | undefined)[] | undefined;
   const fetch = (wanted: number) =>
     requests.run(async () => {
       // pg-cursor reads *every* row when asked for 0: never let that happen.
       const count = Math.max(1, Math.min(wanted, maxRows - taken));
       const result = await read(count);
+      if (!listParsers && result.fields.length > 0) listParsers = result.fields.map(listParserFor);
+      if (listParsers) parseListsInRows(listParsers, result.rows);
       taken += result.rows.length;
       if (result.rows.length < count) exhausted = true;
       return result;

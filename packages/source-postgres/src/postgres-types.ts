@@ -37,6 +37,33 @@ export const oid = {
   jsonb: 3802,
 } as const;
 
+/**
+ * Array type OIDs → their element's OID (pg_type.typelem), for the element types whose values a list
+ * holds exactly by the scalar rules below. Arrays of any other type stay their text, as a string.
+ */
+export const arrayElementOids = new Map<number, number>([
+  [1000, oid.bool],
+  [1001, oid.bytea],
+  [1002, oid.char],
+  [1003, oid.name],
+  [1005, oid.int2],
+  [1007, oid.int4],
+  [1009, oid.text],
+  [1014, oid.bpchar],
+  [1015, oid.varchar],
+  [1016, oid.int8],
+  [1021, oid.float4],
+  [1022, oid.float8],
+  [1028, oid.oid],
+  [1115, oid.timestamp],
+  [1182, oid.date],
+  [1185, oid.timestamptz],
+  [1231, oid.numeric],
+  [2951, oid.uuid],
+  [199, oid.json],
+  [3807, oid.jsonb],
+]);
+
 /** The widest decimal a Backhaul column can state (protocol.ts `columnSchema`). */
 const MAX_COLUMN_PRECISION = 76;
 
@@ -217,6 +244,11 @@ function twoDigits(text: string, at: number): number {
   return tens >= 0 && tens <= 9 && ones >= 0 && ones <= 9 ? tens * 10 + ones : -1;
 }
 
+/** The parser of a scalar type's text (identity for types that stay text: numeric, text, json, uuid…). */
+export function scalarParser(typeId: number): Parser {
+  return parsers.get(typeId) ?? identity;
+}
+
 const parsers = new Map<number, Parser>([
   [oid.bool, parseBoolean],
   [oid.bytea, parseBytea],
@@ -234,7 +266,8 @@ const parsers = new Map<number, Parser>([
 /**
  * Type parsers handed to each cursor (never `pg.types.setTypeParser`, which would change every
  * other pg user in the process). Everything not listed — numeric, text, json, uuid, time,
- * intervals, arrays, enums — stays the exact text PostgreSQL sent.
+ * intervals, arrays, enums — stays the exact text PostgreSQL sent; the cursor then parses the
+ * arrays it reads as lists (postgres-arrays.ts), where a bad value can name its column.
  */
 export const cursorTypes: CustomTypesConfig = {
   getTypeParser: ((id: number) => parsers.get(id) ?? identity) as CustomTypesConfig['getTypeParser'],
@@ -257,9 +290,21 @@ const simple: Partial<Record<number, ColumnType>> = {
   [oid.jsonb]: 'json',
 };
 
-/** The column a RowDescription field becomes; anything not mapped is its text, as a string. */
+/**
+ * The column a RowDescription field becomes; anything not mapped is its text, as a string. An array
+ * of a mapped element type is a list of that type; its type modifier is the element's (numeric(12,2)[]
+ * is a list of decimal(12, 2)).
+ */
 export function columnFromField(field: Pick<FieldDef, 'name' | 'dataTypeID' | 'dataTypeModifier'>): Column {
   const name = field.name;
+  const elementOid = arrayElementOids.get(field.dataTypeID);
+  if (elementOid !== undefined) {
+    const { type, precision, scale } = columnFromField({ ...field, dataTypeID: elementOid });
+    if (type !== 'list') {
+      const element = { type, ...(precision === undefined ? {} : { precision, scale }) };
+      return { name, type: 'list', nullable: true, element };
+    }
+  }
   if (field.dataTypeID === oid.numeric) return numericColumn(name, field.dataTypeModifier);
   return { name, type: simple[field.dataTypeID] ?? 'string', nullable: true };
 }

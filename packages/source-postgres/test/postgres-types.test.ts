@@ -41,7 +41,9 @@ const types = [
   ['c_jsonb', 'jsonb', '{"n": 1.5, "s": "日本", "t": true}', { type: 'json' }],
   ['c_uuid', 'uuid', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', { type: 'string' }],
   ['c_interval', 'interval', '1 day 02:03:04', { type: 'string' }],
-  ['c_int_array', 'integer[]', '{1,2,3}', { type: 'string' }],
+  ['c_int_array', 'integer[]', '{1,2,3}', { type: 'list', element: { type: 'int32' } }],
+  // Arrays of a type that is itself text stay PostgreSQL's text of the whole array.
+  ['c_interval_array', 'interval[]', '{"1 day",NULL}', { type: 'string' }],
 ] as const;
 
 // Both ways a cursor reads: rows through pg (rows mode), and DataRows straight into column vectors
@@ -126,7 +128,8 @@ for (const columnar of [false, true]) {
         expect(row.c_numeric).toBe(text('c_numeric'));
         for (const name of ['c_float4', 'c_float8']) expect(row[name], name).toBe(Number(text(name)));
         expect(row.c_bool).toBe(true);
-        for (const name of ['c_text', 'c_varchar', 'c_time', 'c_uuid', 'c_interval', 'c_int_array']) {
+        expect(row.c_int_array).toEqual([1, 2, 3]);
+        for (const name of ['c_text', 'c_varchar', 'c_time', 'c_uuid', 'c_interval', 'c_interval_array']) {
           expect(row[name], name).toBe(text(name));
         }
         // char(n) is blank-padded on the wire; only its cast to text strips the blanks.
