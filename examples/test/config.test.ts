@@ -241,3 +241,12 @@ describe('retention of the command log and of result files', () => {
     expect(() => server({ BACKHAUL_STORAGE_SWEEP_INTERVAL_SECONDS: '0' })).toThrow(ConfigError);
   });
 });
+
+describe('BACKHAUL_LOG_LEVEL', () => {
+  it('is info by default, takes pino’s level names, and refuses anything else at start-up', () => {
+    expect(server({}).logLevel).toBe('info');
+    expect(gateway({ BACKHAUL_LOG_LEVEL: 'warn' }).logLevel).toBe('warn');
+    expect(server({ BACKHAUL_LOG_LEVEL: 'silent' }).logLevel).toBe('silent');
+    expect(() => server({ BACKHAUL_LOG_LEVEL: 'verbose' })).toThrow(ConfigError);
+  });
+});
