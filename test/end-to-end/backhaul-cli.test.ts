@@ -29,8 +29,10 @@ describe('backhaul, the caller CLI, as a process', () => {
     const insert = db.prepare('INSERT INTO cities VALUES (?, ?, ?)');
     for (let id = 1; id <= 2000; id++) insert.run(id, `city-${id}`, id === 2 ? 'two\nlines' : null);
     db.close();
-    harness = await startHarness({ sqlitePath: dbPath });
-    await harness.startGateway();
+    // A low row limit and small batches: an auto query of every city sends some batches live,
+    // then switches to a file (docs/protocol.md §3.9); the other queries stay far from it.
+    harness = await startHarness({ sqlitePath: dbPath, server: { rowsByteLimit: 10_000 } });
+    await harness.startGateway({ rowBatchSize: 100 });
   });
 
   afterAll(async () => {
@@ -114,6 +116,44 @@ describe('backhaul, the caller CLI, as a process', () => {
     expect(createHash('sha256').update(fetched).digest('hex')).toBe(
       createHash('sha256').update(bytes).digest('hex'),
     );
+  });
+
+  it('query in auto prints the live rows as a table, then writes the file of every row, the live ones first', async () => {
+    const out = join(dir, 'auto.parquet');
+    const run = await cli([
+      'query',
+      '--gateway',
+      gatewayId,
+      '--out',
+      out,
+      'SELECT id, name FROM cities ORDER BY id',
+    ]);
+    expect(run.status).toBe(0);
+    const switched = /(\d+) rows so far; the result passed the row limit/.exec(run.stderr);
+    const liveRows = Number(switched?.[1]);
+    expect(liveRows).toBeGreaterThan(0);
+    expect(liveRows).toBeLessThan(2000);
+    const lines = run.stdout.trimEnd().split('\n');
+    // The header, the rule, one line per live row, then the file's path.
+    expect(lines).toHaveLength(liveRows + 3);
+    expect(lines[0]).toMatch(/^ *id {2}name$/);
+    expect(lines[2]).toMatch(/^ *1 {2}city-1$/);
+    expect(lines[liveRows + 1]).toMatch(new RegExp(`^ *${liveRows}  city-${liveRows}$`));
+    expect(lines.at(-1)).toBe(out);
+    const bytes = readFileSync(out);
+    const rows = await parquetReadObjects({
+      file: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length),
+      compressors,
+    });
+    expect(rows.map((row) => Number(row.id))).toEqual(Array.from({ length: 2000 }, (_, i) => i + 1));
+    expect(rows[liveRows - 1]).toEqual({ id: BigInt(liveRows), name: `city-${liveRows}` });
+
+    // Without --out, the live rows and then the link; stderr counts the rows already printed.
+    const link = await cli(['query', '--gateway', gatewayId, 'SELECT id, name FROM cities ORDER BY id']);
+    expect(link.status).toBe(0);
+    expect(link.stdout.trimEnd().split('\n').at(-1)).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/v1\/downloads\//);
+    expect(link.stderr).toContain(`2000 rows in a`);
+    expect(link.stderr).toContain(`the first ${liveRows} printed above`);
   });
 
   it('gateways lists the connected gateway; tail prints a query’s events until it ends', async () => {

@@ -54,6 +54,11 @@ export type QueryEvent =
   | { type: 'state'; query: QueryView }
   | { type: 'rows'; seq: number; columns?: Column[]; rows: unknown[][] }
   | { type: 'progress'; progress: Progress }
+  /**
+   * An `auto` query passed `rowsByteLimit` (§3.9): no `rows` event follows, and the result will be
+   * a file of every row whose first `query.liveRows` rows are the ones the `rows` events carried.
+   */
+  | { type: 'switched'; query: QueryView }
   /** The query was cancelled (§3.8); the `result` event follows. */
   | { type: 'cancelled'; query: QueryView }
   | { type: 'result'; query: QueryView };
@@ -119,6 +124,8 @@ function queryEvent(type: string | undefined, data: unknown): QueryEvent | undef
       return { type: 'rows', ...(data as { seq: number; columns?: Column[]; rows: unknown[][] }) };
     case sseEvents.progress:
       return { type: 'progress', progress: data as Progress };
+    case sseEvents.switched:
+      return { type: 'switched', query: data as QueryView };
     case sseEvents.cancelled:
       return { type: 'cancelled', query: data as QueryView };
     case sseEvents.result:

@@ -2,13 +2,15 @@ import type { QueryView, ResultMode } from '@backhaul/core';
 import { type BackhaulClient, createBackhaulClient, type QueryEvent } from './backhaul-client.js';
 import { type CommandIo, describeError, type ProgramSpec, readCommandLine } from './command-line.js';
 import { downloadToFile, formatBytes, formatProgress } from './download-progress.js';
+import { liveRows } from './live-rows.js';
 import { renderTable } from './text-table.js';
 
 export const callerUsage = `Usage: backhaul <command> [arguments] [--server URL] [--token TOKEN] [--json]
 
 Commands:
-  query --gateway G "SQL"     run a query; rows are printed as a table
-      [--mode rows|file|auto] result mode (default auto)
+  query --gateway G "SQL"     run a query; rows are printed as a table as they arrive
+      [--mode rows|file|auto] result mode (default auto: rows until the result passes the row
+                              limit, then a Parquet file of every row)
       [--out FILE]            write a file result there, with a progress bar on stderr
   gateways                    gateways this caller may query, connected or not
   tail <query-id>             print a query's live events until it ends
@@ -115,30 +117,35 @@ async function runQuery(
 ): Promise<number> {
   const submitted = await client.submit({ gatewayId: query.gatewayId, sql: query.sql, mode: query.mode });
   io.err(`Query ${submitted.id} on ${query.gatewayId}\n`);
-  const final = await client.waitFor(submitted.id);
+  // Text output shows row batches as they arrive (§3.9): rows mode, and auto until it switches to
+  // a file. --json prints one document at the end.
+  const live = query.json ? undefined : liveRows(io);
+  const final = await client.waitFor(submitted.id, { onEvent: live?.onEvent });
   if (final.state !== 'completed' || !final.result) {
     io.err(`backhaul: query ${final.id} ${final.state}${final.error ? `: ${final.error.message}` : ''}\n`);
     return 1;
   }
   const result = final.result;
   if (result.kind === 'rows') {
-    const { columns, rows } = await client.rows(final.id);
-    if (query.json) io.out(`${JSON.stringify({ columns, rows })}\n`);
-    else
-      io.out(
-        renderTable(
-          columns.map((c) => c.name),
-          rows,
-        ),
-      );
-    io.err(`${rows.length} row${rows.length === 1 ? '' : 's'}\n`);
+    if (live && live.printed === result.rowCount) live.finish(result.columns);
+    else {
+      // --json, or a stream that gave up before the last batch: the kept rows, past those printed.
+      const { columns, rows } = await client.rows(final.id);
+      if (live) {
+        live.print(columns, rows.slice(live.printed));
+        live.finish(columns);
+      } else io.out(`${JSON.stringify({ columns, rows })}\n`);
+    }
+    io.err(`${result.rowCount} row${result.rowCount === 1 ? '' : 's'}\n`);
     return 0;
   }
+  // A file holds every row, the ones printed live first (final.liveRows of them).
+  const printedLive = final.liveRows ? `, the first ${final.liveRows} printed above` : '';
   if (!query.out) {
     // Nothing written without being asked: the link is the answer (valid until expiresAt).
     io.out(query.json ? `${JSON.stringify(final)}\n` : `${result.url}\n`);
     io.err(
-      `${result.rowCount} rows in a ${formatBytes(result.size)} Parquet file until ${result.expiresAt}; --out FILE downloads it\n`,
+      `${result.rowCount} rows in a ${formatBytes(result.size)} Parquet file${printedLive}, until ${result.expiresAt}; --out FILE downloads it\n`,
     );
     return 0;
   }
@@ -193,6 +200,8 @@ function describeEvent(event: QueryEvent): string {
     }
     case 'rows':
       return `${at}  rows      batch ${event.seq}: ${event.rows.length} rows\n`;
+    case 'switched':
+      return `${at}  switched  to a file after ${event.query.liveRows ?? 0} live rows\n`;
     case 'cancelled':
       return `${at}  cancelled\n`;
     case 'result': {

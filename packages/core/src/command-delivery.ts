@@ -39,6 +39,11 @@ export type DeliveryEvent =
   | { type: 'dispatch' }
   | { type: 'ack' }
   | { type: 'progress'; progress: Progress }
+  /**
+   * An `auto` query's first chunk arrived (§3.9): its result is a file now, whose first
+   * `liveRows` rows are the row batches already sent live. Taken once; a repeat changes nothing.
+   */
+  | { type: 'switch-to-file'; liveRows: number }
   | { type: 'complete'; result: StoredResult }
   | { type: 'fail'; error: Failure }
   /** The caller cancelled the query (§3.8); from any state that has not ended. */
@@ -132,6 +137,17 @@ export function transition(
         return next({
           state: 'running',
           progress: event.progress,
+          deadline: now + policy.completionTimeoutMs,
+        });
+      }
+      return refuse();
+
+    case 'switch-to-file':
+      if (answerable(state)) {
+        if (record.liveRows !== undefined) return record;
+        return next({
+          state: 'running',
+          liveRows: event.liveRows,
           deadline: now + policy.completionTimeoutMs,
         });
       }

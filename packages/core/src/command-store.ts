@@ -71,6 +71,11 @@ export interface CommandRecord {
   /** When the current state times out (ack, completion or queue deadline); undefined once terminal. */
   deadline: number | undefined;
   progress?: Progress;
+  /**
+   * Set when an `auto` query switched to a file (its first chunk arrived): the rows its gateway had
+   * sent live as row batches by then, which are the file's first rows (docs/protocol.md §3.9).
+   */
+  liveRows?: number;
   result?: StoredResult;
   error?: Failure;
   /** Why the command was dead-lettered or expired. */

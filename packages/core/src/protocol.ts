@@ -29,6 +29,11 @@ export const sseEvents = {
   cancel: 'cancel',
   /** On the caller's events stream (§3.3): the query was cancelled (§3.8). */
   cancelled: 'cancelled',
+  /**
+   * On the caller's events stream (§3.3, §3.9): an `auto` query passed `rowsByteLimit` and its
+   * result is becoming a file; no row batch follows, and the file starts with the rows sent.
+   */
+  switched: 'switched',
 } as const;
 
 // IDs end up in storage keys and file names: no '/', no leading '.', and no '..' anywhere, so no
@@ -120,7 +125,10 @@ export const commandSchema = z.object({
   mode: resultModeSchema,
   maxRows: z.number().int().positive().optional(),
   timeoutMs: z.number().int().positive().optional(),
-  /** Rows mode switches to a file past this many bytes of row batches (auto mode only). */
+  /**
+   * Auto mode only: row batches are sent live while they stay within this many bytes; the batch
+   * that would pass it switches the result to a file holding every row (§3.9).
+   */
   rowsByteLimit: z.number().int().positive(),
   issuedAt: z.number().int(),
   /** 1 on first delivery, incremented by every redelivery after an ack timeout. */
@@ -278,6 +286,11 @@ export interface QueryView {
   /** §3.7 While `queued`: 1 for the next query of its class to run. */
   queuePosition?: number;
   progress?: Progress;
+  /**
+   * §3.9 Present once an `auto` query switched to a file: how many rows were sent live as row
+   * batches before the switch. They are the file's first rows; the file holds the whole result.
+   */
+  liveRows?: number;
   result?: QueryResultView;
   error?: Failure;
   /** §3.2 The W3C trace ID every span and log line of this query carries (32 hex digits). */

@@ -215,6 +215,17 @@ describe('§5.1 duplicate ack and complete are no-ops returning the same record'
   });
 });
 
+describe('§3.9 an auto query switching to a file records its live rows once', () => {
+  it('moves to running, pushes the completion deadline and keeps liveRows; a repeat is the same record', () => {
+    const acked = drive(pending(), [{ type: 'dispatch' }, { type: 'ack' }]);
+    const switched = transition(acked, { type: 'switch-to-file', liveRows: 300 }, policy, t0 + 50);
+    expect(switched).toMatchObject({ state: 'running', liveRows: 300, version: acked.version + 1 });
+    expect(switched.deadline).toBe(t0 + 50 + policy.completionTimeoutMs);
+    // Concurrent first chunks each ask: the first count stands.
+    expect(transition(switched, { type: 'switch-to-file', liveRows: 999 }, policy, t0 + 60)).toBe(switched);
+  });
+});
+
 describe("§7 events not allowed from the current state throw 'invalid-state'", () => {
   const acked = () => drive(pending(), [{ type: 'dispatch' }, { type: 'ack' }]);
   const completed = () =>
@@ -232,6 +243,8 @@ describe("§7 events not allowed from the current state throw 'invalid-state'", 
     ['progress on failed', failed, { type: 'progress', progress: {} }],
     ['complete on expired', expired, { type: 'complete', result: rowsResult }],
     ['progress on expired', expired, { type: 'progress', progress: {} }],
+    ['switch-to-file on completed', completed, { type: 'switch-to-file', liveRows: 0 }],
+    ['switch-to-file on failed', failed, { type: 'switch-to-file', liveRows: 0 }],
   ];
   for (const [title, make, event] of cases) {
     it(title, () => {

@@ -16,16 +16,15 @@ import {
   parseTraceparent,
   type QueryCursor,
   type RetryPolicy,
-  type RowValue,
   startSpan,
   withFields,
 } from '@backhaul/core';
+import { sendAutoResult } from './auto-result.js';
 import type { CodecChoice } from './codec-choice.js';
 import { uploadFile } from './file-uploader.js';
 import { type FileBatch, fileBatches, type ParquetFileCompression } from './parquet-encoding.js';
 import type { ProgressState } from './progress.js';
 import { sendRowBatches } from './row-batch-sender.js';
-import { toJsonRows } from './row-values.js';
 import { type AnswerScope, describeError, type ServerApi } from './server-api.js';
 import { TRACER_NAME } from './tracer-name.js';
 
@@ -318,39 +317,23 @@ export class CommandRunner {
       );
     }
 
-    // Auto (§3): hold batches until either the cursor ends (→ rows) or they pass rowsByteLimit
-    // (→ file, fed the held batches first). Holding them means the caller never gets half rows, half file.
-    const iterator = guardCursor(cursor.batches(this.#options.rowBatchSize))[Symbol.asyncIterator]();
-    const held: RowValue[][][] = [];
-    let approximateBytes = 0;
-    for (;;) {
-      const next = await iterator.next();
-      if (next.done) {
-        return sendRowBatches({
-          api,
+    // Auto (§3.9): rows live while they stay under rowsByteLimit, then a file of the whole result.
+    return sendAutoResult({
+      api,
+      commandId: command.id,
+      columns,
+      batches: guardCursor(cursor.batches(this.#options.rowBatchSize)),
+      rowsByteLimit: command.rowsByteLimit,
+      progress,
+      signal,
+      scope,
+      uploadFile: (batches) => this.#uploadFile(command, columns, batches, progress, signal, scope),
+      onSwitch: (liveRows) =>
+        (scope.logger ?? this.#options.logger).info('auto result switched to a file', {
           commandId: command.id,
-          columns,
-          batches: held,
-          progress,
-          signal,
-          scope,
-        });
-      }
-      held.push(next.value);
-      progress.rows += next.value.length;
-      approximateBytes += JSON.stringify(toJsonRows(columns, next.value)).length;
-      if (approximateBytes > command.rowsByteLimit) break;
-    }
-    progress.rows = 0;
-    async function* heldThenRest(): AsyncGenerator<RowValue[][]> {
-      yield* held.splice(0);
-      for (;;) {
-        const next = await iterator.next();
-        if (next.done) return;
-        yield next.value;
-      }
-    }
-    return this.#uploadFile(command, columns, heldThenRest(), progress, signal, scope);
+          liveRows,
+        }),
+    });
   }
 
   async #uploadFile(
@@ -360,7 +343,7 @@ export class CommandRunner {
     progress: ProgressState,
     signal: AbortSignal,
     scope: AnswerScope,
-  ): Promise<Completion> {
+  ): Promise<Extract<Completion, { kind: 'file' }>> {
     const { api } = this.#options;
     const logger = scope.logger ?? this.#options.logger;
     const session = this.#options.session();

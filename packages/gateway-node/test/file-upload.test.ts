@@ -329,7 +329,7 @@ describe('§6 file mode: Parquet cut into chunks, checksummed, uploaded and comp
   });
 });
 
-describe('§3 auto mode: rows while the result is small, a file once it passes rowsByteLimit', () => {
+describe('§3.9 auto mode: rows live while the result is small, then a file of every row', () => {
   it('a small result goes as rows', async () => {
     const { server } = await setup();
     server.send({
@@ -343,17 +343,50 @@ describe('§3 auto mode: rows while the result is small, a file once it passes r
     expect(server.chunks.has('auto-small')).toBe(false);
   });
 
-  it('a large result switches to a file that holds every row, the held batches first', async () => {
-    const { server } = await setup();
+  it('a large result sends its head live within rowsByteLimit, then a file that holds every row, the live ones first', async () => {
+    const { server } = await setup({}, { rowBatchSize: 100 });
     const sql = 'SELECT * FROM orders ORDER BY id';
+    // The live batches the first chunk found: every one was answered before it went out.
+    let liveAtFirstChunk: number | undefined;
+    server.chunkAnswerGate = (id, index) => {
+      if (index === 0) liveAtFirstChunk ??= server.rows.get(id)?.length ?? 0;
+      return undefined;
+    };
     server.send({ id: 'auto-large', sql, mode: 'auto', rowsByteLimit: 100_000 });
     await until(() => server.completions.has('auto-large'), 'completion');
     expect(server.completions.get('auto-large')).toMatchObject({ kind: 'file', rowCount: ROWS });
-    expect(server.rows.has('auto-large')).toBe(false);
+
+    const live = server.rows.get('auto-large') ?? [];
+    expect(live.map((batch) => batch.seq)).toEqual(live.map((_, seq) => seq));
+    expect(live.length).toBeGreaterThan(1);
+    expect(liveAtFirstChunk).toBe(live.length);
+    // Within the limit, and the next batch of 100 rows would not have fitted.
+    const liveBytes = live.reduce((sum, batch) => sum + Buffer.byteLength(JSON.stringify(batch.rows)) - 2, 0);
+    expect(liveBytes).toBeLessThanOrEqual(100_000);
+    expect(liveBytes + liveBytes / live.length).toBeGreaterThan(100_000 * 0.95);
+
     const file = server.file('auto-large');
     const ids = (await parquetReadObjects({ file: arrayBufferOf(file), columns: ['id'], compressors })).map(
       (r) => Number(r.id),
     );
     expect(ids).toEqual(Array.from({ length: ROWS }, (_, i) => i + 1));
+    const liveIds = live.flatMap((batch) => batch.rows.map((row) => Number(row[0])));
+    expect(liveIds).toEqual(ids.slice(0, liveIds.length));
+  });
+
+  it('a first batch already past the limit sends only batch 0 with the columns, then the file', async () => {
+    const { server } = await setup();
+    server.send({
+      id: 'auto-at-once',
+      sql: 'SELECT * FROM orders ORDER BY id',
+      mode: 'auto',
+      rowsByteLimit: 100,
+    });
+    await until(() => server.completions.has('auto-at-once'), 'completion');
+    expect(server.completions.get('auto-at-once')).toMatchObject({ kind: 'file', rowCount: ROWS });
+    const live = server.rows.get('auto-at-once') ?? [];
+    expect(live).toHaveLength(1);
+    expect(live[0]).toMatchObject({ seq: 0, rows: [] });
+    expect(live[0]?.columns?.[0]).toMatchObject({ name: 'id' });
   });
 });

@@ -144,6 +144,7 @@ export function gatewayRoutes(parts: ServerParts): Route[] {
         }
         const { json, byteLength } = await readJson(req, 'row batch', options.maxJsonBodyBytes);
         const batch = parseMessage(rowBatchSchema, json, 'row batch');
+        if (record.liveRows !== undefined) await refuseRowsAfterSwitch(record, batch.seq);
         // §5.3: "the same seq again is accepted and ignored".
         const appended = await rowLog.append(id, batch, { byteLength, maxBytes: options.rowsByteLimit * 2 });
         if (appended.added) {
@@ -169,6 +170,8 @@ export function gatewayRoutes(parts: ServerParts): Route[] {
         if (record.command.mode === 'rows') {
           throw new BackhaulError('invalid-state', `Command ${id} asked for row batches, not a file`);
         }
+        // §3.9: the first chunk of an auto query is its switch to a file.
+        if (record.command.mode === 'auto' && record.liveRows === undefined) await switchToFile(id);
         // §3.7: a file that grows past a class boundary needs that class's slot before more bytes
         // are taken; without one this chunk is 429 + Retry-After and nothing is stored. Only a chunk
         // inside the reorder window counts: an index far ahead (refused below with 409) must not
@@ -223,6 +226,31 @@ export function gatewayRoutes(parts: ServerParts): Route[] {
     },
   ];
 
+  /**
+   * §3.9 An auto query's gateway sends every live batch, each answered, before its first chunk: the
+   * rows the log holds now are the rows callers got live, and the file's first rows. Recorded
+   * once (a repeat changes nothing), which tells every caller stream of the switch.
+   */
+  async function switchToFile(id: string): Promise<void> {
+    const liveRows = (await rowLog.summary(id))?.rowCount ?? 0;
+    await dispatcher.apply(id, { type: 'switch-to-file', liveRows });
+  }
+
+  /**
+   * §3.9 Once an auto query switched to a file, no new row batch is taken: callers were told the
+   * live rows are over. A batch it already holds (a restarted gateway running the command again
+   * sends its head again) is still accepted and ignored, as §5.3 says.
+   */
+  async function refuseRowsAfterSwitch(record: CommandRecord, seq: number): Promise<void> {
+    const held = (await rowLog.summary(record.id))?.contiguousBatches ?? 0;
+    if (seq < held) return;
+    throw new BackhaulError(
+      'invalid-state',
+      `Command ${record.id} switched to a file after ${record.liveRows} live rows: no more row batches`,
+      { details: { state: record.state, liveRows: record.liveRows } },
+    );
+  }
+
   async function complete(record: CommandRecord, completion: Completion): Promise<CommandRecord> {
     const { id, command: query } = record;
     if (query.mode !== 'auto' && query.mode !== completion.kind) {
@@ -255,6 +283,18 @@ export function gatewayRoutes(parts: ServerParts): Route[] {
       return dispatcher.apply(id, { type: 'complete', result: completion });
     }
 
+    // §3.9 The file of an auto query holds the whole result, the live rows first.
+    const liveRows = record.liveRows ?? 0;
+    const sentLive = (await rowLog.summary(id))?.rowCount ?? 0;
+    if (query.mode === 'auto' && (sentLive > liveRows || liveRows > completion.rowCount)) {
+      return refuse(
+        new BackhaulError(
+          'file-incomplete',
+          `The file holds ${completion.rowCount} rows; ${Math.max(sentLive, liveRows)} were sent live before it`,
+          { retryable: false },
+        ),
+      );
+    }
     let stored: StoredFile;
     try {
       stored = await parts.ingest().finish(id, resultKey(record.gatewayId, id), completion);

@@ -64,6 +64,8 @@ interface Subscriber {
   lastVersion: number;
   /** Row-log position of the last batch sent: the `id:` of every event. */
   position: number;
+  /** Whether this stream told of an auto query's switch to a file (§3.9). */
+  switched: boolean;
   /** Sends run in order even though reading the store and the log is async. */
   queue: Promise<void>;
 }
@@ -105,11 +107,23 @@ export function createQueryEvents(options: QueryEventOptions): QueryEvents {
     }
   }
 
+  /**
+   * §3.9 An auto query that switched to a file: every live batch first (all are in the log before
+   * the switch is recorded), then `switched`, once per stream. False once the stream closed.
+   */
+  async function announceSwitch(subscriber: Subscriber, record: CommandRecord): Promise<boolean> {
+    if (record.liveRows === undefined || subscriber.switched) return !subscriber.stream.closed;
+    if (!(await sendRows(subscriber))) return false;
+    subscriber.switched = true;
+    return send(subscriber, sseEvents.switched, await views.view(record, subscriber.baseUrl));
+  }
+
   /** Sends what changed since this subscriber's last view; ends the stream after a final state. */
   async function sendRecord(subscriber: Subscriber, record: CommandRecord, progressed: boolean) {
     if (subscriber.stream.closed || record.version <= subscriber.lastVersion) return;
     subscriber.lastVersion = record.version;
     if (progressed && record.progress) send(subscriber, sseEvents.progress, record.progress);
+    if (!(await announceSwitch(subscriber, record))) return;
     if (record.state === subscriber.state) return;
     subscriber.state = record.state;
     const ended = isTerminal(record.state);
@@ -148,6 +162,7 @@ export function createQueryEvents(options: QueryEventOptions): QueryEvents {
         state: undefined,
         lastVersion: 0,
         position: resumePosition(req),
+        switched: false,
         queue: Promise.resolve(),
       };
       // Listen before reading the record and the log: a change that lands meanwhile is then
@@ -184,6 +199,7 @@ export function createQueryEvents(options: QueryEventOptions): QueryEvents {
         const view = await views.view(record, baseUrl);
         send(subscriber, sseEvents.state, view);
         if (!(await sendRows(subscriber))) return;
+        if (!(await announceSwitch(subscriber, record))) return;
         if (isTerminal(record.state)) {
           if (record.state === 'cancelled') send(subscriber, sseEvents.cancelled, view);
           send(subscriber, sseEvents.result, view);

@@ -113,6 +113,7 @@ export function createQueryViews(options: QueryViewOptions): QueryViews {
         deliveries: deliveries(record),
         ...queuePosition(record),
         ...(record.progress ? { progress: record.progress } : {}),
+        ...(record.liveRows !== undefined ? { liveRows: record.liveRows } : {}),
         ...(result ? { result } : {}),
         ...(record.error ? { error: record.error } : {}),
         ...(record.reason && !record.error ? { error: { code: record.state, message: record.reason } } : {}),

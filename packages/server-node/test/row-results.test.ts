@@ -3,13 +3,17 @@ import {
   auth,
   callerToken,
   dispatchedCommand,
+  type EventStream,
   gatewayA,
   gatewayPost,
   getJson,
   openStream,
+  putChunk,
+  randomBytesOf,
   startServer,
   submit,
   type TestServer,
+  xxhash,
 } from './helpers.js';
 
 let t: TestServer;
@@ -153,6 +157,102 @@ describe('§3.3 the caller stream carries state, rows live, progress, and result
     const result = await getJson(`${t.url}/v1/queries/${id}/result`, callerToken);
     expect(result.response.status).toBe(502);
     expect(result.body).toMatchObject({ code: 'query-failed', detail: 'syntax error' });
+    stream.close();
+  });
+});
+
+/** The events of a caller stream up to and including the first `last`, progress left out. */
+async function eventsUntil(stream: EventStream, last: string) {
+  const events: { event?: string; data: string }[] = [];
+  for (;;) {
+    const message = await stream.next();
+    if (message.event === 'progress') continue;
+    events.push(message);
+    if (message.event === last) return events;
+  }
+}
+
+describe('§3.9 an auto query sends rows live, then switches to a file at its first chunk', () => {
+  /** Two live batches (3 rows), then chunk 0 of a one-chunk "file": the switch. */
+  async function switchedAuto() {
+    const { id, stream } = await dispatchedCommand(t.url, 'auto');
+    const live = await openStream(`${t.url}/v1/queries/${id}/events`, auth(callerToken));
+    await live.nextOf('state');
+    const batches = [
+      {
+        seq: 0,
+        columns,
+        rows: [
+          [1, 'a'],
+          [2, 'b'],
+        ],
+      },
+      { seq: 1, rows: [[3, 'c']] },
+    ];
+    for (const batch of batches) {
+      expect((await gatewayPost(t.url, gatewayA.token, id, 'rows', batch)).status).toBe(204);
+    }
+    const file = randomBytesOf(300, 7);
+    expect((await putChunk(t.url, gatewayA.token, id, 0, file)).status).toBe(201);
+    const completion = {
+      kind: 'file',
+      format: 'parquet',
+      size: file.length,
+      checksum: await xxhash(file),
+      chunkCount: 1,
+    };
+    return { id, stream, live, batches, completion };
+  }
+
+  it('tells callers of the switch after the live rows, takes no new batch after it, and ends with the whole file', async () => {
+    const { id, stream, live, batches, completion } = await switchedAuto();
+    // The state event of `running` comes with the first batch's progress; the rows and the switch in order.
+    const told = (await eventsUntil(live, 'switched')).filter((m) => m.event !== 'state');
+    expect(told.map((m) => m.event)).toEqual(['rows', 'rows', 'switched']);
+    expect(told.slice(0, 2).map((m) => JSON.parse(m.data))).toEqual(batches);
+    expect(JSON.parse(told[2]!.data)).toMatchObject({ id, state: 'running', mode: 'auto', liveRows: 3 });
+    expect((await getJson(`${t.url}/v1/queries/${id}`, callerToken)).body).toMatchObject({ liveRows: 3 });
+
+    // A batch already held (a gateway running the command again) is still accepted and ignored;
+    // a new one would be a row after the callers were told the live rows are over.
+    expect((await gatewayPost(t.url, gatewayA.token, id, 'rows', batches[1])).status).toBe(204);
+    const late = await gatewayPost(t.url, gatewayA.token, id, 'rows', { seq: 2, rows: [[4, 'd']] });
+    expect(late.status).toBe(409);
+    expect(await late.json()).toMatchObject({ code: 'invalid-state', liveRows: 3 });
+
+    const done = await gatewayPost(t.url, gatewayA.token, id, 'complete', { ...completion, rowCount: 5 });
+    expect(done.status).toBe(200);
+    const ending = await eventsUntil(live, 'result');
+    expect(ending.map((m) => m.event)).toEqual(['state', 'result']);
+    expect(JSON.parse(ending[1]!.data)).toMatchObject({
+      state: 'completed',
+      liveRows: 3,
+      result: { kind: 'file', rowCount: 5, size: 300 },
+    });
+
+    // A follower that comes later reads the same story: state, the live rows, the switch, the result.
+    const replay = await openStream(`${t.url}/v1/queries/${id}/events`, auth(callerToken));
+    expect((await eventsUntil(replay, 'result')).map((m) => m.event)).toEqual([
+      'state',
+      'rows',
+      'rows',
+      'switched',
+      'result',
+    ]);
+    const resultLink = await getJson(`${t.url}/v1/queries/${id}/result`, callerToken);
+    expect(resultLink.response.status).toBe(303);
+    stream.close();
+  });
+
+  it('refuses a file that holds fewer rows than were sent live (422), and the query fails', async () => {
+    const { id, stream, completion } = await switchedAuto();
+    const done = await gatewayPost(t.url, gatewayA.token, id, 'complete', { ...completion, rowCount: 2 });
+    expect(done.status).toBe(422);
+    expect(await done.json()).toMatchObject({ code: 'file-incomplete' });
+    expect((await getJson(`${t.url}/v1/queries/${id}`, callerToken)).body).toMatchObject({
+      state: 'failed',
+      liveRows: 3,
+    });
     stream.close();
   });
 });
