@@ -256,7 +256,6 @@ redisService.describe(
       }
     });
 
-    // §3.8/§4.3 a cancel reaches the gateway whichever instance it is sent to: only the bus can carry it.
     it('an auto query switching to a file on B is told to a follower on C after the live rows from A; C then refuses a new batch', async () => {
       const gateway = await openCommandStream(b.url, gatewayA.token);
       await gateway.nextOf('hello');
@@ -266,6 +265,14 @@ redisService.describe(
       await gatewayPost(a.url, gatewayA.token, id, 'ack');
       const live = await follow(c, id);
       await live.nextOf('state');
+      // And the client, through a proxy that will drop its stream after the switch.
+      const proxy = await startFaultProxy(c.url);
+      const events: QueryEvent[] = [];
+      const following = (async () => {
+        for await (const event of createBackhaulClient({ url: proxy.url, token: callerToken }).follow(id))
+          events.push(event);
+      })();
+      await until(() => events.some((event) => event.type === 'state'), 'the first state');
 
       const batches = [
         { seq: 0, columns, rows: [[1, 'a']] },
@@ -278,6 +285,9 @@ redisService.describe(
       expect((await putChunk(b.url, gatewayA.token, id, 0, file)).status).toBe(201);
       const late = await gatewayPost(c.url, gatewayA.token, id, 'rows', { seq: 2, rows: [[3, 'c']] });
       expect(late.status).toBe(409);
+      // The client's stream drops after the switch; resumed, the server tells it again, the client once.
+      await until(() => events.some((event) => event.type === 'switched'), 'the switch');
+      proxy.cutAll();
       const done = await gatewayPost(b.url, gatewayA.token, id, 'complete', {
         kind: 'file',
         format: 'parquet',
@@ -297,9 +307,18 @@ redisService.describe(
         liveRows: 2,
         result: { kind: 'file', rowCount: 3 },
       });
+      await following;
+      await proxy.close();
+      expect(
+        events.map((event) => event.type).filter((type) => type !== 'progress' && type !== 'state'),
+      ).toEqual(['rows', 'rows', 'switched', 'result']);
+      const reconnects = proxy.log.filter((request) => request.path.endsWith('/events'));
+      expect(reconnects.length).toBeGreaterThanOrEqual(2);
+      expect(reconnects.at(-1)?.headers['last-event-id']).toBe('2');
       gateway.close();
     });
 
+    // §3.8/§4.3 a cancel reaches the gateway whichever instance it is sent to: only the bus can carry it.
     it('DELETE on C sends the cancel event on the stream B holds; followers see cancelled; answers are refused', async () => {
       const gateway = await openCommandStream(b.url, gatewayA.token);
       await gateway.nextOf('hello');
