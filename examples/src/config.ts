@@ -13,6 +13,10 @@ export interface ReferenceConfig {
   gateway: GatewayConfig;
 }
 
+/** The least severe log line written (BACKHAUL_LOG_LEVEL); pino's level names. */
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+const logLevels: LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
 export interface ServerConfig {
   host: string;
   port: number;
@@ -46,6 +50,8 @@ export interface ServerConfig {
     gatewayShare?: number;
     callerShare?: number;
   };
+  /** Default `info`. */
+  logLevel?: LogLevel;
 }
 
 export interface GatewayConfig {
@@ -58,6 +64,8 @@ export interface GatewayConfig {
   status: { port: number; host: string } | undefined;
   /** Page compression of the Parquet files: BACKHAUL_PARQUET_COMPRESSION `zstd` (default), `zstd:LEVEL`, `snappy`, `none`. */
   parquetCompression: ParquetFileCompression;
+  /** Default `info`. */
+  logLevel?: LogLevel;
 }
 
 /** The command log: in memory (lost on restart) or Redis (durable, shared by several servers). */
@@ -142,6 +150,7 @@ export function loadServerConfig(
     retentionSeconds,
     storageSweepIntervalSeconds: positive(env, 'STORAGE_SWEEP_INTERVAL_SECONDS', 60),
     admission: admissionConfig(env),
+    logLevel: oneOf(env, 'LOG_LEVEL', logLevels, 'info'),
   };
 }
 
@@ -178,7 +187,9 @@ export function loadGatewayConfig(
 ): GatewayConfig {
   const read = reader(env);
   const { host, port } = listenAddress(env);
-  const gatewayCodec = read('CODEC') ?? 'zstd';
+  // auto: the Parquet pages are zstd-compressed already, so a chunk codec would mostly burn CPU
+  // (docs/benchmarks.md); auto still compresses what the pages leave compressible.
+  const gatewayCodec = read('CODEC') ?? 'auto';
   return {
     serverUrl: optionalUrl(env, 'SERVER_URL', ['http:', 'https:']) ?? `http://${host}:${port}`,
     token: read('GATEWAY_TOKEN') ?? demoGateway.token,
@@ -190,6 +201,7 @@ export function loadGatewayConfig(
         ? undefined
         : { port: integer(env, 'STATUS_PORT', 0), host: read('STATUS_HOST') ?? '127.0.0.1' },
     parquetCompression: parquetCompression(read('PARQUET_COMPRESSION') ?? 'zstd'),
+    logLevel: oneOf(env, 'LOG_LEVEL', logLevels, 'info'),
   };
 }
 

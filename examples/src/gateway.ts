@@ -11,7 +11,7 @@ export interface ReferenceGateway {
 
 /** The reference gateway: dials out to the server and answers its commands from the configured database. */
 export async function startReferenceGateway(config: GatewayConfig): Promise<ReferenceGateway> {
-  const logger = jsonLogger('gateway');
+  const logger = jsonLogger('gateway', config.logLevel);
   const dataSource = sourceFor(config);
   const gateway = createGateway({
     serverUrl: config.serverUrl,

@@ -12,7 +12,7 @@ export interface ReferenceServer {
 
 /** The reference server: the configuration object turned into a running Backhaul server. */
 export async function startReferenceServer(config: ServerConfig): Promise<ReferenceServer> {
-  const logger = jsonLogger('server');
+  const logger = jsonLogger('server', config.logLevel);
   const storage = storageFor(config);
   const store = storeFor(config);
   await store.prepare(logger);

@@ -22,7 +22,13 @@ import { createFsStorage } from '@backhaul/storage-fs';
 import { createS3Storage } from '@backhaul/storage-minio';
 import { createRedisDeployment } from '@backhaul/store-redis';
 import pino from 'pino';
-import { type CodecName, ConfigError, type GatewayConfig, type ServerConfig } from './config.js';
+import {
+  type CodecName,
+  ConfigError,
+  type GatewayConfig,
+  type LogLevel,
+  type ServerConfig,
+} from './config.js';
 
 export function codecFor(name: CodecName): Codec {
   return name === 'zstd' ? createZstdCodec() : createLz4Codec();
@@ -147,7 +153,7 @@ export function storeFor(config: ServerConfig): ReferenceStore {
   const deployment = createRedisDeployment({ url: settings.url, keyPrefix: settings.keyPrefix, retentionMs });
   const { store, credentialStore } = deployment;
   const where = describeUrl(settings.url);
-  let logger: Logger = jsonLogger('server');
+  let logger: Logger = jsonLogger('server', config.logLevel);
   let lastError = 'no answer';
   // ioredis reconnects by itself; without a listener every failed attempt is an "unhandled error".
   store.redis.on('error', (error: Error) => {
@@ -231,11 +237,9 @@ export async function startOrExit<T>(who: string, start: () => Promise<T>): Prom
  * Structured JSON log lines (pino) on stderr, so stdout stays free for the one machine-readable
  * ready line. Each line is one JSON object: `level`, `time`, `service` (`server` or `gateway`),
  * `msg`, and the line's data; lines about a command carry `commandId`, `gatewayId` and `traceId`
- * (docs/operations.md, "Tracing and logs"). BACKHAUL_LOG_LEVEL picks the least severe level
- * written (default `info`).
+ * (docs/operations.md, "Tracing and logs"). Lines below `level` are not written.
  */
-export function jsonLogger(service: string): Logger {
-  const level = process.env.BACKHAUL_LOG_LEVEL ?? 'info';
+export function jsonLogger(service: string, level: LogLevel = 'info'): Logger {
   // Synchronous writes: a line logged just before the process exits is not lost with it.
   return fieldsFirstLogger(pino({ level, base: { service } }, pino.destination({ dest: 2, sync: true })));
 }

@@ -186,9 +186,9 @@ describe('admission limits come from variables, and only those set override the 
 });
 
 describe('BACKHAUL_CODEC picks the gateway chunk codec', () => {
-  it('zstd by default; lz4, identity and auto as named; anything else is a ConfigError', () => {
-    expect(gateway({}).codec).toBe('zstd');
-    for (const name of ['lz4', 'identity', 'auto'] as const) {
+  it('auto by default; zstd, lz4 and identity as named; anything else is a ConfigError', () => {
+    expect(gateway({}).codec).toBe('auto');
+    for (const name of ['zstd', 'lz4', 'identity'] as const) {
       expect(gateway({ BACKHAUL_CODEC: name }).codec).toBe(name);
     }
     expect(() => gateway({ BACKHAUL_CODEC: 'gzip' })).toThrow(ConfigError);
@@ -239,5 +239,14 @@ describe('retention of the command log and of result files', () => {
     });
     expect(() => server({ BACKHAUL_RETENTION_SECONDS: '3600' })).toThrow(ConfigError);
     expect(() => server({ BACKHAUL_STORAGE_SWEEP_INTERVAL_SECONDS: '0' })).toThrow(ConfigError);
+  });
+});
+
+describe('BACKHAUL_LOG_LEVEL', () => {
+  it('is info by default, takes pino’s level names, and refuses anything else at start-up', () => {
+    expect(server({}).logLevel).toBe('info');
+    expect(gateway({ BACKHAUL_LOG_LEVEL: 'warn' }).logLevel).toBe('warn');
+    expect(server({ BACKHAUL_LOG_LEVEL: 'silent' }).logLevel).toBe('silent');
+    expect(() => server({ BACKHAUL_LOG_LEVEL: 'verbose' })).toThrow(ConfigError);
   });
 });

@@ -133,7 +133,9 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
       try {
         options.onChange(outcome.record, event);
       } catch (error) {
-        logger.error('a state change listener failed', { id, error: String(error) });
+        commandLogger(logger, outcome.record).error('a state change listener failed', {
+          error: String(error),
+        });
       }
     }
     return outcome;

@@ -1,5 +1,6 @@
 import type { ClusterBus, CommandRecord, Logger } from '@backhaul/core';
 import { busChannels, subscribeWhileOpen } from './bus-channels.js';
+import { commandLogger } from './command-trace.js';
 import type { SseConnection } from './sse-connection.js';
 
 /**
@@ -36,11 +37,13 @@ export function createGatewayPush(options: GatewayPushOptions): GatewayPush {
         (message) => {
           if (message.type !== 'pending' || typeof message.id !== 'string') return;
           const id = message.id;
-          options
-            .deliver(id)
-            .catch((error) =>
-              logger.warn('a pushed command could not be sent', { id, error: String(error) }),
-            );
+          options.deliver(id).catch((error) =>
+            logger.warn('a pushed command could not be sent', {
+              commandId: id,
+              gatewayId,
+              error: String(error),
+            }),
+          );
         },
         logger,
       ).catch((error) =>
@@ -53,7 +56,7 @@ export function createGatewayPush(options: GatewayPushOptions): GatewayPush {
     announce(record) {
       bus.publish(busChannels.gateway(record.gatewayId), { type: 'pending', id: record.id }).catch((error) =>
         // The sweep of the instance holding the stream finds the command instead.
-        logger.warn('announcing a command failed', { id: record.id, error: String(error) }),
+        commandLogger(logger, record).warn('announcing a command failed', { error: String(error) }),
       );
     },
   };

@@ -344,6 +344,31 @@ mysqlService.describe('mysql source: a columnar query stops like a row query', (
     expect(sizes).toEqual([1]);
   });
 
+  it('streams with backpressure: 200 MB of text read in batches holds a few batches, not the result', async () => {
+    const memory = () => {
+      const { heapUsed, arrayBuffers } = process.memoryUsage();
+      return heapUsed + arrayBuffers;
+    };
+    const start = memory();
+    let peak = start;
+    let rows = 0;
+    const cursor = await source.query({
+      sql: 'SELECT seq, REPEAT(CHAR(65 + seq % 26), 400) AS text FROM seq_1_to_500000',
+      params: [],
+      columnar: true,
+    });
+    for await (const batch of cursor.columnBatches!(1000)) {
+      expect(batch.rowCount).toBeLessThanOrEqual(1000);
+      rows += batch.rowCount;
+      if (rows % 20_000 === 0) peak = Math.max(peak, memory());
+      // A consumer slower than the server: without backpressure the rest of the result piles up meanwhile.
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    expect(rows).toBe(500_000);
+    // 500,000 × 400 bytes is 200 MB: a reader that did not pause would hold most of it.
+    expect(peak - start).toBeLessThan(64 * 1024 * 1024);
+  });
+
   it('close() after the first batch, five times on a pool of 1', async () => {
     for (let round = 0; round < 5; round++) {
       const cursor = await source.query({
