@@ -187,7 +187,9 @@ export function loadGatewayConfig(
 ): GatewayConfig {
   const read = reader(env);
   const { host, port } = listenAddress(env);
-  const gatewayCodec = read('CODEC') ?? 'zstd';
+  // auto: the Parquet pages are zstd-compressed already, so a chunk codec would mostly burn CPU
+  // (docs/benchmarks.md); auto still compresses what the pages leave compressible.
+  const gatewayCodec = read('CODEC') ?? 'auto';
   return {
     serverUrl: optionalUrl(env, 'SERVER_URL', ['http:', 'https:']) ?? `http://${host}:${port}`,
     token: read('GATEWAY_TOKEN') ?? demoGateway.token,

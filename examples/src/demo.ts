@@ -112,7 +112,9 @@ async function fileStage(
   codec: string,
 ) {
   say();
-  say(`2. File: ${largeQuery} → Parquet, ${codec} chunks of 512 KiB, into storage, behind a URL`);
+  say(
+    `2. File: ${largeQuery} → Parquet (zstd pages), chunks of 512 KiB (codec ${codec}), into storage, behind a URL`,
+  );
   const started = performance.now();
   const at = new Map<string, number>();
   const submitted = await client.submit({ gatewayId, sql: largeQuery, mode: 'file' });

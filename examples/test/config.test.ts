@@ -186,9 +186,9 @@ describe('admission limits come from variables, and only those set override the 
 });
 
 describe('BACKHAUL_CODEC picks the gateway chunk codec', () => {
-  it('zstd by default; lz4, identity and auto as named; anything else is a ConfigError', () => {
-    expect(gateway({}).codec).toBe('zstd');
-    for (const name of ['lz4', 'identity', 'auto'] as const) {
+  it('auto by default; zstd, lz4 and identity as named; anything else is a ConfigError', () => {
+    expect(gateway({}).codec).toBe('auto');
+    for (const name of ['zstd', 'lz4', 'identity'] as const) {
       expect(gateway({ BACKHAUL_CODEC: name }).codec).toBe(name);
     }
     expect(() => gateway({ BACKHAUL_CODEC: 'gzip' })).toThrow(ConfigError);

@@ -100,6 +100,19 @@ describe.skipIf(skip)('the fleet page in headless Chromium, over a real gateway 
     });
     expect(replayByCaller.status).toBe(403);
 
+    const replay = (id: string) =>
+      fetch(`${harness.url}/v1/admin/dead-letters/${id}/replay`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      });
+    const malformed = await replay('not%20an%20id');
+    expect(malformed.status).toBe(400);
+    expect(malformed.headers.get('content-type')).toContain('application/problem+json');
+    expect(await malformed.json()).toMatchObject({ code: 'invalid-message' });
+    const unknown = await replay('no-such-query');
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toMatchObject({ code: 'not-found' });
+
     const admin = await fleet(ADMIN_TOKEN);
     expect(admin.status).toBe(200);
     const view = (await admin.json()) as FleetView;
@@ -127,6 +140,18 @@ describe.skipIf(skip)('the fleet page in headless Chromium, over a real gateway 
     await failureRow.waitFor();
     expect(await failureRow.locator('td').nth(3).textContent()).toBe('failed');
     expect(await failureRow.locator('td.message').textContent()).toContain('division by zero');
+
+    // An error message carrying markup is shown as text: no element is made of it.
+    const markup = '<img src=x onerror=alert(1)>';
+    const hostile = await harness.client.submit({
+      gatewayId,
+      sql: `SELECT '${markup}'::int AS n`,
+      mode: 'rows',
+    });
+    const hostileMessage = page.locator(`#failures tr[data-query-id="${hostile.id}"] td.message`);
+    await hostileMessage.waitFor();
+    expect(await hostileMessage.textContent()).toContain(markup);
+    expect(await page.locator('#failures img').count()).toBe(0);
 
     // A dead letter: the mute gateway holds its stream, takes the command and never acks it.
     const mute = new AbortController();

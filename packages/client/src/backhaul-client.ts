@@ -82,7 +82,11 @@ export interface RunOptions extends SubmitOptions {
   onEvent?: (event: QueryEvent) => void;
 }
 
-/** What `run` resolves with: the final view, and the rows when the result is rows. */
+/**
+ * What `run` resolves with: the final view, and the rows when the result is rows. In `auto` mode the
+ * rows also come through `onEvent` as they arrive; a result that became a file (a `switched` event)
+ * is in `query.result`, and `query.liveRows` says how many of its first rows came through `onEvent`.
+ */
 export interface RunResult {
   query: QueryView;
   /** Present for a rows result; a file result is in `query.result` (its URL, size, checksum). */
@@ -96,7 +100,7 @@ export interface BackhaulClient {
   /**
    * Live events until the query ends (`result`) or `signal` aborts, which throws
    * `QueryAbortedError` and leaves the query running. A dropped stream is resumed with
-   * `Last-Event-ID` (no row batch twice; the current `state` is sent again).
+   * `Last-Event-ID` (no row batch or `switched` event twice; the current `state` is sent again).
    */
   follow(id: string, options?: { signal?: AbortSignal }): AsyncGenerator<QueryEvent>;
   /** Follows the query and resolves with its final view (whatever the state: `cancelled` too). */
@@ -182,6 +186,8 @@ export function createBackhaulClient(options: BackhaulClientOptions): BackhaulCl
   async function* readEvents(id: string, signal: AbortSignal | undefined): AsyncGenerator<QueryEvent> {
     let lastEventId: string | undefined;
     let failures = 0;
+    // A stream resumed after an auto query's switch is told of it again (§3.9): yielded once.
+    let switched = false;
     for (;;) {
       try {
         const response = await call(`${queryPath(id)}/events`, {
@@ -199,6 +205,10 @@ export function createBackhaulClient(options: BackhaulClientOptions): BackhaulCl
           if (message.id !== undefined) lastEventId = message.id;
           failures = 0;
           const event = queryEvent(message.event, JSON.parse(message.data));
+          if (event?.type === 'switched') {
+            if (switched) continue;
+            switched = true;
+          }
           if (event) yield event;
           if (event?.type === 'result') return;
         }

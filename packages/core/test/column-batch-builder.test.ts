@@ -4,6 +4,7 @@ import {
   ColumnBatchBuilder,
   type ColumnVectorBuilder,
   columnBatchToRows,
+  columnSchema,
   microsToTimestampText,
   rowsToColumnBatch,
   timestampTextToMicros,
@@ -111,5 +112,61 @@ describe('unique column names', () => {
     expect(names(['', 'x'])).toEqual(['column_1', 'x']);
     const unique = [{ name: 'a' }, { name: 'b' }];
     expect(uniqueColumnNames(unique)).toBe(unique);
+  });
+});
+
+describe('list columns', () => {
+  const columns = [
+    column('nums', 'list', { element: { type: 'int32' } }),
+    column('tags', 'list', { element: { type: 'string' } }),
+    column('amounts', 'list', { element: { type: 'decimal', precision: 12, scale: 2 } }),
+  ];
+
+  it('builds a count per non-null row and an element vector, and reads the same lists back', () => {
+    const rows = [
+      [
+        [1, null, 3],
+        ['a', 'b'],
+        ['1.50', null],
+      ],
+      [[], [], []],
+      [null, null, null],
+      [[null], [''], ['-0.01']],
+    ];
+    const batch = rowsToColumnBatch(columns, rows);
+    const nums = batch.vectors[0]!;
+    expect(nums.valueCount).toBe(3); // the NULL list has no count
+    expect([...new Uint32Array(nums.data.slice().buffer)]).toEqual([3, 0, 1]);
+    expect(nums.validity).toEqual(Uint8Array.of(0b1011));
+    expect(nums.elements).toMatchObject({ valueCount: 2, validity: Uint8Array.of(0b0101) });
+    expect([...new Int32Array(nums.elements!.data.slice().buffer)]).toEqual([1, 3]);
+    // Decimal elements are int64 unscaled, as a flat decimal column's values.
+    expect([...new BigInt64Array(batch.vectors[2]!.elements!.data.slice().buffer)]).toEqual([150n, -1n]);
+    expect(columnBatchToRows(columns, batch)).toEqual(rows);
+  });
+
+  it('refuses a value that is no array, and an element its type cannot hold, naming row and element', () => {
+    expect(() => rowsToColumnBatch(columns.slice(0, 1), [[[1]], ['{1,2}']])).toThrow(
+      new BackhaulError('query-failed', 'Column "nums", row 2: "{1,2}" is not a list (an array)'),
+    );
+    expect(() => rowsToColumnBatch(columns.slice(0, 1), [[[1, 2.5]]])).toThrow(
+      new BackhaulError(
+        'query-failed',
+        'Column "nums", row 1, element 2 of its list: 2.5 is not a 32-bit integer',
+      ),
+    );
+  });
+
+  it('a list column, and only one, names its element type on the wire', () => {
+    expect(columnSchema.safeParse({ name: 'xs', type: 'list', element: { type: 'int32' } }).success).toBe(
+      true,
+    );
+    expect(columnSchema.safeParse({ name: 'xs', type: 'list' }).success).toBe(false);
+    expect(columnSchema.safeParse({ name: 'xs', type: 'int32', element: { type: 'int32' } }).success).toBe(
+      false,
+    );
+    expect(columnSchema.safeParse({ name: 'xs', type: 'list', element: { type: 'list' } }).success).toBe(
+      false,
+    );
   });
 });

@@ -36,3 +36,29 @@ describe('§5.3 row batches carry JSON-safe values', () => {
     expect(rows[0]![0]).toBe(1n);
   });
 });
+
+describe('§5.3 list columns', () => {
+  it('sends a list as a JSON array whose elements follow the element type', () => {
+    const columns: Column[] = [
+      { name: 'days', type: 'list', nullable: true, element: { type: 'date' } },
+      { name: 'ids', type: 'list', nullable: true, element: { type: 'int64' } },
+      { name: 'floats', type: 'list', nullable: true, element: { type: 'float64' } },
+    ];
+    const rows = toJsonRows(columns, [
+      [
+        [new Date('2024-02-29T00:00:00Z'), null],
+        [9007199254740993n, 1],
+        [Number.NaN, 1.5],
+      ],
+      [[], null, [null]],
+    ]);
+    expect(JSON.parse(JSON.stringify(rows))).toEqual([
+      [
+        ['2024-02-29', null],
+        ['9007199254740993', 1],
+        ['NaN', 1.5],
+      ],
+      [[], null, [null]],
+    ]);
+  });
+});

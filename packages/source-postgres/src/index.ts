@@ -1,3 +1,4 @@
+export { parseArrayText } from './postgres-arrays.js';
 export {
   createPostgresDataSource,
   DEFAULT_STATEMENT_TIMEOUT_MS,
