@@ -248,6 +248,9 @@ export class BatchDecoder {
         vector.append(values[c]!(packet));
       }
     }
+    // Cells that do not end with the packet mean the columns were misread: fail, never write them.
+    if (packet.offset !== packet.end)
+      throw new Error('MySQL sent a row whose cells do not match its columns');
   }
 
   batch(): ColumnBatch {
