@@ -10,9 +10,12 @@ import {
   gatewayPost,
   openCommandStream,
   openStream,
+  putChunk,
+  randomBytesOf,
   startServer,
   submit,
   type TestServer,
+  xxhash,
 } from '../../packages/server-node/test/helpers.js';
 import {
   deleteKeys,
@@ -251,6 +254,68 @@ redisService.describe(
         await proxy.close();
         gateway.close();
       }
+    });
+
+    it('an auto query switching to a file on B is told to a follower on C after the live rows from A; C then refuses a new batch', async () => {
+      const gateway = await openCommandStream(b.url, gatewayA.token);
+      await gateway.nextOf('hello');
+      const { view } = await submit(a.url, { gatewayId: gatewayA.id, sql: 'SELECT 4', mode: 'auto' });
+      const id = view.id;
+      await gateway.nextOf('command', 10_000);
+      await gatewayPost(a.url, gatewayA.token, id, 'ack');
+      const live = await follow(c, id);
+      await live.nextOf('state');
+      // And the client, through a proxy that will drop its stream after the switch.
+      const proxy = await startFaultProxy(c.url);
+      const events: QueryEvent[] = [];
+      const following = (async () => {
+        for await (const event of createBackhaulClient({ url: proxy.url, token: callerToken }).follow(id))
+          events.push(event);
+      })();
+      await until(() => events.some((event) => event.type === 'state'), 'the first state');
+
+      const batches = [
+        { seq: 0, columns, rows: [[1, 'a']] },
+        { seq: 1, rows: [[2, 'b']] },
+      ];
+      for (const batch of batches)
+        expect((await gatewayPost(a.url, gatewayA.token, id, 'rows', batch)).status).toBe(204);
+      // The first chunk, on B, is the switch: B counts the live rows in the shared row log.
+      const file = randomBytesOf(200, 3);
+      expect((await putChunk(b.url, gatewayA.token, id, 0, file)).status).toBe(201);
+      const late = await gatewayPost(c.url, gatewayA.token, id, 'rows', { seq: 2, rows: [[3, 'c']] });
+      expect(late.status).toBe(409);
+      // The client's stream drops after the switch; resumed, the server tells it again, the client once.
+      await until(() => events.some((event) => event.type === 'switched'), 'the switch');
+      proxy.cutAll();
+      const done = await gatewayPost(b.url, gatewayA.token, id, 'complete', {
+        kind: 'file',
+        format: 'parquet',
+        size: file.length,
+        checksum: await xxhash(file),
+        rowCount: 3,
+        chunkCount: 1,
+      });
+      expect(done.status).toBe(200);
+
+      const told = (await untilResult(live)).filter((m) => m.event !== 'progress' && m.event !== 'state');
+      expect(told.map((m) => m.event)).toEqual(['rows', 'rows', 'switched', 'result']);
+      expect(told.slice(0, 2).map(data)).toEqual(batches);
+      expect(data(told[2] as EventSourceMessage)).toMatchObject({ id, liveRows: 2 });
+      expect(data(told[3] as EventSourceMessage)).toMatchObject({
+        state: 'completed',
+        liveRows: 2,
+        result: { kind: 'file', rowCount: 3 },
+      });
+      await following;
+      await proxy.close();
+      expect(
+        events.map((event) => event.type).filter((type) => type !== 'progress' && type !== 'state'),
+      ).toEqual(['rows', 'rows', 'switched', 'result']);
+      const reconnects = proxy.log.filter((request) => request.path.endsWith('/events'));
+      expect(reconnects.length).toBeGreaterThanOrEqual(2);
+      expect(reconnects.at(-1)?.headers['last-event-id']).toBe('2');
+      gateway.close();
     });
 
     // §3.8/§4.3 a cancel reaches the gateway whichever instance it is sent to: only the bus can carry it.

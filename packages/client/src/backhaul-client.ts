@@ -1,4 +1,5 @@
 import {
+  activeTrace,
   BackhaulError,
   backoffDelay,
   type Column,
@@ -10,6 +11,7 @@ import {
   sleep,
   sseEvents,
   terminalStates,
+  traceHeaders,
   withRetry,
 } from '@backhaul/core';
 import { EventSourceParserStream } from 'eventsource-parser/stream';
@@ -33,6 +35,13 @@ export interface SubmitOptions {
    * caller itself, returns the query the first one created. Default: a new random UUID per call.
    */
   idempotencyKey?: string;
+  /**
+   * The W3C `traceparent` (and `tracestate`) of the caller's span (docs/protocol.md §3.1): the
+   * query becomes part of that trace. Default: the span active in the OpenTelemetry context, when
+   * the caller registered an SDK with a context manager; else none, and the query starts a trace.
+   */
+  traceparent?: string;
+  tracestate?: string;
   signal?: AbortSignal;
 }
 
@@ -73,7 +82,11 @@ export interface RunOptions extends SubmitOptions {
   onEvent?: (event: QueryEvent) => void;
 }
 
-/** What `run` resolves with: the final view, and the rows when the result is rows. */
+/**
+ * What `run` resolves with: the final view, and the rows when the result is rows. In `auto` mode the
+ * rows also come through `onEvent` as they arrive; a result that became a file (a `switched` event)
+ * is in `query.result`, and `query.liveRows` says how many of its first rows came through `onEvent`.
+ */
 export interface RunResult {
   query: QueryView;
   /** Present for a rows result; a file result is in `query.result` (its URL, size, checksum). */
@@ -87,7 +100,7 @@ export interface BackhaulClient {
   /**
    * Live events until the query ends (`result`) or `signal` aborts, which throws
    * `QueryAbortedError` and leaves the query running. A dropped stream is resumed with
-   * `Last-Event-ID` (no row batch twice; the current `state` is sent again).
+   * `Last-Event-ID` (no row batch or `switched` event twice; the current `state` is sent again).
    */
   follow(id: string, options?: { signal?: AbortSignal }): AsyncGenerator<QueryEvent>;
   /** Follows the query and resolves with its final view (whatever the state: `cancelled` too). */
@@ -173,6 +186,8 @@ export function createBackhaulClient(options: BackhaulClientOptions): BackhaulCl
   async function* readEvents(id: string, signal: AbortSignal | undefined): AsyncGenerator<QueryEvent> {
     let lastEventId: string | undefined;
     let failures = 0;
+    // A stream resumed after an auto query's switch is told of it again (§3.9): yielded once.
+    let switched = false;
     for (;;) {
       try {
         const response = await call(`${queryPath(id)}/events`, {
@@ -190,6 +205,10 @@ export function createBackhaulClient(options: BackhaulClientOptions): BackhaulCl
           if (message.id !== undefined) lastEventId = message.id;
           failures = 0;
           const event = queryEvent(message.event, JSON.parse(message.data));
+          if (event?.type === 'switched') {
+            if (switched) continue;
+            switched = true;
+          }
           if (event) yield event;
           if (event?.type === 'result') return;
         }
@@ -233,10 +252,13 @@ export function createBackhaulClient(options: BackhaulClientOptions): BackhaulCl
 
   function submit(
     query: SubmitQuery,
-    { idempotencyKey = globalThis.crypto.randomUUID(), signal }: SubmitOptions = {},
+    { idempotencyKey = globalThis.crypto.randomUUID(), traceparent, tracestate, signal }: SubmitOptions = {},
   ) {
+    const trace = traceparent
+      ? { traceparent, ...(tracestate ? { tracestate } : {}) }
+      : traceHeaders(activeTrace());
     // The draft's structured-field form: a quoted string (the key's characters need no escape).
-    const headers = { 'idempotency-key': `"${idempotencyKey}"` };
+    const headers = { 'idempotency-key': `"${idempotencyKey}"`, ...trace };
     return withRetry(submitRetry, () => postJson<QueryView>('/v1/queries', query, { headers, signal }), {
       signal,
       isRetryable: isSubmitRetryable,
