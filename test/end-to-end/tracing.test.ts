@@ -169,6 +169,23 @@ describe('tracing: one query is one trace across caller, server and gateway', ()
     }
   });
 
+  it('@backhaul/client sends the traceparent it is given, or else the span active in the caller', async () => {
+    const given = await harness.client.submit(
+      { gatewayId, sql: 'SELECT 3 AS three', mode: 'rows' },
+      { traceparent },
+    );
+    expect(given.traceId).toBe(callerTraceId);
+    const tracer = trace.getTracer('calling-service');
+    const { caller, view } = await tracer.startActiveSpan('calling.request', async (span) => {
+      const submitted = await harness.client.submit({ gatewayId, sql: 'SELECT 4 AS four', mode: 'rows' });
+      span.end();
+      return { caller: span.spanContext(), view: submitted };
+    });
+    expect(view.traceId).toBe(caller.traceId);
+    expect((await harness.client.waitFor(view.id)).state).toBe('completed');
+    expect(parentOf(one(spansOf(caller.traceId), 'backhaul.submit'))).toBe(caller.spanId);
+  });
+
   it('in process, the span active in the embedding service is the parent', async () => {
     const tracer = trace.getTracer('embedding-service');
     const { caller, view } = await tracer.startActiveSpan('embedding.request', async (span) => {

@@ -1,4 +1,5 @@
 import {
+  activeTrace,
   BackhaulError,
   backoffDelay,
   type Column,
@@ -10,6 +11,7 @@ import {
   sleep,
   sseEvents,
   terminalStates,
+  traceHeaders,
   withRetry,
 } from '@backhaul/core';
 import { EventSourceParserStream } from 'eventsource-parser/stream';
@@ -33,6 +35,13 @@ export interface SubmitOptions {
    * caller itself, returns the query the first one created. Default: a new random UUID per call.
    */
   idempotencyKey?: string;
+  /**
+   * The W3C `traceparent` (and `tracestate`) of the caller's span (docs/protocol.md §3.1): the
+   * query becomes part of that trace. Default: the span active in the OpenTelemetry context, when
+   * the caller registered an SDK with a context manager; else none, and the query starts a trace.
+   */
+  traceparent?: string;
+  tracestate?: string;
   signal?: AbortSignal;
 }
 
@@ -243,10 +252,13 @@ export function createBackhaulClient(options: BackhaulClientOptions): BackhaulCl
 
   function submit(
     query: SubmitQuery,
-    { idempotencyKey = globalThis.crypto.randomUUID(), signal }: SubmitOptions = {},
+    { idempotencyKey = globalThis.crypto.randomUUID(), traceparent, tracestate, signal }: SubmitOptions = {},
   ) {
+    const trace = traceparent
+      ? { traceparent, ...(tracestate ? { tracestate } : {}) }
+      : traceHeaders(activeTrace());
     // The draft's structured-field form: a quoted string (the key's characters need no escape).
-    const headers = { 'idempotency-key': `"${idempotencyKey}"` };
+    const headers = { 'idempotency-key': `"${idempotencyKey}"`, ...trace };
     return withRetry(submitRetry, () => postJson<QueryView>('/v1/queries', query, { headers, signal }), {
       signal,
       isRetryable: isSubmitRetryable,

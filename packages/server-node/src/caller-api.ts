@@ -1,14 +1,12 @@
 import {
-  activeTrace,
   BackhaulError,
   type CommandRecord,
   type ErrorCode,
   isErrorCode,
-  parseTraceparent,
   type RowBatch,
   type SubmitQuery,
 } from '@backhaul/core';
-import { traceSubmission } from './command-trace.js';
+import { callerTrace, traceSubmission } from './command-trace.js';
 import type { CallerPrincipal } from './credentials.js';
 import { serveDownload } from './downloads.js';
 import { readJson, sendJson } from './http-io.js';
@@ -72,8 +70,7 @@ export function callerRoutes(parts: ServerParts): Route[] {
         // Validated inside; 429 + Retry-After when its class is full and it may not queue (§3.7).
         // A repeated key answers the command it created, with the same 202 as the first time.
         // The caller's `traceparent` (§3.1); an invalid one is ignored and the query starts a trace.
-        const parent = activeTrace() ?? parseTraceparent(req.headers.traceparent, req.headers.tracestate);
-        const { record, replayed } = await traceSubmission(parent, callerId, (trace) =>
+        const { record, replayed } = await traceSubmission(callerTrace(req), callerId, (trace) =>
           dispatcher.submit(json as SubmitQuery, callerId, idempotencyKey, trace),
         );
         const expressBase = (req as { baseUrl?: unknown }).baseUrl;

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
+  activeTrace,
   type CommandRecord,
   commandLogFields,
   type Logger,
@@ -17,6 +18,19 @@ export const TRACER_NAME = '@backhaul/server-node';
 /** Where the command sits in its query's trace: the span that accepted it (docs/protocol.md §4.2). */
 export function commandTrace(record: CommandRecord): TraceContext | undefined {
   return parseTraceparent(record.command.traceparent, record.command.tracestate);
+}
+
+/**
+ * The caller's trace (§3.1): its `traceparent`, or the span active in the embedding service's
+ * OpenTelemetry context when that is in the same trace (its HTTP instrumentation's span for this
+ * request, a child of the header) or there is no valid header. An active span of another trace is
+ * not the caller's (e.g. one that was active when the server started listening).
+ */
+export function callerTrace(req: IncomingMessage): TraceContext | undefined {
+  const sent = parseTraceparent(req.headers.traceparent, req.headers.tracestate);
+  const active = activeTrace();
+  if (sent && active?.traceId !== sent.traceId) return sent;
+  return active ?? sent;
 }
 
 /** `logger` with the command's `commandId`, `gatewayId` and `traceId` on every line. */

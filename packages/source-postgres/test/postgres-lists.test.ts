@@ -168,6 +168,29 @@ postgresService.describe('postgres source: arrays as lists', () => {
       expect(await duck.rows(file)).toEqual([{ grid: '[0:1]={5,6}' }]);
     });
 
+    it(`writes numeric(19..38)[] as exact DECIMAL lists, wider ones as lists of text (${path})`, async () => {
+      const file = await duck.file(
+        await fileOf(
+          source,
+          `SELECT '{1234567890123456789012345678.0123456789,NULL,-0.0000000001}'::numeric(38,10)[] AS d38,
+                  '{1.5}'::numeric(50,2)[] AS d50, '{1.5,NULL}'::numeric[] AS free`,
+          path,
+        ),
+      );
+      expect((await duck.describe(file)).map((c) => c.type)).toEqual([
+        'DECIMAL(38,10)[]',
+        'VARCHAR[]',
+        'VARCHAR[]',
+      ]);
+      expect(await duck.rows(file, { select: 'd38::VARCHAR[] AS d38, d50, free' })).toEqual([
+        {
+          d38: ['1234567890123456789012345678.0123456789', null, '-0.0000000001'],
+          d50: ['1.50'],
+          free: ['1.5', null],
+        },
+      ]);
+    });
+
     it(`writes many rows of lists exactly (${path})`, async () => {
       const file = await duck.file(await fileOf(source, MANY_ROWS, path));
       expect(await duck.query(SUMMARY(file))).toEqual([EXPECTED_SUMMARY]);
