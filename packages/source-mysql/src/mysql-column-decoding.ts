@@ -205,6 +205,7 @@ export class BatchDecoder {
       const vector = vectors[c]!;
       const kind = kinds[c]!;
       const start = packet.offset;
+      if (start >= packet.end) throw new Error('MySQL sent a row with fewer cells than its columns');
       if (bytes[start] === 0xfb) {
         // NULL, in every type.
         packet.offset = start + 1;
@@ -239,7 +240,7 @@ export class BatchDecoder {
           const length = packet.readLengthCodedNumber()!;
           const at = packet.offset;
           packet.offset = at + length;
-          if (packet.offset > packet.end) throw new Error('MySQL sent a field past the end of its row');
+          if (!(packet.offset <= packet.end)) throw new Error('MySQL sent a field past the end of its row');
           done = decodeText(kind, bytes, at, at + length, vector, scales[c]!);
         }
       }

@@ -1,10 +1,18 @@
-import { type ColumnBatch, type DataSource, type QueryRequest, rowsToColumnBatch } from '@backhaul/core';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import {
+  type ColumnBatch,
+  columnBatchToRows,
+  type DataSource,
+  type QueryRequest,
+  rowsToColumnBatch,
+} from '@backhaul/core';
 import { expectBackhaulError } from '@backhaul/core/testing';
 import { createMysqlDataSource } from '@backhaul/source-mysql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DuckDbReader, openDuckDb } from '../../../test/support/duckdb-reader.js';
 import { fileOf } from '../../../test/support/source-files.js';
-import { isUtf8 } from '../src/mysql-column-decoding.js';
+import { BatchDecoder, isUtf8, planColumns, type RowPacket } from '../src/mysql-column-decoding.js';
 import { adminQuery, mysqlService, mysqlUrl, uniqueTableName } from './mysql-service.js';
 
 /** Every type of docs/type-mapping.md's MySQL table, with the values whose decoding differs. */
@@ -426,5 +434,62 @@ describe('mysql source: UTF-8 check of copied text (no database)', () => {
       expect(isUtf8(bytes, 0, bytes.length), bytes.toString('hex')).toBe(roundTrip);
     }
     expect(isUtf8(Buffer.from('héllo 🚀 日本', 'utf8'), 0, 15)).toBe(true);
+  });
+});
+
+describe('mysql source: row packets the server does not send in these tests (no database)', () => {
+  // mysql2's own Packet, so its cell readers are the ones the decoder calls on a real connection.
+  const require = createRequire(import.meta.url);
+  const Packet = require(join(dirname(require.resolve('mysql2')), 'lib/packets/packet.js')) as new (
+    id: number,
+    buffer: Buffer,
+    start: number,
+    end: number,
+  ) => RowPacket;
+  const packetOf = (cells: (Buffer | null)[]) => {
+    const body = cells.map((cell) =>
+      cell === null ? Buffer.of(0xfb) : Buffer.concat([Buffer.of(cell.length), cell]),
+    );
+    const bytes = Buffer.concat([Buffer.alloc(4), ...body]);
+    return new Packet(0, bytes, 0, bytes.length);
+  };
+  const text = {
+    name: 't',
+    columnType: 253,
+    characterSet: 224,
+    encoding: 'utf8',
+    flags: 0,
+    decimals: 0,
+    columnLength: 400,
+  };
+  const batchOf = (fields: object[], cells: (Buffer | null)[]) => {
+    const plan = planColumns(fields as Parameters<typeof planColumns>[0]);
+    const decoder = new BatchDecoder(plan, 1);
+    decoder.addRow(packetOf(cells));
+    return { columns: plan.columns, batch: decoder.batch() };
+  };
+  const decode = (fields: object[], cells: (Buffer | null)[]) => {
+    const { columns, batch } = batchOf(fields, cells);
+    return columnBatchToRows(columns, batch)[0];
+  };
+
+  it('text that is not valid UTF-8 is what mysql2 decodes it to, replacement characters included', () => {
+    // The vector's bytes, not a decoded string: a decoder would hide invalid bytes copied as they came.
+    const { batch } = batchOf([text], [Buffer.of(0xff, 0x41, 0xc3)]);
+    expect(Buffer.from(batch.vectors[0]!.data.subarray(4)).toString('hex')).toBe(
+      Buffer.from('\ufffdA\ufffd').toString('hex'),
+    );
+    expect(decode([text], [Buffer.from('ok ✓')])).toEqual(['ok ✓']);
+  });
+
+  it('a latin1 column (a connection charset other than UTF-8) goes through mysql2’s decoding', () => {
+    expect(decode([{ ...text, characterSet: 8, encoding: 'latin1' }], [Buffer.of(0x66, 0xe7)])).toEqual([
+      'fç',
+    ]);
+  });
+
+  it('a row with fewer cells than columns, or more, fails instead of shifting values', () => {
+    expect(() => decode([text, text], [Buffer.from('a')])).toThrow(/fewer cells/);
+    expect(() => decode([text], [Buffer.from('a'), Buffer.from('b')])).toThrow(/do not match/);
   });
 });
