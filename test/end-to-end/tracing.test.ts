@@ -2,17 +2,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger, QueryView } from '@backhaul/core';
-import { context, trace } from '@opentelemetry/api';
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import {
-  BasicTracerProvider,
-  InMemorySpanExporter,
-  type ReadableSpan,
-  SimpleSpanProcessor,
-} from '@opentelemetry/sdk-trace-base';
+import { trace } from '@opentelemetry/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDemoDatabase } from '../../examples/src/demo-data.js';
 import { callerToken, gatewayId, type Harness, startHarness } from '../support/harness.js';
+import { named, one, parentOf, recordSpans, type SpanRecorder } from '../support/span-recorder.js';
 import { until } from '../support/until.js';
 
 /**
@@ -36,17 +30,14 @@ interface LogLine {
 describe('tracing: one query is one trace across caller, server and gateway', () => {
   let dir: string;
   let harness: Harness;
-  const exporter = new InMemorySpanExporter();
-  const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
-  const contextManager = new AsyncLocalStorageContextManager();
+  let recorder: SpanRecorder;
   const lines: LogLine[] = [];
   const recording = (level: string) => (message: string, data?: object) =>
     lines.push({ level, message, data: { ...data } as Record<string, unknown> });
   const logger: Logger = { info: recording('info'), warn: recording('warn'), error: recording('error') };
 
   beforeAll(async () => {
-    trace.setGlobalTracerProvider(provider);
-    context.setGlobalContextManager(contextManager.enable());
+    recorder = recordSpans();
     dir = mkdtempSync(join(tmpdir(), 'backhaul-tracing-'));
     const { path } = ensureDemoDatabase(join(dir, 'orders.sqlite'), 5_000);
     // A small chunk size: the file query below is uploaded in several chunks, each a span.
@@ -57,8 +48,7 @@ describe('tracing: one query is one trace across caller, server and gateway', ()
   afterAll(async () => {
     await harness?.close();
     rmSync(dir, { recursive: true, force: true });
-    trace.disable();
-    context.disable();
+    recorder?.stop();
   });
 
   const submit = async (body: object, headers: Record<string, string>): Promise<QueryView> => {
@@ -71,15 +61,7 @@ describe('tracing: one query is one trace across caller, server and gateway', ()
     return (await response.json()) as QueryView;
   };
 
-  const spansOf = (traceId: string) =>
-    exporter.getFinishedSpans().filter((span) => span.spanContext().traceId === traceId);
-  const named = (spans: ReadableSpan[], name: string) => spans.filter((span) => span.name === name);
-  const one = (spans: ReadableSpan[], name: string): ReadableSpan => {
-    const found = named(spans, name);
-    expect(found, name).toHaveLength(1);
-    return found[0] as ReadableSpan;
-  };
-  const parentOf = (span: ReadableSpan) => span.parentSpanContext?.spanId;
+  const spansOf = (traceId: string) => recorder.spansOf(traceId);
 
   it('file mode: submit → dispatch → receive/query → upload → chunks, all in the caller’s trace', async () => {
     const submitted = await submit(
