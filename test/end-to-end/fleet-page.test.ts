@@ -1,11 +1,12 @@
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { FleetView } from '@backhaul/server-node';
+import { createBackhaulServer, type FleetView } from '@backhaul/server-node';
 import { createPostgresDataSource } from '@backhaul/source-postgres';
+import { createFsStorage } from '@backhaul/storage-fs';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findChromium, launchChromium, type RunningChromium } from '../support/chromium.js';
-import { callerToken, gatewayId, type Harness, startHarness } from '../support/harness.js';
+import { callerToken, gatewayId, gatewayToken, type Harness, startHarness } from '../support/harness.js';
 import { postgresService, postgresUrl } from '../support/production-services.js';
 import { servicesRequired } from '../support/services.js';
 import { until } from '../support/until.js';
@@ -201,6 +202,40 @@ describe.skipIf(skip)('the fleet page in headless Chromium, over a real gateway 
     expect(notDead.status).toBe(409);
     expect(notDead.headers.get('content-type')).toContain('application/problem+json');
   }, 90_000);
+
+  it('works under a base path; a wrong token is refused and asked for again', async () => {
+    const mounted = createBackhaulServer({
+      storage: createFsStorage({ root: harness.storageRoot }),
+      gateways: [{ id: gatewayId, token: gatewayToken }],
+      callerTokens: [],
+      adminTokens: [ADMIN_TOKEN],
+      basePath: '/backhaul',
+    });
+    const { url } = await mounted.listen(0, '127.0.0.1');
+    const tab = await chromium.context.newPage();
+    try {
+      expect(url.endsWith('/backhaul')).toBe(true);
+      await tab.goto(`${url}/admin/fleet`);
+      await tab.fill('#token', 'not-an-admin-token');
+      await tab.click('#sign-in button[type=submit]');
+      await tab.locator('#status.error').waitFor();
+      expect(await tab.locator('#sign-in').isVisible()).toBe(true);
+      expect(await tab.locator('#fleet').isVisible()).toBe(false);
+      // The refused token was not kept.
+      expect(await tab.evaluate('sessionStorage.length')).toBe(0);
+
+      await tab.fill('#token', ADMIN_TOKEN);
+      await tab.click('#sign-in button[type=submit]');
+      // The script and the data were found relative to the page, under /backhaul.
+      const row = tab.locator(`#gateways tr[data-gateway-id="${gatewayId}"]`);
+      await row.waitFor();
+      expect(await row.locator('td').nth(2).textContent()).toBe('not connected');
+      expect(await tab.locator('#sign-in').isVisible()).toBe(false);
+    } finally {
+      await tab.close();
+      await mounted.close();
+    }
+  });
 
   it('shows a running file query’s progress move, then takes a screenshot', async () => {
     // Slow enough to watch: PostgreSQL sleeps 0.1 s every 1,000 rows, about 12 s in all.
