@@ -7,6 +7,7 @@ import { createSqliteDataSource } from '@backhaul/source-sqlite';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { ensureDemoDatabase } from '../../examples/src/demo-data.js';
+import { openDuckDb } from '../support/duckdb-reader.js';
 import { type FaultProxy, startFaultProxy } from '../support/fault-proxy.js';
 import { type GatewayProcess, startGatewayProcess } from '../support/gateway-processes.js';
 import { gatewayId, gatewayToken, type Harness, startHarness } from '../support/harness.js';
@@ -24,6 +25,7 @@ const SQL = 'SELECT * FROM orders ORDER BY id';
 const CHUNK_SIZE = 64 * 1024;
 /** Chunk PUTs let through before the proxy starts holding them; then the gateway is killed. */
 const LET_THROUGH = 8;
+const AUTO_ROWS_BYTE_LIMIT = 1_000_000;
 
 let dir: string;
 let dbPath: string;
@@ -34,7 +36,11 @@ const gateways: GatewayProcess[] = [];
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'backhaul-resume-'));
   dbPath = ensureDemoDatabase(join(dir, 'orders.sqlite'), 60_000).path;
-  harness = await startHarness({ sqlitePath: dbPath, server: { chunkSize: CHUNK_SIZE } });
+  // rowsByteLimit: an auto query of the table sends a few 1000-row batches live, then a file.
+  harness = await startHarness({
+    sqlitePath: dbPath,
+    server: { chunkSize: CHUNK_SIZE, rowsByteLimit: AUTO_ROWS_BYTE_LIMIT },
+  });
 });
 afterAll(async () => {
   await harness?.close();
@@ -46,7 +52,7 @@ afterAll(async () => {
  * reach the server, holds the rest, and SIGKILLs the gateway there. Returns what the server had
  * stored (acked with 201) and a way to start the next gateway with nothing held.
  */
-async function killMidUpload(sqlitePath: string) {
+async function killMidUpload(sqlitePath: string, mode: 'file' | 'auto' = 'file') {
   let holding = true;
   let putsSeen = 0;
   proxy = await startFaultProxy(harness.url, (method, path) => {
@@ -67,7 +73,7 @@ async function killMidUpload(sqlitePath: string) {
   };
 
   const first = await start();
-  const { id } = await harness.client.submit({ gatewayId, sql: SQL, mode: 'file' });
+  const { id } = await harness.client.submit({ gatewayId, sql: SQL, mode });
   // The first run got LET_THROUGH chunks in and is now waiting on held requests: kill it there.
   await until(
     () =>
@@ -164,4 +170,57 @@ it('a restarted gateway whose query no longer gives the same bytes is refused (4
     .filter((entry) => entry.method === 'PUT' && entry.status === 409);
   expect(conflicts.map((entry) => chunkIndex(entry.path))).toContain(0);
   expect(existsSync(join(harness.storageRoot, 'results', gatewayId, `${id}.parquet`))).toBe(false);
+});
+
+it('an auto query whose gateway is killed after the switch: the restarted run sends its live head again (accepted and ignored), resumes the file, and callers are told the same live rows once', async () => {
+  const { id, storedBeforeRestart, restart } = await killMidUpload(dbPath, 'auto');
+  const switched = await harness.client.get(id);
+  const liveRows = switched.liveRows ?? 0;
+  expect(liveRows).toBeGreaterThan(0);
+  const killedAt = await restart();
+  const final = await harness.client.waitFor(id);
+  expect(final.state, JSON.stringify(final)).toBe('completed');
+  if (final.result?.kind !== 'file') throw new Error('expected a file');
+  expect(final.liveRows).toBe(liveRows);
+
+  // The second run posted its live batches again: each taken as a repeat (204), none refused.
+  const rowPosts = proxy.log
+    .slice(killedAt)
+    .filter((entry) => entry.method === 'POST' && entry.path.endsWith('/rows'));
+  expect(rowPosts.length).toBeGreaterThan(0);
+  expect(new Set(rowPosts.map((entry) => entry.status))).toEqual(new Set([204]));
+  const resent = proxy.log
+    .slice(killedAt)
+    .filter((entry) => entry.method === 'PUT')
+    .map((entry) => chunkIndex(entry.path))
+    .filter((i) => storedBeforeRestart.has(i));
+  expect(resent, 'chunks the server had acked were PUT again').toEqual([]);
+
+  // A follower now: the live rows once, the switch, the result; the file holds every row in order.
+  const live: unknown[][] = [];
+  const kinds: string[] = [];
+  for await (const event of harness.client.follow(id)) {
+    if (event.type === 'rows') live.push(...event.rows);
+    if (event.type !== 'progress') kinds.push(event.type);
+  }
+  expect(live).toHaveLength(liveRows);
+  expect(kinds.filter((kind) => kind === 'switched')).toHaveLength(1);
+  const duck = await openDuckDb();
+  try {
+    const file = await duck.file(new Uint8Array(await (await fetch(final.result.url)).arrayBuffer()));
+    const ids = (
+      await duck.query(
+        `SELECT id FROM read_parquet('${file}', file_row_number = true) ORDER BY file_row_number`,
+      )
+    ).map((row) => Number(row.id));
+    const source = new Database(dbPath, { readonly: true });
+    const expected = (source.prepare('SELECT id FROM orders ORDER BY id').raw(true).all() as [number][]).map(
+      ([value]) => value,
+    );
+    source.close();
+    expect(ids).toEqual(expected);
+    expect(live.map((row) => Number(row[0]))).toEqual(expected.slice(0, liveRows));
+  } finally {
+    duck.close();
+  }
 });
