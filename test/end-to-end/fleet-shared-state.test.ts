@@ -5,6 +5,7 @@ import { createPostgresDataSource } from '@backhaul/source-postgres';
 import { createFsStorage } from '@backhaul/storage-fs';
 import { createRedisCommandStore, type RedisCommandStore } from '@backhaul/store-redis';
 import { afterEach, expect, it } from 'vitest';
+import { runBackhaulAdmin } from '../support/admin-cli-process.js';
 import { callerToken, gatewayId, gatewayToken, type Harness, startHarness } from '../support/harness.js';
 import {
   deleteRedisKeys,
@@ -105,12 +106,28 @@ describeWithServices(
       expect(connected(seen.view)).toBe(false);
       expect(connected(await fleetOf(a.url))).toBe(true);
 
+      // The same from a shell: `backhaul-admin fleet` against B, as a process.
+      const shell = await runBackhaulAdmin(['fleet', '--server', b.url], {
+        BACKHAUL_ADMIN_TOKEN: ADMIN_TOKEN,
+      });
+      expect(shell.stderr).toBe('');
+      expect(shell.status).toBe(0);
+      expect(shell.stdout).toContain('Instance instance-b');
+      expect(shell.stdout).toMatch(new RegExp(`${sleeping.id}\\s+${gatewayId}\\s+\\S+\\s+running\\s+rows`));
+      expect(shell.stdout).toContain('division by zero');
+      expect(shell.stdout).toMatch(new RegExp(`${unanswered.id}\\s+${mute.id}\\s+no delivery ack`));
+
       // A replay through B makes a query A reads: it lives in the shared store.
       const replayed = await adminOf(b.url).replayDeadLetter(unanswered.id);
       expect(replayed.gatewayId).toBe(mute.id);
       expect(replayed.id).not.toBe(unanswered.id);
-      // The page's second click: the same new query, not another.
+      // A second replay (the page's second click, or `backhaul-admin replay`): the same new query.
       expect((await adminOf(a.url).replayDeadLetter(unanswered.id)).id).toBe(replayed.id);
+      const again = await runBackhaulAdmin(['replay', unanswered.id, '--server', a.url], {
+        BACKHAUL_ADMIN_TOKEN: ADMIN_TOKEN,
+      });
+      expect(again.status).toBe(0);
+      expect(again.stdout).toBe(`${replayed.id}\n`);
       expect((await a.client.get(replayed.id)).gatewayId).toBe(mute.id);
 
       silence.abort();

@@ -7,6 +7,7 @@ import type {
 } from '@backhaul/core';
 import { createBackhaulAdminClient } from './admin-client.js';
 import { type CommandIo, describeError, type ProgramSpec, readCommandLine } from './command-line.js';
+import { describeFleet } from './fleet-report.js';
 
 export const adminUsage = `Usage: backhaul-admin <command> [arguments] [--server URL] [--admin-token TOKEN] [--json]
 
@@ -28,6 +29,9 @@ Commands:
                                   revoke a caller's token: refused at once on every server
   remove-caller <caller-id>       remove the caller and all its tokens (its queries stay)
 
+  fleet                           gateways, queries in flight, recent failures, dead letters
+  replay <query-id>               submit a dead letter again; prints the new query's ID
+
 --server defaults to BACKHAUL_SERVER_URL, --admin-token to BACKHAUL_ADMIN_TOKEN (prefer the
 variable: a token on the command line lands in the shell history). --json prints the answer as JSON.
 
@@ -48,6 +52,8 @@ const arity: Record<string, number> = {
   'rotate-caller': 1,
   'revoke-caller': 2,
   'remove-caller': 1,
+  fleet: 0,
+  replay: 1,
 };
 
 const program: ProgramSpec = {
@@ -149,6 +155,18 @@ export async function runAdminCommand(
         await admin.callers.remove(gatewayId);
         print({ removed: gatewayId }, `Removed caller ${gatewayId} and its tokens\n`);
         break;
+      case 'fleet': {
+        const fleet = await admin.fleet();
+        print(fleet, describeFleet(fleet));
+        break;
+      }
+      case 'replay': {
+        // The argument is a query ID here; the new ID alone on stdout, for scripts.
+        const replayed = await admin.replayDeadLetter(gatewayId);
+        if (!values.json) io.err(`Replayed ${gatewayId} as ${replayed.id} (${replayed.state})\n`);
+        print(replayed, `${replayed.id}\n`);
+        break;
+      }
     }
     return 0;
   } catch (error) {
