@@ -163,7 +163,7 @@ export function createAdmission(options: AdmissionOptions): Admission {
   const free = (id: string) =>
     ledger.release(id).catch((error) =>
       // Its lease (or the process's end, in memory) frees it anyway.
-      logger.warn('could not free an admission slot', { id, error: String(error) }),
+      logger.warn('could not free an admission slot', { commandId: id, error: String(error) }),
     );
 
   /** Gives free slots of a class to its queue, oldest first, skipping tickets at their share. */

@@ -265,7 +265,7 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
         !BackhaulError.isInstance(error) ||
         (error.code !== 'invalid-state' && error.code !== 'not-found')
       ) {
-        logger.error('admitting a queued query failed', { id, error: String(error) });
+        logger.error('admitting a queued query failed', { commandId: id, error: String(error) });
       }
       // Only a store that answers may free the slot: a store error keeps it, and the periodic
       // check (releaseEnded) admits the query again once the store is back.
@@ -288,7 +288,7 @@ export function createCommandDispatcher(options: CommandDispatcherOptions): Comm
           await admit(id);
         }
       } catch (error) {
-        logger.error('checking an admitted command failed', { id, error: String(error) });
+        logger.error('checking an admitted command failed', { commandId: id, error: String(error) });
       }
     }
   }

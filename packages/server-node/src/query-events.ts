@@ -142,7 +142,7 @@ export function createQueryEvents(options: QueryEventOptions): QueryEvents {
   const ring = (id: string, message: { type: string; [key: string]: number | boolean | string }) => {
     bus.publish(busChannels.query(id), message).catch((error) =>
       // A follower on another instance misses this change until the next one rings.
-      logger.warn('announcing a query event failed', { id, error: String(error) }),
+      logger.warn('announcing a query event failed', { commandId: id, error: String(error) }),
     );
   };
 
