@@ -78,7 +78,7 @@ describeWithServices([postgresService], 'PostgreSQL arrays as lists, caller to d
           string[],
           string[],
         ];
-        return [g, nums && nums.map((v) => (v === null ? null : BigInt(v))), tags, days];
+        return [g, nums === null ? null : nums.map((v) => (v === null ? null : BigInt(v))), tags, days];
       }),
     );
   });
