@@ -1,3 +1,4 @@
+import { createBackhaulAdminClient } from '@backhaul/client';
 import { createZstdCodec } from '@backhaul/codec-zstd';
 import { type BackhaulServer, createBackhaulServer, type FleetView } from '@backhaul/server-node';
 import { createPostgresDataSource } from '@backhaul/source-postgres';
@@ -61,13 +62,8 @@ describeWithServices(
         sweepIntervalMs: 50,
       });
       const b = await other.listen(0, '127.0.0.1');
-      const fleetOf = async (url: string): Promise<FleetView> => {
-        const response = await fetch(`${url}/v1/admin/fleet`, {
-          headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
-        });
-        expect(response.status).toBe(200);
-        return (await response.json()) as FleetView;
-      };
+      const adminOf = (url: string) => createBackhaulAdminClient({ url, token: ADMIN_TOKEN });
+      const fleetOf = (url: string) => adminOf(url).fleet();
       const a = harness;
 
       // Submitted through A, where the gateway's stream is: a query that runs until cancelled,
@@ -110,13 +106,11 @@ describeWithServices(
       expect(connected(await fleetOf(a.url))).toBe(true);
 
       // A replay through B makes a query A reads: it lives in the shared store.
-      const replay = await fetch(`${b.url}/v1/admin/dead-letters/${unanswered.id}/replay`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
-      });
-      expect(replay.status).toBe(202);
-      const replayed = (await replay.json()) as { id: string; gatewayId: string };
+      const replayed = await adminOf(b.url).replayDeadLetter(unanswered.id);
       expect(replayed.gatewayId).toBe(mute.id);
+      expect(replayed.id).not.toBe(unanswered.id);
+      // The page's second click: the same new query, not another.
+      expect((await adminOf(a.url).replayDeadLetter(unanswered.id)).id).toBe(replayed.id);
       expect((await a.client.get(replayed.id)).gatewayId).toBe(mute.id);
 
       silence.abort();

@@ -2,9 +2,11 @@ import type {
   EnrolCaller,
   EnrolledCallerView,
   EnrolledGatewayView,
+  FleetView,
   GatewayTokenView,
   IssuedCallerToken,
   IssuedGatewayToken,
+  QueryView,
 } from '@backhaul/core';
 import { type ServerConnectionOptions, serverRequests } from './server-requests.js';
 
@@ -20,6 +22,17 @@ export interface BackhaulAdminClient {
   revokeToken(gatewayId: string, tokenId: string): Promise<GatewayTokenView>;
   /** Removes the gateway and all its tokens. */
   remove(gatewayId: string): Promise<void>;
+
+  /**
+   * §10.7 What the fleet page shows: gateways (connections as the answering instance sees them),
+   * queries in flight, recent failures and dead letters.
+   */
+  fleet(): Promise<FleetView>;
+  /**
+   * §10.7 Submits a dead-lettered query again for its caller; the view of the new query. A repeat
+   * answers the same new query.
+   */
+  replayDeadLetter(queryId: string): Promise<QueryView>;
 
   /** §10.5 Callers and admins, with the same lifecycle as gateways. */
   callers: {
@@ -53,6 +66,9 @@ export function createBackhaulAdminClient(options: ServerConnectionOptions): Bac
     async remove(gatewayId) {
       await call(gatewayPath(gatewayId), { method: 'DELETE' });
     },
+    fleet: () => json<FleetView>('/v1/admin/fleet'),
+    replayDeadLetter: (queryId) =>
+      json<QueryView>(`/v1/admin/dead-letters/${encodeURIComponent(queryId)}/replay`, { method: 'POST' }),
     callers: {
       enrol: (caller) => postJson<IssuedCallerToken>('/v1/admin/callers', caller),
       list: async () => (await json<{ callers: EnrolledCallerView[] }>('/v1/admin/callers')).callers,

@@ -12,6 +12,7 @@ export * from './credential-store.js';
 export * from './data-source.js';
 export * from './download-signature.js';
 export * from './errors.js';
+export * from './fleet-view.js';
 export * from './logger.js';
 export * from './memory-command-store.js';
 export * from './memory-credential-store.js';

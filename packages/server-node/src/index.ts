@@ -1,4 +1,11 @@
-export type { Logger } from '@backhaul/core';
+export type {
+  FleetDeadLetter,
+  FleetFailure,
+  FleetGateway,
+  FleetQuery,
+  FleetView,
+  Logger,
+} from '@backhaul/core';
 export type {
   AdmissionClass,
   AdmissionLimits,
@@ -11,6 +18,5 @@ export { type BackhaulServer, createBackhaulServer } from './backhaul-server.js'
 export { resultKey } from './chunk-ingest.js';
 export type { CallerCredential, GatewayCredential } from './credentials.js';
 export { REPLAY_CALLER } from './fleet-api.js';
-export type { FleetDeadLetter, FleetFailure, FleetGateway, FleetQuery, FleetView } from './fleet-view.js';
 export { KEEP_ALIVE_TIMEOUT_MS } from './own-http-server.js';
 export type { BackhaulServerOptions } from './server-options.js';
