@@ -2,8 +2,10 @@
 // the real gateway (createGateway + the PostgreSQL source), encoding overlapped with the upload.
 // Two passes without the network first say where the time goes: reading rows, and rows → Parquet.
 
-import { rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
+import { constants } from 'node:fs';
+import { access, mkdir, rm } from 'node:fs/promises';
+import { connect, createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLz4Codec } from '@backhaul/codec-lz4';
 import { createZstdCodec } from '@backhaul/codec-zstd';
@@ -35,11 +37,12 @@ const spec = {
     help: 'PostgreSQL to read (the table is created there if missing)',
   },
   table: { default: 'bench_orders', help: 'table name' },
-  rows: { default: DEFAULT_ROWS, help: 'rows in the table (2.2 M ≈ 100 MB of Parquet)' },
+  rows: { default: DEFAULT_ROWS, help: 'rows in the table (2.2 M ≈ 33 MB of Parquet with zstd pages, 87 MB without)' },
   storage: { default: 'fs', help: 'fs | s3 (s3rver started by the bench)' },
   codec: {
-    default: 'zstd',
-    help: 'chunk codec: zstd | lz4 | none | auto (zstd kept per file if its first chunk shrinks by 10 %)',
+    // auto, as the reference gateway: the pages are zstd already (docs/benchmarks.md).
+    default: 'auto',
+    help: 'chunk codec: auto | zstd | lz4 | none (auto: zstd kept where a sampled chunk shrinks by 10 %)',
   },
   'server-url': { default: undefined, help: 'run the gateway side only, against this server' },
   wan: { default: false, help: 'server side in bh_api, gateway (and its database connection) in bh_gw' },
@@ -55,7 +58,10 @@ const options = parseOptions('query', spec);
 const storage = oneOf('storage', options.storage, ['fs', 's3'] as const);
 const codec = oneOf('codec', options.codec, ['zstd', 'lz4', 'none', 'auto'] as const);
 const TABLE_VERSION = 'backhaul-bench-v1';
-/** Parquet bytes per row of the bench table (109 MB / 2.2 M rows), to size the warm-up query. */
+/**
+ * Sizes the warm-up query: 671,089 rows, the bytes of 2 × 32 chunks of uncompressed pages (50 bytes a
+ * row); with zstd pages (15 bytes a row) about 10 MB, 20 chunks. Kept so runs compare across versions.
+ */
 const WARMUP_BYTES_PER_ROW = 50;
 let serverSide: ServerSide | undefined;
 let forwarder: Server | undefined;
@@ -118,22 +124,13 @@ async function ensureTable(): Promise<void> {
 
 /**
  * --wan: server in bh_api; this bench as the gateway side in bh_gw. The database stays next to the
- * gateway: bh_gw reaches it through a Unix socket (filesystem, not network) forwarded to its TCP port.
+ * gateway: bh_gw reaches it through a Unix socket (filesystem, not network). PostgreSQL's own socket
+ * when the server has one (`unix_socket_directories`), as a database next to its gateway is reached;
+ * else one forwarded to its TCP port by this process, whose copying then costs CPU on the same cores.
  */
 async function runAcrossWan(): Promise<Record<string, unknown>> {
   requireWan();
-  const target = new URL(options['pg-url']);
-  const socketDir = join('/tmp', `backhaul-bench-pg-${process.pid}`);
-  await rm(socketDir, { recursive: true, force: true });
-  await import('node:fs/promises').then((fs) => fs.mkdir(socketDir, { recursive: true }));
-  const { connect } = await import('node:net');
-  forwarder = createServer((socket) => {
-    const upstream = connect(Number(target.port || 5432), target.hostname);
-    socket.pipe(upstream).pipe(socket);
-    socket.on('error', () => upstream.destroy());
-    upstream.on('error', () => socket.destroy());
-  });
-  await new Promise<void>((resolve) => forwarder!.listen(join(socketDir, '.s.PGSQL.5432'), resolve));
+  const socketDir = (await serverSocketDir()) ?? (await forwardedSocketDir());
   const viaSocket = new URL(options['pg-url']);
   viaSocket.searchParams.set('host', socketDir);
   serverSide = await startServerSide({ storage, wan: true });
@@ -145,6 +142,42 @@ async function runAcrossWan(): Promise<Record<string, unknown>> {
   const { code, lastJson } = await child.exited;
   if (code !== 0 || !lastJson) throw new Error(`the gateway side in ${WAN.gatewayNs} failed (exit ${code})`);
   return { ...lastJson, link: 'wan' };
+}
+
+/** The directory of the database server's own Unix socket, if it has one this process can open. */
+async function serverSocketDir(): Promise<string | undefined> {
+  const client = new pg.Client({ connectionString: options['pg-url'] });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ unix_socket_directories: string }>('SHOW unix_socket_directories');
+    const port = new URL(options['pg-url']).port || '5432';
+    for (const dir of (rows[0]?.unix_socket_directories ?? '').split(',').map((d) => d.trim())) {
+      if (!dir.startsWith('/')) continue;
+      const ok = await access(join(dir, `.s.PGSQL.${port}`), constants.R_OK | constants.W_OK).then(
+        () => true,
+        () => false,
+      );
+      if (ok) return dir;
+    }
+    return undefined;
+  } finally {
+    await client.end();
+  }
+}
+
+async function forwardedSocketDir(): Promise<string> {
+  const target = new URL(options['pg-url']);
+  const socketDir = join(tmpdir(), `backhaul-bench-pg-${process.pid}`);
+  await rm(socketDir, { recursive: true, force: true });
+  await mkdir(socketDir, { recursive: true });
+  forwarder = createServer((socket) => {
+    const upstream = connect(Number(target.port || 5432), target.hostname);
+    socket.pipe(upstream).pipe(socket);
+    socket.on('error', () => upstream.destroy());
+    upstream.on('error', () => socket.destroy());
+  });
+  await new Promise<void>((resolve) => forwarder!.listen(join(socketDir, '.s.PGSQL.5432'), resolve));
+  return socketDir;
 }
 
 async function gatewaySide(url: string, pgUrl: string, link: string): Promise<Record<string, unknown>> {
