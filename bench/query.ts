@@ -37,7 +37,10 @@ const spec = {
     help: 'PostgreSQL to read (the table is created there if missing)',
   },
   table: { default: 'bench_orders', help: 'table name' },
-  rows: { default: DEFAULT_ROWS, help: 'rows in the table (2.2 M ≈ 33 MB of Parquet with zstd pages, 87 MB without)' },
+  rows: {
+    default: DEFAULT_ROWS,
+    help: 'rows in the table (2.2 M ≈ 33 MB of Parquet with zstd pages, 87 MB without)',
+  },
   storage: { default: 'fs', help: 'fs | s3 (s3rver started by the bench)' },
   codec: {
     // auto, as the reference gateway: the pages are zstd already (docs/benchmarks.md).
