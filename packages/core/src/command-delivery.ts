@@ -184,7 +184,7 @@ export function transition(
           return next({
             state: 'dead-lettered',
             deadline: undefined,
-            reason: `no delivery ack after ${record.redeliveries + 1} deliveries, ${policy.ackTimeoutMs} ms each`,
+            reason: `no delivery ack after ${deliveries(record.redeliveries + 1)}, ${policy.ackTimeoutMs} ms each`,
           });
         }
         return next({
@@ -233,4 +233,8 @@ export async function applyDeliveryEvent(
     if (await store.compareAndSet(next)) return { record: next, changed: true };
   }
   throw new BackhaulError('service-unavailable', `Command ${id} is contended; try again`);
+}
+
+function deliveries(count: number): string {
+  return count === 1 ? '1 delivery' : `${count} deliveries`;
 }

@@ -262,6 +262,14 @@ describe('§5 a dispatched command not acked within 30 s is redelivered at most 
     expect(requeued).toMatchObject({ state: 'pending', redeliveries: 1, version: 3 });
   });
 
+  it('with no redeliveries allowed, the reason says one delivery', () => {
+    const once = { ...policy, maxRedeliveries: 0 };
+    const dispatched = transition(pending(), { type: 'dispatch' }, once, t0);
+    const dead = transition(dispatched, { type: 'deadline' }, once, t0 + once.ackTimeoutMs);
+    expect(dead.state).toBe('dead-lettered');
+    expect(dead.reason).toBe('no delivery ack after 1 delivery, 30000 ms each');
+  });
+
   it('4 deliveries (1 + 3 redeliveries) then dead-lettered with a reason', () => {
     let record = pending();
     let now = t0;
