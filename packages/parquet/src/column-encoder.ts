@@ -141,31 +141,7 @@ export abstract class ColumnEncoder {
   }
 
   pages(): PageSlice[] {
-    const pages: PageSlice[] = [];
-    let rowStart = 0;
-    let valueStart = 0;
-    let byteStart = 0;
-    const cuts = this.cuts;
-    for (let i = 0; i <= cuts.length; i += 3) {
-      const last = i === cuts.length;
-      const rowEnd = last ? this.rowCount : cuts[i]!;
-      const valueEnd = last ? this.valueCount : cuts[i + 1]!;
-      const byteEnd = last ? this.values.length : cuts[i + 2]!;
-      if (rowEnd > rowStart || pages.length === 0) {
-        pages.push({
-          rowStart,
-          rowCount: rowEnd - rowStart,
-          valueStart,
-          valueCount: valueEnd - valueStart,
-          byteStart,
-          byteEnd,
-        });
-      }
-      rowStart = rowEnd;
-      valueStart = valueEnd;
-      byteStart = byteEnd;
-    }
-    return pages;
+    return slicePages(this.cuts, this.rowCount, this.valueCount, this.values.length);
   }
 
   /** Forgets the flushed row group but keeps the buffers for the next one. */
@@ -652,4 +628,40 @@ export function createColumnEncoder(spec: ColumnSpec, pageSizeLimit: number): Co
     case 'list':
       throw new TypeError('A list column is encoded by ListColumnEncoder (list-encoder.ts)');
   }
+}
+
+/**
+ * The pages of a column chunk from its cuts (row, value, byte triples where a page ends) and the chunk's
+ * ends. A cut that would leave an empty page is skipped, but a chunk always has one page.
+ */
+export function slicePages(
+  cuts: readonly number[],
+  rowCount: number,
+  valueCount: number,
+  byteCount: number,
+): PageSlice[] {
+  const pages: PageSlice[] = [];
+  let rowStart = 0;
+  let valueStart = 0;
+  let byteStart = 0;
+  for (let i = 0; i <= cuts.length; i += 3) {
+    const last = i === cuts.length;
+    const rowEnd = last ? rowCount : cuts[i]!;
+    const valueEnd = last ? valueCount : cuts[i + 1]!;
+    const byteEnd = last ? byteCount : cuts[i + 2]!;
+    if (rowEnd > rowStart || pages.length === 0) {
+      pages.push({
+        rowStart,
+        rowCount: rowEnd - rowStart,
+        valueStart,
+        valueCount: valueEnd - valueStart,
+        byteStart,
+        byteEnd,
+      });
+    }
+    rowStart = rowEnd;
+    valueStart = valueEnd;
+    byteStart = byteEnd;
+  }
+  return pages;
 }

@@ -20,6 +20,7 @@ import {
   type PageSlice,
   RowFailure,
   type Rows,
+  slicePages,
 } from './column-encoder.js';
 import { describeValue } from './decimal.js';
 import { PhysicalType } from './format-constants.js';
@@ -234,24 +235,7 @@ export class ListColumnEncoder {
   }
 
   pages(): PageSlice[] {
-    const pages: PageSlice[] = [];
-    const cuts = [...this.#cuts, this.rowCount, this.valueCount, this.#leafEnd];
-    let [rowStart, valueStart, byteStart] = [0, 0, 0];
-    for (let i = 0; i < cuts.length; i += 3) {
-      const [rowEnd, valueEnd, byteEnd] = [cuts[i]!, cuts[i + 1]!, cuts[i + 2]!];
-      if (rowEnd > rowStart || pages.length === 0) {
-        pages.push({
-          rowStart,
-          rowCount: rowEnd - rowStart,
-          valueStart,
-          valueCount: valueEnd - valueStart,
-          byteStart,
-          byteEnd,
-        });
-      }
-      [rowStart, valueStart, byteStart] = [rowEnd, valueEnd, byteEnd];
-    }
-    return pages;
+    return slicePages(this.#cuts, this.rowCount, this.valueCount, this.#leafEnd);
   }
 
   reset(): void {
