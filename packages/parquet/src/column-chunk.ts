@@ -5,13 +5,13 @@
  *
  * Dictionary rule: every column but BOOLEAN tries one. The chunk stays PLAIN (whole, so no reader meets
  * a mid-chunk switch) when the dictionary's PLAIN size passes `dictionaryPageSize` (default 1 MiB, as
- * parquet-mr and Arrow), when it would pass 2^20 entries, or when the first 4096 values (or all of
- * them) are more than 3/4 distinct (an id, a timestamp, free text: a dictionary would only add bytes
- * and time).
+ * parquet-mr and Arrow), when it would pass 2^20 entries, or when more than 3/4 of the values are
+ * distinct, forecast from the first 4096 (an id, a timestamp, free text: a dictionary would only add
+ * bytes and time; see `buildDictionary`).
  */
 import type { ColumnEncoder, PageSlice } from './column-encoder.js';
 import { definitionLevelsSize, writeDefinitionLevels } from './definition-levels.js';
-import { buildDictionary, type Dictionary, dictionaryBody, rankEntries } from './dictionary.js';
+import { buildDictionary, type Dictionary, dictionaryBody } from './dictionary.js';
 import { Encoding, PhysicalType } from './format-constants.js';
 import { GrowableBuffer } from './growable-buffer.js';
 import { ListColumnEncoder } from './list-encoder.js';
@@ -21,6 +21,7 @@ import {
   booleanMinMax,
   boundedByteArrays,
   byteArrayMinMax,
+  compareRanges,
   doubleMinMax,
   fixedMinMax,
   int32MinMax,
@@ -62,12 +63,13 @@ export function encodeChunk(encoder: ChunkEncoder, dictionaryPageSize: number): 
     spec.physicalType === PhysicalType.BOOLEAN || dictionaryPageSize === 0
       ? undefined
       : buildDictionary(encoder.plainBytes, encoder.valueCount, plainWidth(spec), dictionaryPageSize);
-  const ranks =
+  // Page of the last visit to each entry, so a page compares each of its distinct strings once.
+  const visited =
     dictionary && spec.physicalType === PhysicalType.BYTE_ARRAY
-      ? rankEntries(encoder.plainBytes, dictionary)
+      ? new Int32Array(dictionary.starts.length).fill(-1)
       : undefined;
   const bitWidth = dictionary ? bitWidthFor(dictionary.starts.length) : 0;
-  const pages = slices.map((page): EncodedPage => {
+  const pages = slices.map((page, pageIndex): EncodedPage => {
     const nullCount = page.rowCount - page.valueCount;
     const listLevels = encoder instanceof ListColumnEncoder ? encoder.pageLevels(page) : undefined;
     const levelBytes = listLevels
@@ -84,8 +86,8 @@ export function encodeChunk(encoder: ChunkEncoder, dictionaryPageSize: number): 
       writeHybrid(dictionary.indices, page.valueStart, page.valueCount, bitWidth, scratch);
       body = Buffer.allocUnsafe(levelBytes + scratch.length);
       body.set(scratch.bytes.subarray(0, scratch.length), levelBytes);
-      minMax = ranks
-        ? dictionaryMinMax(encoder.plainBytes, dictionary, ranks, page)
+      minMax = visited
+        ? dictionaryMinMax(encoder.plainBytes, dictionary, visited, pageIndex, page)
         : plainMinMax(encoder, page, undefined);
     } else {
       const valueBytes = encoder.pageValueBytes(page);
@@ -164,28 +166,30 @@ function plainWidth(spec: ColumnSpec): number {
   }
 }
 
+/**
+ * Bounds of a dictionary-encoded BYTE_ARRAY page: each distinct entry of the page is compared once
+ * (`visited` marks the entries this page already compared), so a page of 200,000 values drawn from a
+ * handful of strings costs a handful of byte compares.
+ */
 function dictionaryMinMax(
   bytes: Buffer,
   dictionary: Dictionary,
-  ranks: Uint32Array,
+  visited: Int32Array,
+  pageIndex: number,
   page: PageSlice,
 ): MinMax | undefined {
   if (page.valueCount === 0) return undefined;
   const { indices, starts, ends } = dictionary;
   let minEntry = indices[page.valueStart]!;
   let maxEntry = minEntry;
-  let minRank = ranks[minEntry]!;
-  let maxRank = minRank;
-  for (let k = page.valueStart + 1, end = page.valueStart + page.valueCount; k < end; k++) {
+  for (let k = page.valueStart, end = page.valueStart + page.valueCount; k < end; k++) {
     const entry = indices[k]!;
-    const rank = ranks[entry]!;
-    if (rank < minRank) {
-      minRank = rank;
-      minEntry = entry;
-    } else if (rank > maxRank) {
-      maxRank = rank;
-      maxEntry = entry;
-    }
+    if (visited[entry] === pageIndex) continue;
+    visited[entry] = pageIndex;
+    const start = starts[entry]! + 4;
+    const stop = ends[entry]!;
+    if (compareRanges(bytes, start, stop, starts[minEntry]! + 4, ends[minEntry]!) < 0) minEntry = entry;
+    else if (compareRanges(bytes, start, stop, starts[maxEntry]! + 4, ends[maxEntry]!) > 0) maxEntry = entry;
   }
   return boundedByteArrays(
     bytes,

@@ -3,7 +3,7 @@
  * value as its entry's index (RLE_DICTIONARY data pages). A chunk whose values are mostly distinct, or
  * whose dictionary would outgrow its page, stays PLAIN.
  */
-import { compareRanges, viewOf } from './statistics.js';
+import { viewOf } from './statistics.js';
 
 export interface Dictionary {
   /** Entry of each non-null value, in value order. */
@@ -16,9 +16,12 @@ export interface Dictionary {
 }
 
 const MAX_DICTIONARY_ENTRIES = 1 << 20;
-/** After this many values, a chunk with more than SAMPLE_MAX_DISTINCT distinct ones gives up early. */
+/**
+ * After this many values the chunk's final distinct count is forecast from the sample (see
+ * `forecastDistinct`), and a chunk forecast past MAX_DISTINCT_RATIO gives up early: hashing every value
+ * of an id or a timestamp column only to find it unique would cost as much as the rest of its encoding.
+ */
 const SAMPLE_VALUES = 4096;
-const SAMPLE_MAX_DISTINCT = 3072;
 /** A dictionary of more entries than this share of the values saves too little to be worth it. */
 const MAX_DISTINCT_RATIO = 0.75;
 const INITIAL_SLOTS = 1 << 12;
@@ -57,13 +60,13 @@ export function buildDictionary(
       hash = mix(view.getInt32(start, true));
     } else {
       p = width === 0 ? p + 4 + view.getUint32(p, true) : p + width;
-      hash = hashRange(bytes, start, p);
+      hash = hashRange(bytes, view, start, p);
     }
     let slot = hash & mask;
     let entry = -1;
     for (let taken = slots[slot]!; taken !== 0; taken = slots[slot]!) {
       const candidate = taken - 1;
-      if (hashes[candidate] === hash && equalRanges(bytes, starts[candidate]!, ends[candidate]!, start, p)) {
+      if (hashes[candidate] === hash && equalRanges(bytes, view, starts[candidate]!, ends[candidate]!, start, p)) {
         entry = candidate;
         break;
       }
@@ -83,7 +86,11 @@ export function buildDictionary(
       }
     }
     indices[k] = entry;
-    if (k === SAMPLE_VALUES - 1 && count > 2 * SAMPLE_VALUES && starts.length > SAMPLE_MAX_DISTINCT) {
+    if (
+      k === SAMPLE_VALUES - 1 &&
+      count > 2 * SAMPLE_VALUES &&
+      forecastDistinct(SAMPLE_VALUES, starts.length, count) > count * MAX_DISTINCT_RATIO
+    ) {
       return undefined;
     }
   }
@@ -101,17 +108,26 @@ export function dictionaryBody(bytes: Buffer, dictionary: Dictionary): Uint8Arra
   return body;
 }
 
-/** Rank of each BYTE_ARRAY entry in unsigned bytewise order, so a page's bounds are integer compares. */
-export function rankEntries(bytes: Buffer, dictionary: Dictionary): Uint32Array {
-  const { starts, ends } = dictionary;
-  const order = Array.from(starts.keys()).sort((a, b) =>
-    compareRanges(bytes, starts[a]! + 4, ends[a]!, starts[b]! + 4, ends[b]!),
-  );
-  const ranks = new Uint32Array(starts.length);
-  order.forEach((entry, rank) => {
-    ranks[entry] = rank;
-  });
-  return ranks;
+/**
+ * The distinct values expected among `total` values when the first `sampled` held `distinct`, reading
+ * the sample as draws from a pool of N equally likely values: N solves N·(1 − e^(−sampled/N)) = distinct
+ * (the birthday estimate), and the forecast is N·(1 − e^(−total/N)). So a sample of 4096 with 3,600
+ * distinct (a pool of about 20,000: customers, products) keeps its dictionary over 200,000 rows, where
+ * a cut at a fixed share of the sample would not; an all-distinct sample forecasts `total`.
+ */
+export function forecastDistinct(sampled: number, distinct: number, total: number): number {
+  if (distinct >= sampled) return total;
+  const seen = (pool: number) => pool * -Math.expm1(-sampled / pool);
+  // seen() grows with the pool; find it between `distinct` and a bound that sees more than `distinct`.
+  let low = distinct;
+  let high = distinct * 2;
+  while (seen(high) < distinct) high *= 2;
+  for (let i = 0; i < 40 && high - low > 0.5; i++) {
+    const middle = (low + high) / 2;
+    if (seen(middle) < distinct) low = middle;
+    else high = middle;
+  }
+  return Math.min(total, high * -Math.expm1(-total / high));
 }
 
 function rehash(hashes: readonly number[], size: number): Int32Array {
@@ -125,10 +141,15 @@ function rehash(hashes: readonly number[], size: number): Int32Array {
   return slots;
 }
 
-/** FNV-1a over the bytes, then mixed so the low bits (the slot) depend on every byte. */
-function hashRange(bytes: Buffer, start: number, end: number): number {
+/**
+ * FNV-1a over the bytes, four at a time (a BYTE_ARRAY value is hashed once per row: a word per step
+ * is four times fewer steps), then mixed so the low bits (the slot) depend on every byte.
+ */
+function hashRange(bytes: Buffer, view: DataView, start: number, end: number): number {
   let h = 0x811c9dc5;
-  for (let i = start; i < end; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
+  let i = start;
+  for (const words = end - 3; i < words; i += 4) h = Math.imul(h ^ view.getInt32(i, true), 0x01000193);
+  for (; i < end; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
   return mix(h);
 }
 
@@ -142,9 +163,21 @@ function mix(value: number): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
-function equalRanges(bytes: Buffer, aStart: number, aEnd: number, bStart: number, bEnd: number): boolean {
-  if (aEnd - aStart !== bEnd - bStart) return false;
-  for (let i = 0, n = aEnd - aStart; i < n; i++) {
+function equalRanges(
+  bytes: Buffer,
+  view: DataView,
+  aStart: number,
+  aEnd: number,
+  bStart: number,
+  bEnd: number,
+): boolean {
+  const n = aEnd - aStart;
+  if (n !== bEnd - bStart) return false;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    if (view.getInt32(aStart + i, true) !== view.getInt32(bStart + i, true)) return false;
+  }
+  for (; i < n; i++) {
     if (bytes[aStart + i] !== bytes[bStart + i]) return false;
   }
   return true;

@@ -47,10 +47,16 @@ export const DEFAULT_ROW_GROUP_SIZE = 1 << 20;
 const DEFAULT_PAGE_SIZE = 1 << 20;
 export const DEFAULT_ROW_GROUP_BYTES = 128 << 20;
 
-/** A row group whose pages are encoded but not yet compressed nor placed in the file. */
+/** A row group whose pages are encoded but not yet placed in the file. */
 interface EncodedRowGroup {
   numRows: number;
   chunks: EncodedChunk[];
+  /**
+   * With an asynchronous codec: every page body compressed, in `bodiesOf` order. Each chunk's pages are
+   * handed to the codec as soon as the chunk is encoded, so the thread pool compresses one column while
+   * this thread encodes the next.
+   */
+  compressed: Promise<Uint8Array[]> | undefined;
 }
 /**
  * Rows are encoded in slices of at most this many rows: small enough that the byte budget is checked
@@ -309,27 +315,36 @@ export class ParquetWriter {
    */
   private flushRowGroup(): void {
     if (this.groupRows === 0) return;
-    const chunks = this.encoders.map((encoder) => encodeChunk(encoder, this.dictionaryPageSize));
-    this.encoded.push({ numRows: this.groupRows, chunks });
+    const { compress, compressAsync } = this.compression;
+    const deferred = !compress && compressAsync;
+    const chunks: EncodedChunk[] = [];
+    const pending: Promise<Uint8Array>[] = [];
+    for (const encoder of this.encoders) {
+      const chunk = encodeChunk(encoder, this.dictionaryPageSize);
+      chunks.push(chunk);
+      if (deferred) for (const body of bodiesOf([chunk])) pending.push(compressAsync(body));
+    }
+    let compressed: Promise<Uint8Array[]> | undefined;
+    if (deferred) {
+      compressed = Promise.all(pending);
+      compressed.catch(() => {}); // awaited by settle(); a failure must not surface as unhandled before
+    }
+    this.encoded.push({ numRows: this.groupRows, chunks, compressed });
     for (const encoder of this.encoders) encoder.reset();
     this.groupRows = 0;
-    const compress = this.compression.compress;
-    if (compress || !this.compression.compressAsync) {
+    if (!deferred) {
       for (const group of this.encoded)
-        this.place(group, compress ? bodiesOf(group).map(compress) : bodiesOf(group));
+        this.place(group, compress ? bodiesOf(group.chunks).map(compress) : bodiesOf(group.chunks));
       this.encoded = [];
     }
   }
 
-  /** Compresses the pending row groups, every page of one group at once, and emits them in order. */
+  /** Waits for the pending row groups' compression and emits them in order. */
   private async settle(): Promise<void> {
-    const compressAsync = this.compression.compressAsync;
     try {
       while (this.encoded.length > 0) {
         const group = this.encoded[0]!;
-        const bodies = compressAsync
-          ? await Promise.all(bodiesOf(group).map(compressAsync))
-          : bodiesOf(group);
+        const bodies = group.compressed ? await group.compressed : bodiesOf(group.chunks);
         this.encoded.shift();
         this.place(group, bodies);
       }
@@ -442,10 +457,10 @@ export class ParquetWriter {
   }
 }
 
-/** Every page body of a row group in file order: per chunk, its dictionary page then its data pages. */
-function bodiesOf(group: EncodedRowGroup): Uint8Array[] {
+/** Every page body of column chunks in file order: per chunk, its dictionary page then its data pages. */
+function bodiesOf(chunks: readonly EncodedChunk[]): Uint8Array[] {
   const bodies: Uint8Array[] = [];
-  for (const chunk of group.chunks) {
+  for (const chunk of chunks) {
     if (chunk.dictionary) bodies.push(chunk.dictionary.body);
     for (const page of chunk.pages) bodies.push(page.body);
   }

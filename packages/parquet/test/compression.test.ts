@@ -47,3 +47,27 @@ describe('page compression hook', () => {
     expect(out.map((r) => [r.id, r.s])).toEqual(rows);
   });
 });
+
+describe('an asynchronous codec that fails', () => {
+  it('fails the write that flushed the row group, and the writer stays failed', async () => {
+    let calls = 0;
+    const failing: ParquetPageCompressor = {
+      codec: 'zstd',
+      async compressAsync(page) {
+        calls++;
+        if (calls === 3) throw new Error('codec out of memory');
+        return page;
+      },
+    };
+    const writer = new ParquetWriter(
+      [
+        { name: 'id', type: 'int32', nullable: false },
+        { name: 's', type: 'string' },
+      ],
+      { compression: failing, rowGroupSize: 100 },
+    );
+    const rows = Array.from({ length: 250 }, (_, i) => [i, `text ${i % 7}`]);
+    await expect(writer.writeAsync(rows)).rejects.toThrow('codec out of memory');
+    await expect(writer.finishAsync()).rejects.toThrow(/failed earlier/);
+  });
+});

@@ -120,6 +120,63 @@ describe('read back by DuckDB', () => {
     expect(back.map((row) => row.qty)).toEqual(rows.slice(0, 3000).map((row) => row[2]));
   });
 
+  it('keeps a dictionary for values drawn from a pool that a 4096-value sample sees as mostly distinct', async () => {
+    // 200,000 rows over 20,000 customers: the first 4096 rows hold about 3,700 distinct names, yet the
+    // dictionary (10 % of the values) pays; 200,000 distinct names do not get one.
+    const pool = (i: number) => `customer-${(i * 7_919) % 20_000}`;
+    const customerColumns: ParquetColumn[] = [
+      { name: 'customer', type: 'string', nullable: false },
+      { name: 'unique_name', type: 'string', nullable: false },
+    ];
+    const writer = new ParquetWriter(customerColumns, { compression: 'zstd', pageSize: 256 * 1024 });
+    const parts: Uint8Array[] = [];
+    let seed = 7;
+    const draw = () => {
+      // mulberry32: uniform enough that the sample looks like draws from the whole pool
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) % 20_000;
+    };
+    const picks: string[] = [];
+    for (let batch = 0; batch < 25; batch++) {
+      const batchRows = Array.from({ length: 8000 }, (_, k) => {
+        const name = pool(draw());
+        picks.push(name);
+        return [name, `name-${batch * 8000 + k}`];
+      });
+      parts.push(...(await writer.writeAsync(batchRows)));
+    }
+    parts.push(...(await writer.finishAsync()));
+    expect(new Set(picks.slice(0, 4096)).size).toBeGreaterThan(3072); // what the old fixed cut gave up on
+    const file = await duck.file(parts);
+    const chunks = await duck.metadata(file);
+    expect(chunks.find((chunk) => chunk.path === 'customer')!.encodings).toContain('RLE_DICTIONARY');
+    expect(chunks.find((chunk) => chunk.path === 'unique_name')!.encodings).not.toContain('RLE_DICTIONARY');
+    const back = await duck.rows(file, {
+      select: 'customer',
+      orderBy: "CAST(substr(unique_name, 6) AS INTEGER)",
+    });
+    expect(back.map((row) => row.customer)).toEqual(picks);
+    // Page and chunk bounds of the dictionary column are the bytewise min and max DuckDB finds.
+    const [bounds] = await duck.query(`SELECT min(customer) AS lo, max(customer) AS hi FROM '${file}'`);
+    const customer = chunks.find((chunk) => chunk.path === 'customer')!;
+    expect([customer.statsMinValue, customer.statsMaxValue]).toEqual([bounds!.lo, bounds!.hi]);
+    const pages = pageHeaders(concat(parts))
+      .get('customer')!
+      .filter((header) => header.type === 'DATA_PAGE');
+    expect(pages.length).toBeGreaterThan(1);
+    let row = 0;
+    for (const header of pages) {
+      const count = Number(header.data_page_header!.num_values);
+      const slice = picks.slice(row, row + count).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+      const stats = header.data_page_header!.statistics!;
+      expect(Buffer.from(stats.min_value as Uint8Array).toString()).toBe(slice[0]);
+      expect(Buffer.from(stats.max_value as Uint8Array).toString()).toBe(slice.at(-1));
+      row += count;
+    }
+  });
+
   it('falls back to PLAIN when the dictionary passes dictionaryPageSize', async () => {
     const file = await duck.file(await writeAll(rows, { compression: 'none', dictionaryPageSize: 16 }));
     const status = (await duck.metadata(file)).find((chunk) => chunk.path === 'status')!;

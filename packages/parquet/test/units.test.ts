@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decimalToUnscaled } from '../src/decimal.js';
 import { definitionLevelsSize, writeDefinitionLevels } from '../src/definition-levels.js';
+import { forecastDistinct } from '../src/dictionary.js';
 import { appendBits, copyBits, countBits, SetBitCursor, setBits } from '../src/growable-buffer.js';
 import { daysFromCivil, timestampToMicros } from '../src/temporal.js';
 import { CompactType, ThriftCompactWriter } from '../src/thrift-compact.js';
@@ -188,5 +189,21 @@ describe('ThriftCompactWriter', () => {
     expect(tail[6]).toBe(0x16); // field 23, delta 1 from 22, i64
     expect(tail.slice(7, 17)).toEqual([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
     expect(tail[17]).toBe(0);
+  });
+});
+
+describe('forecastDistinct', () => {
+  it('forecasts a pool from a sample drawn from it', () => {
+    // 4096 draws from 20,000 values see about 3,704 of them; from 1,000 values, about 983.
+    expect(forecastDistinct(4096, 3704, 200_000)).toBeGreaterThan(19_500);
+    expect(forecastDistinct(4096, 3704, 200_000)).toBeLessThan(20_500);
+    expect(forecastDistinct(4096, 983, 1_000_000)).toBeGreaterThan(950);
+    expect(forecastDistinct(4096, 983, 1_000_000)).toBeLessThan(1_050);
+    expect(forecastDistinct(4096, 12, 1_000_000)).toBeCloseTo(12, 0);
+  });
+
+  it('forecasts every value distinct when the sample was, and never more than the values', () => {
+    expect(forecastDistinct(4096, 4096, 200_000)).toBe(200_000);
+    expect(forecastDistinct(4096, 4095, 5_000)).toBeLessThanOrEqual(5_000);
   });
 });
