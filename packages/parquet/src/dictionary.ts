@@ -66,7 +66,10 @@ export function buildDictionary(
     let entry = -1;
     for (let taken = slots[slot]!; taken !== 0; taken = slots[slot]!) {
       const candidate = taken - 1;
-      if (hashes[candidate] === hash && equalRanges(bytes, view, starts[candidate]!, ends[candidate]!, start, p)) {
+      if (
+        hashes[candidate] === hash &&
+        equalRanges(bytes, view, starts[candidate]!, ends[candidate]!, start, p)
+      ) {
         entry = candidate;
         break;
       }

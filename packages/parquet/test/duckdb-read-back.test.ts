@@ -155,7 +155,7 @@ describe('read back by DuckDB', () => {
     expect(chunks.find((chunk) => chunk.path === 'unique_name')!.encodings).not.toContain('RLE_DICTIONARY');
     const back = await duck.rows(file, {
       select: 'customer',
-      orderBy: "CAST(substr(unique_name, 6) AS INTEGER)",
+      orderBy: 'CAST(substr(unique_name, 6) AS INTEGER)',
     });
     expect(back.map((row) => row.customer)).toEqual(picks);
     // Page and chunk bounds of the dictionary column are the bytewise min and max DuckDB finds.
@@ -169,7 +169,9 @@ describe('read back by DuckDB', () => {
     let row = 0;
     for (const header of pages) {
       const count = Number(header.data_page_header!.num_values);
-      const slice = picks.slice(row, row + count).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+      const slice = picks
+        .slice(row, row + count)
+        .sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
       const stats = header.data_page_header!.statistics!;
       expect(Buffer.from(stats.min_value as Uint8Array).toString()).toBe(slice[0]);
       expect(Buffer.from(stats.max_value as Uint8Array).toString()).toBe(slice.at(-1));
